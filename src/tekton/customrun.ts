@@ -1,0 +1,89 @@
+import { z } from "zod";
+
+export const VMBUILD_GROUP = "vmbuild.dev";
+export const VMBUILD_VERSION = "v1alpha1";
+export const VMBUILD_API_VERSION = `${VMBUILD_GROUP}/${VMBUILD_VERSION}`;
+export const VMBUILD_KIND = "VMBuild";
+/** Held on every run we started, so a deleted run still gets its VM scratched. */
+export const FINALIZER = "vmbuild.dev/scratch-vm";
+
+const Ref = z.object({ apiVersion: z.string().optional(), kind: z.string().optional() });
+
+/** Just enough to tell whether a CustomRun is ours, before trusting anything else in it. */
+const Addressed = z.object({
+  metadata: z.object({ name: z.string(), namespace: z.string(), uid: z.string() }),
+  spec: z
+    .object({
+      customRef: Ref.extend({ name: z.string().optional() }).optional(),
+      customSpec: Ref.optional(),
+    })
+    .optional(),
+});
+
+export function isOurs(obj: unknown): boolean {
+  const parsed = Addressed.safeParse(obj);
+  if (!parsed.success) return false;
+  const ref = parsed.data.spec?.customRef ?? parsed.data.spec?.customSpec;
+  return ref?.apiVersion === VMBUILD_API_VERSION && ref.kind === VMBUILD_KIND;
+}
+
+const ParamValue = z.union([z.string(), z.array(z.string()), z.record(z.string(), z.string())]);
+
+export const ConditionSchema = z.object({
+  type: z.string(),
+  status: z.enum(["True", "False", "Unknown"]),
+  reason: z.string().optional(),
+  message: z.string().optional(),
+  lastTransitionTime: z.string().optional(),
+});
+
+const ResultSchema = z.object({ name: z.string(), value: z.string() });
+
+export const CustomRunSchema = z.object({
+  metadata: z.object({
+    name: z.string(),
+    namespace: z.string(),
+    uid: z.string(),
+    generation: z.number().optional(),
+    resourceVersion: z.string().optional(),
+    creationTimestamp: z.string().optional(),
+    deletionTimestamp: z.string().optional(),
+    finalizers: z.array(z.string()).optional(),
+  }),
+  spec: z.object({
+    customRef: z.object({ apiVersion: z.string(), kind: z.string(), name: z.string().optional() }).optional(),
+    customSpec: z
+      .object({ apiVersion: z.string(), kind: z.string(), spec: z.unknown().optional() })
+      .optional(),
+    params: z.array(z.object({ name: z.string(), value: ParamValue })).default([]),
+    serviceAccountName: z.string().optional(),
+    timeout: z.string().optional(),
+    retries: z.number().int().min(0).optional(),
+    status: z.string().optional(),
+    statusMessage: z.string().optional(),
+  }),
+  status: z
+    .object({
+      conditions: z.array(ConditionSchema).optional(),
+      startTime: z.string().optional(),
+      completionTime: z.string().optional(),
+      results: z.array(ResultSchema).optional(),
+      retriesStatus: z.array(z.record(z.string(), z.unknown())).optional(),
+      extraFields: z.unknown().optional(),
+      observedGeneration: z.number().optional(),
+    })
+    .optional(),
+});
+
+export type CustomRun = z.infer<typeof CustomRunSchema>;
+export type Condition = z.infer<typeof ConditionSchema>;
+export type RunResult = z.infer<typeof ResultSchema>;
+export type RunStatus = NonNullable<CustomRun["status"]>;
+
+export const CANCELLED_SPEC_STATUS = "RunCancelled";
+/** Tekton's default when spec.timeout is absent; "0s" means no timeout. */
+export const DEFAULT_TIMEOUT = "60m";
+
+export function runKey(run: { metadata: { namespace: string; name: string } }): string {
+  return `${run.metadata.namespace}/${run.metadata.name}`;
+}

@@ -1,0 +1,108 @@
+// Every condition reason a user can see, in one place: the controller, the docs' troubleshooting table and the
+// tests all read this registry.
+
+export interface ReasonInfo {
+  status: "Unknown" | "True" | "False";
+  meaning: string;
+  action: string;
+}
+
+export const REASONS = {
+  Started: { status: "Unknown", meaning: "The controller accepted the run.", action: "Nothing: it moves on at once." },
+  WaitingForVM: {
+    status: "Unknown",
+    meaning: "Every VM of the pool is leased; the message gives the run's place in the queue.",
+    action: "Wait, or add replicas to the pool. queueTimeout bounds the wait.",
+  },
+  StartingVM: {
+    status: "Unknown",
+    meaning: "A VM is leased and starting; the message names it.",
+    action: "Wait. readyTimeout bounds it; a VM that never gets ready is scratched and one other is tried.",
+  },
+  Building: {
+    status: "Unknown",
+    meaning: "podman builds on the VM; the message shows the current step per platform.",
+    action: "Follow the build log at the log URL.",
+  },
+  Pushing: { status: "Unknown", meaning: "The manifest list and its images are being pushed.", action: "Wait." },
+  Scratching: {
+    status: "Unknown",
+    meaning: "The VM is being stopped so its disk is thrown away; the outcome follows.",
+    action: "Wait: the final condition is written once the VM is gone.",
+  },
+  Retrying: {
+    status: "Unknown",
+    meaning: "An attempt failed and spec.retries allows another; earlier attempts are in status.retriesStatus.",
+    action: "Look at retriesStatus for why the last attempt failed.",
+  },
+  Succeeded: { status: "True", meaning: "The image is built, pushed and the VM scratched.", action: "Use the IMAGE_DIGEST result." },
+  InvalidParams: {
+    status: "False",
+    meaning: "A param or VMBuild field is unknown or invalid; the message names it and what is allowed.",
+    action: "Fix the named field in the Pipeline task or the VMBuild.",
+  },
+  VMBuildNotFound: {
+    status: "False",
+    meaning: "customRef.name names a VMBuild that does not exist in the run's namespace.",
+    action: "Create the VMBuild or fix the taskRef name.",
+  },
+  PoolNotFound: {
+    status: "False",
+    meaning: "The VirtualMachinePool named by pool does not exist.",
+    action: "Create the pool or fix the pool param.",
+  },
+  PoolNotAllowed: {
+    status: "False",
+    meaning: "The pool is in another namespace that does not list the run's namespace in vmbuild.dev/allowed-namespaces.",
+    action: "Annotate the pool with the namespaces allowed to use it.",
+  },
+  QueueTimeout: {
+    status: "False",
+    meaning: "No VM of the pool became free within queueTimeout.",
+    action: "Add replicas to the pool or raise queueTimeout.",
+  },
+  VMNotReady: {
+    status: "False",
+    meaning: "Two VMs in a row did not get ready (podman answering) within readyTimeout; both were scratched.",
+    action: "Check the pool's template, its readiness probe and the podman service on the VM.",
+  },
+  SourceFailed: {
+    status: "False",
+    meaning: "The git source could not be fetched, or the context could not be sent.",
+    action: "Check gitUrl, gitRevision, contextDir and the repository's credentials.",
+  },
+  BuildFailed: {
+    status: "False",
+    meaning: "podman reported an error building the image; the message holds the last lines of the build.",
+    action: "Fix the Containerfile or the build; the full log is at the log URL.",
+  },
+  PushFailed: {
+    status: "False",
+    meaning: "The image was built but the registry refused or could not take the push.",
+    action: "Check the registry credentials (registrySecret), the image name and tlsVerify.",
+  },
+  BuildTimedOut: {
+    status: "False",
+    meaning: "The build and push took longer than buildTimeout.",
+    action: "Raise buildTimeout or make the build faster.",
+  },
+  ControllerRestarted: {
+    status: "False",
+    meaning: "The controller stopped while this build was in flight and no retries were left.",
+    action: "Re-run the pipeline, or set retries on the task so it is retried automatically.",
+  },
+  CustomRunTimedOut: {
+    status: "False",
+    meaning: "The run took longer than its spec.timeout; the VM was scratched.",
+    action: "Raise the task's timeout in the Pipeline.",
+  },
+  CustomRunCancelled: {
+    status: "False",
+    meaning: "The run was cancelled (or the PipelineRun timed out); the message is Tekton's statusMessage.",
+    action: "Nothing: the VM was scratched.",
+  },
+} as const satisfies Record<string, ReasonInfo>;
+
+export type Reason = keyof typeof REASONS;
+export type FailureReason = { [K in Reason]: (typeof REASONS)[K]["status"] extends "False" ? K : never }[Reason];
+export type ProgressReason = { [K in Reason]: (typeof REASONS)[K]["status"] extends "Unknown" ? K : never }[Reason];
