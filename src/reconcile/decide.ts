@@ -9,6 +9,7 @@ import {
 } from "../tekton/customrun.js";
 import { REASONS, type Reason } from "../tekton/reasons.js";
 import type { BuildSettings } from "../spec/settings.js";
+import { holderIdentity } from "../lease/holder.js";
 import type { JobView, Observation, VMView } from "./observation.js";
 import { readRunState, type Outcome, type RunState } from "./run-state.js";
 
@@ -16,8 +17,8 @@ import { readRunState, type Outcome, type RunState } from "./run-state.js";
 
 export type Action =
   | { kind: "addFinalizer" }
-  | { kind: "acquireLease"; vm: string }
-  | { kind: "releaseLease"; vm: string }
+  | { kind: "acquireLease"; vm: string; holder: string }
+  | { kind: "releaseLease"; vm: string; holder: string }
   | { kind: "startVM"; vm: string }
   | { kind: "stopVM"; vm: string }
   | { kind: "deleteVMI"; vm: string }
@@ -160,7 +161,7 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   if (vm) {
     const next: RunState = { ...state, phase: "Starting", vm: vm.name, leasedAt: ctx.nowIso, phaseSince: ctx.nowIso };
     const step = starting(ctx, next, settings, vm);
-    step.actions.unshift({ kind: "acquireLease", vm: vm.name });
+    step.actions.unshift({ kind: "acquireLease", vm: vm.name, holder: holderIdentity(ctx.run.metadata, state.attempt) });
     return step;
   }
   const position = obs.queueAhead + 1;
@@ -283,7 +284,7 @@ function scratching(ctx: Ctx, state: RunState): Step {
   if (vm?.vmi && !vm.vmi.deleting) actions.push({ kind: "deleteVMI", vm: lease });
   const gone = !vm || (!vm.wantsRunning && !vm.vmi);
   if (gone && ctx.obs.job?.state !== "running") {
-    actions.push({ kind: "releaseLease", vm: lease });
+    actions.push({ kind: "releaseLease", vm: lease, holder: holderIdentity(ctx.run.metadata, state.attempt) });
     const released: Ctx = { ...ctx, obs: { ...ctx.obs, heldLease: undefined, job: undefined } };
     const step = finish(released, state, outcome);
     return { ...step, actions: [...actions, ...step.actions] };

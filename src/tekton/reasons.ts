@@ -66,6 +66,11 @@ export const REASONS = {
     meaning: "Two VMs in a row did not get ready (podman answering) within readyTimeout; both were scratched.",
     action: "Check the pool's template, its readiness probe and the podman service on the VM.",
   },
+  InvalidSecret: {
+    status: "False",
+    meaning: "The Secret named by registrySecret is missing or is not a usable docker config.",
+    action: "Create the Secret (kubernetes.io/dockerconfigjson) in the run's namespace, or fix its name.",
+  },
   SourceFailed: {
     status: "False",
     meaning: "The git source could not be fetched, or the context could not be sent.",

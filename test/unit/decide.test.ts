@@ -507,6 +507,20 @@ describe("decide: status bookkeeping", () => {
     expect(d.status?.completionTime).toBe(iso(30));
   });
 
+  it("leases are held per attempt: released as attempt 0, acquired as attempt 1", () => {
+    const st = status(
+      state("Scratching", {
+        vm: "builders-0",
+        outcome: { condition: { type: "Succeeded", status: "False", reason: "BuildFailed", message: "boom" }, results: [], next: "finish" },
+      }),
+    );
+    const d = decide(run({ status: st, spec: { retries: 1 } }), observe(30, [halted("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }));
+    expect(d.actions.filter((a) => "holder" in a)).toEqual([
+      { kind: "releaseLease", vm: "builders-0", holder: holderIdentity(RUN_ID, 0) },
+      { kind: "acquireLease", vm: "builders-1", holder: holderIdentity(RUN_ID, 1) },
+    ]);
+  });
+
   it("the final status of a success carries the results", () => {
     const st = status(
       state("Scratching", {

@@ -1,0 +1,193 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { join, posix } from "node:path";
+import type { RunResult } from "../tekton/customrun.js";
+import type { BuildSettings } from "../spec/settings.js";
+import type { FailureReason } from "../tekton/reasons.js";
+import type { JobStage, JobView } from "../reconcile/observation.js";
+import { createPodmanClient, type PodmanClient } from "../podman/client.js";
+import { fetchSource } from "../source/git.js";
+import { packContext } from "../source/context-tar.js";
+import { resolveDigest } from "../registry/client.js";
+import { credentialsFor, type RegistryCredentials } from "../registry/credentials.js";
+import type { JobHandle } from "./jobs.js";
+import type { BuildLog } from "./log.js";
+
+// One build, start to end: podman answering, the source fetched, the context streamed into a multi-platform
+// build, the manifest list pushed and its digest confirmed with the registry. The VM is the caller's to scratch.
+
+export interface BuildInput {
+  run: { namespace: string; name: string; uid: string };
+  attempt: number;
+  vm: string;
+  /** podman's endpoint on the VM, e.g. tcp://10.0.0.5:8888. */
+  endpoint: string;
+  settings: BuildSettings;
+  /** Registry logins by host, for base-image pulls and the push. */
+  credentials: RegistryCredentials;
+  workDir: string;
+  maxContextBytes: number;
+  log: BuildLog;
+}
+
+type Final = JobView & { state: "succeeded" | "failed" };
+
+class StageError extends Error {
+  constructor(
+    readonly stage: JobStage,
+    readonly reason: FailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final> {
+  const podman = createPodmanClient(input.endpoint);
+  const checkout = await mkdtemp(join(input.workDir, "src-"));
+  try {
+    await waitForPodman(podman, job.signal);
+    job.progress("fetching", `Fetching ${input.settings.gitUrl} ${input.settings.gitRevision || "(default branch)"}`);
+    const commit = await fetchStage(input, checkout, job.signal);
+    input.log.line(`source ${redactUrl(input.settings.gitUrl)} at ${commit}`);
+    const manifest = `vmbuild-${input.run.uid}-${input.attempt}`;
+    await buildStage(input, podman, checkout, manifest, job);
+    job.progress("pushing", `Pushing ${input.settings.image} (${input.settings.platforms.join(", ")})`);
+    const digest = await pushStage(input, podman, manifest, job.signal);
+    const results: RunResult[] = [
+      { name: "IMAGE_URL", value: input.settings.image },
+      { name: "IMAGE_DIGEST", value: digest },
+      { name: "CHAINS-GIT_URL", value: redactUrl(input.settings.gitUrl) },
+      { name: "CHAINS-GIT_COMMIT", value: commit },
+    ];
+    input.log.line(`pushed ${input.settings.image}@${digest}`);
+    return {
+      state: "succeeded",
+      results,
+      summary: `Built ${input.settings.platforms.join(", ")} from commit ${commit.slice(0, 12)} on VM ${input.vm} and pushed ${input.settings.image}@${digest}.`,
+    };
+  } catch (err) {
+    const failure =
+      err instanceof StageError ? err : new StageError("building", "BuildFailed", `internal error: ${String(err)}`);
+    input.log.line(`error: ${failure.message}`);
+    return { state: "failed", stage: failure.stage, reason: failure.reason, message: failure.message };
+  } finally {
+    await Promise.all([rm(checkout, { recursive: true, force: true }), podman.close(), input.log.close()]);
+  }
+}
+
+/** podman may take a while after the VMI is Ready (without a readiness probe): retry until the caller gives up. */
+async function waitForPodman(podman: PodmanClient, signal: AbortSignal): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    if (signal.aborted) throw new StageError("connecting", "BuildFailed", "cancelled while waiting for podman");
+    try {
+      await podman.ping(AbortSignal.any([signal, AbortSignal.timeout(5_000)]));
+      return;
+    } catch {
+      const delay = Math.min(2_000, 100 * 2 ** Math.min(attempt, 5));
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+async function fetchStage(input: BuildInput, dir: string, signal: AbortSignal): Promise<string> {
+  try {
+    const { commit } = await fetchSource({
+      url: input.settings.gitUrl,
+      revision: input.settings.gitRevision,
+      dir,
+      signal,
+    });
+    return commit;
+  } catch (err) {
+    throw new StageError("fetching", "SourceFailed", err instanceof Error ? err.message : String(err));
+  }
+}
+
+async function buildStage(
+  input: BuildInput,
+  podman: PodmanClient,
+  checkout: string,
+  manifest: string,
+  job: JobHandle,
+): Promise<void> {
+  const { settings } = input;
+  let context;
+  try {
+    context = await packContext({
+      root: checkout,
+      contextDir: settings.contextDir,
+      dockerfile: posix.join(settings.contextDir, settings.dockerfile),
+      maxBytes: input.maxContextBytes,
+    });
+  } catch (err) {
+    throw new StageError("fetching", "SourceFailed", err instanceof Error ? err.message : String(err));
+  }
+  job.progress("building", `Building ${settings.platforms.join(", ")} on VM ${input.vm}`);
+  let error: string | undefined;
+  try {
+    await podman.manifestDelete(manifest, job.signal);
+    const events = podman.build(
+      {
+        context: context.tar,
+        dockerfile: context.dockerfile,
+        platforms: settings.platforms,
+        manifest,
+        buildArgs: settings.buildArgs,
+        registryConfig: input.credentials,
+      },
+      job.signal,
+    );
+    for await (const event of events) {
+      if (event.kind === "step") {
+        const line = `${event.platform ? `[${event.platform}] ` : ""}STEP ${event.step}/${event.total}: ${event.text}`;
+        input.log.line(line);
+        job.progress("building", line);
+      } else if (event.kind === "output") {
+        input.log.line(event.platform ? `[${event.platform}] ${event.text}` : event.text);
+      } else if (event.kind === "error") {
+        error = event.message;
+      }
+    }
+  } catch (err) {
+    if (job.signal.aborted) throw new StageError("building", "BuildFailed", "cancelled");
+    throw new StageError("building", "BuildFailed", err instanceof Error ? err.message : String(err));
+  }
+  if (error !== undefined) {
+    throw new StageError("building", "BuildFailed", `${error}\nLast lines of the build:\n${input.log.tail(8)}`);
+  }
+}
+
+async function pushStage(input: BuildInput, podman: PodmanClient, manifest: string, signal: AbortSignal): Promise<string> {
+  const { settings } = input;
+  const login = credentialsFor(input.credentials, settings.image);
+  let pushed: string;
+  try {
+    pushed = await podman.manifestPush(
+      manifest,
+      settings.image,
+      {
+        all: true,
+        tlsVerify: settings.tlsVerify,
+        ...(login ? { auth: { ...login.credentials, serveraddress: login.host } } : {}),
+      },
+      signal,
+    );
+  } catch (err) {
+    throw new StageError("pushing", "PushFailed", err instanceof Error ? err.message : String(err));
+  }
+  let served: string;
+  try {
+    served = await resolveDigest(settings.image, login?.credentials, { tlsVerify: settings.tlsVerify, signal });
+  } catch (err) {
+    throw new StageError("pushing", "PushFailed", `pushed, but the registry does not serve it: ${String(err)}`);
+  }
+  if (served !== pushed) {
+    throw new StageError("pushing", "PushFailed", `podman pushed ${pushed} but the registry serves ${served}`);
+  }
+  return served;
+}
+
+/** Strips user info from a URL before it goes into a result or a log. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/)[^@/]*@/i, "$1");
+}

@@ -1,0 +1,28 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+
+// The controller's configuration, from the environment, validated once at start.
+
+const Config = z.object({
+  KUBECONFIG: z.string().optional(),
+  VMBUILD_HTTP_HOST: z.string().default("0.0.0.0"),
+  VMBUILD_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  VMBUILD_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
+  VMBUILD_WORK_DIR: z.string().default(join(tmpdir(), "vmbuild")),
+  VMBUILD_LOG_DIR: z.string().optional(),
+  VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888),
+  VMBUILD_MAX_CONTEXT_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  VMBUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+});
+
+export type ControllerEnv = z.infer<typeof Config>;
+
+export function loadConfig(env: NodeJS.ProcessEnv): ControllerEnv {
+  const parsed = Config.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}

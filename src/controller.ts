@@ -1,0 +1,194 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { runBuild } from "./build/build.js";
+import { Jobs } from "./build/jobs.js";
+import { BuildLog } from "./build/log.js";
+import type { Kube } from "./kube/client.js";
+import { describeApiError } from "./kube/errors.js";
+import { startInformer } from "./kube/informers.js";
+import {
+  CUSTOM_RUNS,
+  POOL_VERSIONS,
+  poolResource,
+  VIRTUAL_MACHINES,
+  VMBUILDS,
+  VMIS,
+  type Resource,
+} from "./kube/resources.js";
+import { LEASE_LABEL_POOL, leaseName, parseHolder } from "./lease/holder.js";
+import { LEASE_SELECTOR } from "./lease/leases.js";
+import { readRegistryCredentials } from "./registry/secret.js";
+import type { Caches } from "./reconcile/observe.js";
+import { WorkQueue } from "./reconcile/queue.js";
+import { reconcile } from "./reconcile/reconciler.js";
+import { readRunState } from "./reconcile/run-state.js";
+import type { BuildSettings } from "./spec/settings.js";
+import { isOurs, runKey, type CustomRun } from "./tekton/customrun.js";
+
+// Wiring: informers feed a keyed work queue of CustomRun keys; every change to a VM, VMI, lease, pool or VMBuild
+// is mapped to the runs it concerns.
+
+export interface ControllerConfig {
+  workDir: string;
+  logDir: string;
+  podmanPort: number;
+  maxContextBytes: number;
+  concurrency: number;
+}
+
+export interface Controller {
+  /** Resolves when every cache has listed once and the queue is running. */
+  ready: Promise<void>;
+  readonly jobs: Jobs;
+  stop(): Promise<void>;
+}
+
+const LEASES: Resource = { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease" };
+
+export async function startController(kube: Kube, config: ControllerConfig, log: Logger): Promise<Controller> {
+  const poolVersion = await servedPoolVersion(kube);
+  let queue: WorkQueue | undefined;
+  // Nothing is reconciled before every cache has listed once: a half-filled cache would show leased VMs as free.
+  let synced = false;
+  const enqueue = (key: string) => {
+    if (synced) queue?.add(key);
+  };
+
+  // Filled right below; the informers' callbacks only run after their first list.
+  let caches: Caches = undefined as unknown as Caches;
+  const enqueueWaiting = (poolKey: string) => {
+    for (const raw of caches.runs.list()) {
+      const st = readRunState((raw as { status?: { extraFields?: unknown } }).status?.extraFields);
+      if (st?.pool === poolKey && st.phase === "Queued") enqueue(keyOf(raw));
+    }
+  };
+  const byVM = (namespace: string, vm: string) => {
+    const lease = caches.leases.get(leaseName(vm), namespace) as { spec?: { holderIdentity?: string } } | undefined;
+    const holder = parseHolder(lease?.spec?.holderIdentity ?? "");
+    if (holder) enqueue(`${holder.namespace}/${holder.name}`);
+    const owner = (caches.vms.get(vm, namespace) as { metadata?: { ownerReferences?: { kind: string; name: string }[] } } | undefined)
+      ?.metadata?.ownerReferences?.find((o) => o.kind === "VirtualMachinePool");
+    if (owner) enqueueWaiting(`${namespace}/${owner.name}`);
+  };
+
+  const informers = {
+    runs: startInformer(kube.kc, kube.custom, CUSTOM_RUNS, log, (obj) => {
+      if (isOurs(obj)) enqueue(keyOf(obj));
+    }),
+    vmbuilds: startInformer(kube.kc, kube.custom, VMBUILDS, log, (obj) => {
+      for (const raw of caches.runs.list(obj.metadata?.namespace)) if (isOurs(raw)) enqueue(keyOf(raw));
+    }),
+    pools: startInformer(kube.kc, kube.custom, poolResource(poolVersion), log, (obj) =>
+      enqueueWaiting(`${obj.metadata?.namespace}/${obj.metadata?.name}`),
+    ),
+    vms: startInformer(kube.kc, kube.custom, VIRTUAL_MACHINES, log, (obj) =>
+      byVM(obj.metadata?.namespace ?? "", obj.metadata?.name ?? ""),
+    ),
+    vmis: startInformer(kube.kc, kube.custom, VMIS, log, (obj) =>
+      byVM(obj.metadata?.namespace ?? "", obj.metadata?.name ?? ""),
+    ),
+    leases: startInformer(
+      kube.kc,
+      kube.custom,
+      LEASES,
+      log,
+      (obj) => {
+        const holder = parseHolder((obj as { spec?: { holderIdentity?: string } }).spec?.holderIdentity ?? "");
+        if (holder) enqueue(`${holder.namespace}/${holder.name}`);
+        const pool = obj.metadata?.labels?.[LEASE_LABEL_POOL];
+        if (pool) enqueueWaiting(`${obj.metadata?.namespace}/${pool}`);
+      },
+      LEASE_SELECTOR,
+    ),
+  };
+  caches = {
+    runs: informers.runs.cache,
+    vmbuilds: informers.vmbuilds.cache,
+    pools: informers.pools.cache,
+    vms: informers.vms.cache,
+    vmis: informers.vmis.cache,
+    leases: informers.leases.cache,
+  };
+  const all = Object.values(informers);
+
+  const jobs = new Jobs(enqueue);
+  const startJob = (run: CustomRun, settings: BuildSettings, vm: string, address: string) => {
+    const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
+    const { namespace, name, uid } = run.metadata;
+    const buildLog = new BuildLog(join(config.logDir, namespace, name, `${uid}-${attempt}.log`));
+    jobs.start(runKey(run), uid, attempt, async (handle) => {
+      let credentials;
+      try {
+        credentials = await readRegistryCredentials(kube.core, namespace, settings.registrySecret);
+      } catch (err) {
+        await buildLog.close();
+        return { state: "failed", stage: "connecting", reason: "InvalidSecret", message: err instanceof Error ? err.message : String(err) };
+      }
+      return runBuild(
+        {
+          run: { namespace, name, uid },
+          attempt,
+          vm,
+          endpoint: `tcp://${address}:${config.podmanPort}`,
+          settings,
+          credentials,
+          workDir: config.workDir,
+          maxContextBytes: config.maxContextBytes,
+          log: buildLog,
+        },
+        handle,
+      );
+    });
+  };
+
+  const deps = {
+    kube,
+    caches,
+    log,
+    now: () => new Date(),
+    job: (uid: string, attempt: number) => jobs.get(uid, attempt),
+    forgetJob: (uid: string, attempt: number) => jobs.forget(uid, attempt),
+    startJob,
+    cancelJob: (run: CustomRun) => jobs.cancel(run.metadata.uid, readRunState(run.status?.extraFields)?.attempt ?? 0),
+  };
+  queue = new WorkQueue((key) => reconcile(deps, key), {
+    concurrency: config.concurrency,
+    onError: (key, err, retryInMs) =>
+      log.warn({ run: key, err: describeApiError(err), retryInMs }, "reconcile failed; retrying"),
+  });
+
+  const ready = Promise.all(all.map((i) => i.ready)).then(() => {
+    synced = true;
+    // Every run once at start: this is how runs caught mid-flight by a restart are found.
+    for (const raw of caches.runs.list()) if (isOurs(raw)) enqueue(keyOf(raw));
+    log.info({ poolVersion }, "caches synced; reconciling");
+  });
+
+  return {
+    ready,
+    jobs,
+    async stop() {
+      await queue?.stop();
+      await jobs.stopAll();
+      await Promise.all(all.map((i) => i.stop()));
+    },
+  };
+}
+
+function keyOf(obj: KubernetesObject): string {
+  return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
+}
+
+/** The newest VirtualMachinePool version the cluster serves. */
+async function servedPoolVersion(kube: Kube): Promise<string> {
+  for (const version of POOL_VERSIONS) {
+    try {
+      await kube.custom.listClusterCustomObject({ ...poolResource(version), limit: 1 });
+      return version;
+    } catch {
+      // not served; try the next
+    }
+  }
+  throw new Error(`no VirtualMachinePool version (${POOL_VERSIONS.join(", ")}) is served: is KubeVirt installed?`);
+}

@@ -1,0 +1,28 @@
+import { ApiException } from "@kubernetes/client-node";
+
+/** HTTP status of an API error, or undefined for anything else (network errors, bugs). */
+export function apiStatus(err: unknown): number | undefined {
+  return err instanceof ApiException ? err.code : undefined;
+}
+
+export const isNotFound = (err: unknown) => apiStatus(err) === 404;
+export const isConflict = (err: unknown) => apiStatus(err) === 409;
+
+/** A short description of an API error: status and the server's message, without the response headers. */
+export function describeApiError(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = typeof err.body === "string" ? safeJson(err.body) : err.body;
+    const message =
+      body && typeof body === "object" && "message" in body && typeof body.message === "string" ? body.message : "";
+    return `HTTP ${err.code}${message ? `: ${message}` : ""}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,74 @@
+import {
+  makeInformer,
+  type CustomObjectsApi,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ObjectCache,
+} from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { collectionPath, type Resource } from "./resources.js";
+
+export type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+
+/**
+ * A cluster-wide informer for a resource that relists and rewatches after any error, with backoff.
+ * `ready` resolves after the first successful list.
+ */
+export function startInformer(
+  kc: KubeConfig,
+  api: CustomObjectsApi,
+  resource: Resource,
+  log: Logger,
+  onChange: (obj: KubernetesObject) => void,
+  labelSelector?: string,
+): { cache: Cache; ready: Promise<void>; stop: () => Promise<void> } {
+  const list = async () =>
+    (await api.listClusterCustomObject({
+      group: resource.group,
+      version: resource.version,
+      plural: resource.plural,
+      ...(labelSelector ? { labelSelector } : {}),
+    })) as { apiVersion?: string; kind?: string; metadata?: object; items: KubernetesObject[] };
+  const cache = makeInformer(kc, collectionPath(resource), list, labelSelector);
+  let stopped = false;
+  let failures = 0;
+  cache.on("add", onChange);
+  cache.on("update", onChange);
+  cache.on("delete", onChange);
+  cache.on("connect", () => {
+    failures = 0;
+  });
+  cache.on("error", (err: unknown) => {
+    if (stopped) return;
+    failures += 1;
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+    log.warn({ resource: resource.plural, err: String(err), retryInMs: delay }, "watch failed; relisting");
+    setTimeout(() => {
+      if (!stopped) cache.start().catch(() => undefined);
+    }, delay).unref();
+  });
+  const ready = startWithRetry(cache, resource, log, () => stopped);
+  return {
+    cache,
+    ready,
+    stop: async () => {
+      stopped = true;
+      await cache.stop();
+    },
+  };
+}
+
+async function startWithRetry(cache: Cache, resource: Resource, log: Logger, stopped: () => boolean): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await cache.start();
+      return;
+    } catch (err) {
+      if (stopped()) return;
+      const delay = Math.min(10_000, 200 * 2 ** Math.min(attempt, 6));
+      log.warn({ resource: resource.plural, err: String(err), retryInMs: delay }, "initial list failed");
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

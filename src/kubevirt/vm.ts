@@ -1,0 +1,72 @@
+import { z } from "zod";
+import type { VMView } from "../reconcile/observation.js";
+
+// What the controller reads from KubeVirt objects, validated at the edge. Unknown fields are ignored.
+
+const OwnerRef = z.object({ kind: z.string(), name: z.string(), controller: z.boolean().optional() });
+
+export const VirtualMachineSchema = z.object({
+  metadata: z.object({
+    name: z.string(),
+    namespace: z.string(),
+    ownerReferences: z.array(OwnerRef).optional(),
+  }),
+  spec: z
+    .object({
+      runStrategy: z.string().optional(),
+      running: z.boolean().optional(),
+    })
+    .default({}),
+});
+
+export const VMISchema = z.object({
+  metadata: z.object({ name: z.string(), namespace: z.string(), deletionTimestamp: z.string().optional() }),
+  status: z
+    .object({
+      phase: z.string().optional(),
+      conditions: z.array(z.object({ type: z.string(), status: z.string() })).optional(),
+      interfaces: z.array(z.object({ ipAddress: z.string().optional() })).optional(),
+    })
+    .default({}),
+});
+
+export type VirtualMachine = z.infer<typeof VirtualMachineSchema>;
+export type VMI = z.infer<typeof VMISchema>;
+
+const RUNNING_STRATEGIES = new Set(["Always", "RerunOnFailure"]);
+
+export function wantsRunning(vm: VirtualMachine): boolean {
+  return vm.spec.running === true || RUNNING_STRATEGIES.has(vm.spec.runStrategy ?? "");
+}
+
+export function belongsToPool(vm: VirtualMachine, pool: string): boolean {
+  return (vm.metadata.ownerReferences ?? []).some((o) => o.kind === "VirtualMachinePool" && o.name === pool);
+}
+
+/**
+ * The patch that starts or stops a VM. VMs carry either `running` (deprecated, as the article's pool) or
+ * `runStrategy`, never both: keep whichever the VM uses.
+ */
+export function runPatch(vm: VirtualMachine, run: boolean): { spec: Record<string, unknown> } {
+  if (vm.spec.running !== undefined) return { spec: { running: run } };
+  return { spec: { runStrategy: run ? "Always" : "Halted" } };
+}
+
+export function vmView(vm: VirtualMachine, vmi: VMI | undefined, leaseHolder: string | undefined): VMView {
+  const address = vmi?.status.interfaces?.[0]?.ipAddress;
+  return {
+    name: vm.metadata.name,
+    wantsRunning: wantsRunning(vm),
+    ...(vmi
+      ? {
+          vmi: {
+            phase: vmi.status.phase ?? "",
+            ready: (vmi.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
+            ...(address ? { address } : {}),
+            deleting: vmi.metadata.deletionTimestamp !== undefined,
+          },
+        }
+      : {}),
+    ...(leaseHolder ? { leaseHolder } : {}),
+  };
+}

@@ -1,0 +1,70 @@
+import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import { isConflict, isNotFound } from "../kube/errors.js";
+import { LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "./holder.js";
+
+export const LEASE_LABEL_MANAGED = "app.kubernetes.io/managed-by";
+export const LEASE_MANAGED_VALUE = "vmbuild";
+export const LEASE_SELECTOR = `${LEASE_LABEL_MANAGED}=${LEASE_MANAGED_VALUE}`;
+
+/** Thrown when another holder got the VM first: not an error, the run just tries again. */
+export class LeaseTakenError extends Error {
+  constructor(readonly vm: string) {
+    super(`VM ${vm} was leased by another run first`);
+  }
+}
+
+/**
+ * One Lease per VM, next to the VM (not on it: the pool rewrites its VMs). Creating it is the atomic step:
+ * the API server lets exactly one create succeed.
+ */
+export async function acquireVMLease(
+  api: CoordinationV1Api,
+  target: { namespace: string; pool: string; vm: string },
+  holder: string,
+  now: Date,
+): Promise<void> {
+  const body: V1Lease = {
+    metadata: {
+      name: leaseName(target.vm),
+      namespace: target.namespace,
+      labels: {
+        [LEASE_LABEL_MANAGED]: LEASE_MANAGED_VALUE,
+        [LEASE_LABEL_POOL]: target.pool,
+        [LEASE_LABEL_VM]: target.vm,
+      },
+    },
+    spec: { holderIdentity: holder, acquireTime: new V1MicroTime(now.getTime()) },
+  };
+  try {
+    await api.createNamespacedLease({ namespace: target.namespace, body });
+  } catch (err) {
+    if (isConflict(err)) throw new LeaseTakenError(target.vm);
+    throw err;
+  }
+}
+
+/** Releases the VM's lease only if `holder` still holds it. */
+export async function releaseVMLease(
+  api: CoordinationV1Api,
+  target: { namespace: string; vm: string },
+  holder: string,
+): Promise<void> {
+  const name = leaseName(target.vm);
+  let lease: V1Lease;
+  try {
+    lease = await api.readNamespacedLease({ name, namespace: target.namespace });
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  if (lease.spec?.holderIdentity !== holder) return;
+  try {
+    await api.deleteNamespacedLease({
+      name,
+      namespace: target.namespace,
+      body: { preconditions: { uid: lease.metadata?.uid, resourceVersion: lease.metadata?.resourceVersion } },
+    });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}

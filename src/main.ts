@@ -1,0 +1,57 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { pino } from "pino";
+import { loadConfig } from "./config.js";
+import { startController } from "./controller.js";
+import { loadKube } from "./kube/client.js";
+import { startServer } from "./server/http.js";
+
+// The one entry point: configuration, wiring, graceful shutdown.
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const log = pino({ level: config.VMBUILD_LOG_LEVEL, base: { component: "vmbuild" } });
+  const kube = loadKube(config.KUBECONFIG);
+  const logDir = config.VMBUILD_LOG_DIR ?? join(config.VMBUILD_WORK_DIR, "logs");
+  await mkdir(config.VMBUILD_WORK_DIR, { recursive: true });
+
+  const controller = await startController(
+    kube,
+    {
+      workDir: config.VMBUILD_WORK_DIR,
+      logDir,
+      podmanPort: config.VMBUILD_PODMAN_PORT,
+      maxContextBytes: config.VMBUILD_MAX_CONTEXT_BYTES,
+      concurrency: config.VMBUILD_CONCURRENCY,
+    },
+    log,
+  );
+  let ready = false;
+  void controller.ready.then(() => {
+    ready = true;
+  });
+  const server = await startServer({
+    host: config.VMBUILD_HTTP_HOST,
+    port: config.VMBUILD_HTTP_PORT,
+    log,
+    health: { live: () => true, ready: () => ready },
+  });
+  log.info({ port: config.VMBUILD_HTTP_PORT, server: kube.kc.getCurrentCluster()?.server }, "vmbuild controller started");
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    await server.close();
+    await controller.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`vmbuild: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

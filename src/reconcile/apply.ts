@@ -1,0 +1,156 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
+import type { Logger } from "pino";
+import { jsonPatch, mergePatch, type Kube } from "../kube/client.js";
+import { isConflict, isNotFound } from "../kube/errors.js";
+import { recordEvent } from "../kube/events.js";
+import { CUSTOM_RUNS, VIRTUAL_MACHINES, VMIS } from "../kube/resources.js";
+import { runPatch, VirtualMachineSchema } from "../kubevirt/vm.js";
+import { acquireVMLease, LeaseTakenError, releaseVMLease } from "../lease/leases.js";
+import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
+import type { Caches } from "./observe.js";
+import type { Action, Decision } from "./decide.js";
+import type { Observation } from "./observation.js";
+import type { BuildSettings } from "../spec/settings.js";
+
+// apply: carry a decision out through the adapters. Actions run in order; the first failure stops the rest and
+// the status write, and the run is reconciled again (the decision is recomputed from what then is).
+
+export interface ApplyDeps {
+  kube: Kube;
+  caches: Caches;
+  log: Logger;
+  startJob: (run: CustomRun, settings: BuildSettings, vm: string, address: string) => void;
+  cancelJob: (run: CustomRun) => void;
+}
+
+export type ApplyResult = "applied" | "conflict" | "leaseTaken";
+
+export async function apply(
+  deps: ApplyDeps,
+  raw: KubernetesObject,
+  run: CustomRun,
+  obs: Observation,
+  decision: Decision,
+): Promise<ApplyResult> {
+  try {
+    for (const action of decision.actions) await perform(deps, run, obs, action);
+    let current = raw;
+    if (decision.status && !isDeepStrictEqual(decision.status, run.status)) {
+      current = await writeStatus(deps.kube, raw, decision.status);
+    }
+    if (decision.removeFinalizer) await removeFinalizer(deps.kube, current);
+  } catch (err) {
+    if (err instanceof LeaseTakenError) return "leaseTaken";
+    if (isConflict(err)) return "conflict";
+    throw err;
+  }
+  for (const note of decision.events) {
+    const target = {
+      apiVersion: CUSTOM_RUNS.group + "/" + CUSTOM_RUNS.version,
+      kind: CUSTOM_RUNS.kind,
+      ...run.metadata,
+    };
+    recordEvent(deps.kube.core, target, note.type, note.reason, note.message, obs.now).catch((err: unknown) =>
+      deps.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, err: String(err) }, "event not recorded"),
+    );
+  }
+  return "applied";
+}
+
+async function perform(deps: ApplyDeps, run: CustomRun, obs: Observation, action: Action): Promise<void> {
+  const { kube } = deps;
+  const pool = obs.pool?.found ? obs.pool : undefined;
+  const log = deps.log.child({ run: `${run.metadata.namespace}/${run.metadata.name}`, action: action.kind });
+  switch (action.kind) {
+    case "addFinalizer":
+      await kube.custom.patchNamespacedCustomObject(
+        {
+          ...target(CUSTOM_RUNS, run.metadata.namespace, run.metadata.name),
+          body: {
+            metadata: {
+              resourceVersion: run.metadata.resourceVersion,
+              finalizers: [...(run.metadata.finalizers ?? []), FINALIZER],
+            },
+          },
+        },
+        mergePatch,
+      );
+      return;
+    case "acquireLease":
+      if (!pool) throw new Error("acquireLease without a pool");
+      await acquireVMLease(kube.coordination, { namespace: pool.namespace, pool: pool.name, vm: action.vm }, action.holder, obs.now);
+      log.info({ vm: action.vm, holder: action.holder }, "leased VM");
+      return;
+    case "releaseLease":
+      if (!pool) throw new Error("releaseLease without a pool");
+      await releaseVMLease(kube.coordination, { namespace: pool.namespace, vm: action.vm }, action.holder);
+      log.info({ vm: action.vm }, "released VM");
+      return;
+    case "startVM":
+    case "stopVM": {
+      if (!pool) throw new Error(`${action.kind} without a pool`);
+      const vm = VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, pool.namespace));
+      await kube.custom.patchNamespacedCustomObject(
+        { ...target(VIRTUAL_MACHINES, pool.namespace, action.vm), body: runPatch(vm, action.kind === "startVM") },
+        mergePatch,
+      );
+      log.info({ vm: action.vm }, action.kind === "startVM" ? "starting VM" : "stopping VM");
+      return;
+    }
+    case "deleteVMI":
+      if (!pool) throw new Error("deleteVMI without a pool");
+      try {
+        // Grace period 0: the disk is thrown away anyway, and the default 30 s would hold the VM for nothing.
+        await kube.custom.deleteNamespacedCustomObject({
+          ...target(VMIS, pool.namespace, action.vm),
+          gracePeriodSeconds: 0,
+          body: { gracePeriodSeconds: 0 },
+        });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      log.info({ vm: action.vm }, "deleted VMI");
+      return;
+    case "startJob":
+      if (!obs.settings.ok) throw new Error("startJob without valid settings");
+      deps.startJob(run, obs.settings.settings, action.vm, action.address);
+      return;
+    case "cancelJob":
+      deps.cancelJob(run);
+      return;
+  }
+}
+
+async function writeStatus(kube: Kube, raw: KubernetesObject, status: CustomRun["status"]): Promise<KubernetesObject> {
+  const meta = raw.metadata ?? {};
+  // PUT with the resourceVersion we decided on: a concurrent change makes it fail with 409, never overwrite.
+  return (await kube.custom.replaceNamespacedCustomObjectStatus({
+    ...target(CUSTOM_RUNS, meta.namespace ?? "", meta.name ?? ""),
+    body: { ...raw, status },
+  })) as KubernetesObject;
+}
+
+async function removeFinalizer(kube: Kube, raw: KubernetesObject): Promise<void> {
+  const meta = raw.metadata ?? {};
+  const index = (meta.finalizers ?? []).indexOf(FINALIZER);
+  if (index === -1) return;
+  try {
+    await kube.custom.patchNamespacedCustomObject(
+      {
+        ...target(CUSTOM_RUNS, meta.namespace ?? "", meta.name ?? ""),
+        body: [
+          { op: "test", path: `/metadata/finalizers/${index}`, value: FINALIZER },
+          { op: "remove", path: `/metadata/finalizers/${index}` },
+        ],
+      },
+      jsonPatch,
+    );
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+function target(r: { group: string; version: string; plural: string }, namespace: string, name: string) {
+  return { group: r.group, version: r.version, plural: r.plural, namespace, name };
+}

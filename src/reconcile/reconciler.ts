@@ -1,0 +1,48 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { isOurs } from "../tekton/customrun.js";
+import { readRunState } from "./run-state.js";
+import { apply, type ApplyDeps } from "./apply.js";
+import { decide } from "./decide.js";
+import { observe, parseRun, type Caches } from "./observe.js";
+import type { JobView } from "./observation.js";
+
+// One pass for one CustomRun key: observe → decide → apply. Returns when to look again.
+
+export interface ReconcilerDeps extends ApplyDeps {
+  caches: Caches;
+  log: Logger;
+  job: (uid: string, attempt: number) => JobView | undefined;
+  forgetJob: (uid: string, attempt: number) => void;
+  now: () => Date;
+}
+
+export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ requeueAfterMs?: number }> {
+  const [namespace, name] = key.split("/") as [string, string];
+  const raw: KubernetesObject | undefined = deps.caches.runs.get(name, namespace);
+  if (!raw || !isOurs(raw)) return {};
+  const parsed = parseRun(raw);
+  if (!parsed.run) {
+    deps.log.warn({ run: key, problem: parsed.problem }, "CustomRun unreadable; ignoring it");
+    return {};
+  }
+  const run = parsed.run;
+  const obs = observe(run, parsed.problem, deps.caches, deps.job, deps.now());
+  const decision = decide(run, obs);
+  const result = await apply(deps, raw, run, obs, decision);
+  if (result !== "applied") {
+    deps.log.debug({ run: key, result }, "retrying soon");
+    return { requeueAfterMs: result === "leaseTaken" ? 20 : 50 };
+  }
+  // A job whose outcome is written down (a new attempt, or the run finished) is no longer needed.
+  const before = readRunState(run.status?.extraFields);
+  const after = readRunState(decision.status?.extraFields);
+  if (before && obs.job && obs.job.state !== "running" && (after?.attempt !== before.attempt || after.phase === "Done")) {
+    deps.forgetJob(run.metadata.uid, before.attempt);
+  }
+  if (decision.status?.conditions?.[0]?.reason !== run.status?.conditions?.[0]?.reason) {
+    const c = decision.status?.conditions?.[0];
+    deps.log.info({ run: key, reason: c?.reason, status: c?.status, message: c?.message }, "run moved on");
+  }
+  return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
+}
