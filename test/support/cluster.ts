@@ -1,0 +1,183 @@
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
+import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
+import { waitUntil } from "./processes.js";
+
+// What a test does as the cluster admin: namespaces, pools, secrets, CustomRuns as Tekton would create them.
+
+export interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+
+export interface CustomRunObject extends KubernetesObject {
+  spec: Record<string, unknown>;
+  status?: {
+    conditions?: Condition[];
+    results?: { name: string; value: string }[];
+    extraFields?: Record<string, unknown>;
+    startTime?: string;
+    completionTime?: string;
+    retriesStatus?: unknown[];
+  };
+}
+
+const TEKTON = { group: "tekton.dev", version: "v1beta1", plural: "customruns" };
+const POOLS = { group: "pool.kubevirt.io", version: "v1beta1", plural: "virtualmachinepools" };
+const VMS = { group: "kubevirt.io", version: "v1", plural: "virtualmachines" };
+const VMIS = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
+
+export class Cluster {
+  readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly coordination: CoordinationV1Api;
+
+  constructor(readonly env: Testenv) {
+    const kc = new KubeConfig();
+    kc.loadFromFile(env.adminKubeconfig);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.coordination = kc.makeApiClient(CoordinationV1Api);
+  }
+
+  /** A fresh namespace with the registry Secret `registry` in it. There is no namespace controller: names are unique. */
+  async namespace(prefix: string): Promise<string> {
+    const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+    await this.core.createNamespace({ body: { metadata: { name } } });
+    await this.core.createNamespacedSecret({
+      namespace: name,
+      body: registrySecretManifest(name, "registry", this.env),
+    });
+    return name;
+  }
+
+  /** A VirtualMachinePool whose VMs start Halted, as the article's pool (but with runStrategy). */
+  async pool(namespace: string, name: string, replicas: number, annotations: Record<string, string> = {}): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      ...POOLS,
+      namespace,
+      body: {
+        apiVersion: "pool.kubevirt.io/v1beta1",
+        kind: "VirtualMachinePool",
+        metadata: { name, namespace },
+        spec: {
+          replicas,
+          selector: { matchLabels: { vmtype: name } },
+          virtualMachineTemplate: {
+            metadata: { labels: { vmtype: name }, annotations },
+            spec: {
+              runStrategy: "Halted",
+              template: { metadata: { labels: { vmtype: name } }, spec: { domain: { devices: {} } } },
+            },
+          },
+        },
+      },
+    });
+    await waitUntil(
+      async () => (await this.vms(namespace)).length >= replicas,
+      30_000,
+      () => `pool ${namespace}/${name} did not get ${replicas} VMs`,
+    );
+  }
+
+  async vms(namespace: string): Promise<KubernetesObject[]> {
+    const list = (await this.custom.listNamespacedCustomObject({ ...VMS, namespace })) as { items: KubernetesObject[] };
+    return list.items;
+  }
+
+  async vmis(namespace: string): Promise<KubernetesObject[]> {
+    const list = (await this.custom.listNamespacedCustomObject({ ...VMIS, namespace })) as { items: KubernetesObject[] };
+    return list.items;
+  }
+
+  async leases(namespace: string): Promise<KubernetesObject[]> {
+    return (await this.coordination.listNamespacedLease({ namespace, labelSelector: "app.kubernetes.io/managed-by=vmbuild" })).items;
+  }
+
+  /** A CustomRun as Tekton creates it for `taskRef: {apiVersion: vmbuild.dev/v1alpha1, kind: VMBuild}`. */
+  async createRun(
+    namespace: string,
+    name: string,
+    params: Record<string, string | string[]>,
+    extra: Record<string, unknown> = {},
+  ): Promise<CustomRunObject> {
+    return (await this.custom.createNamespacedCustomObject({
+      ...TEKTON,
+      namespace,
+      body: {
+        apiVersion: "tekton.dev/v1beta1",
+        kind: "CustomRun",
+        metadata: {
+          name,
+          namespace,
+          labels: { "tekton.dev/pipelineRun": "demo", "tekton.dev/pipelineTask": "build" },
+        },
+        spec: {
+          customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild" },
+          serviceAccountName: "default",
+          params: Object.entries(params).map(([n, value]) => ({ name: n, value })),
+          ...extra,
+        },
+      },
+    })) as CustomRunObject;
+  }
+
+  async getRun(namespace: string, name: string): Promise<CustomRunObject> {
+    return (await this.custom.getNamespacedCustomObject({ ...TEKTON, namespace, name })) as CustomRunObject;
+  }
+
+  async patchRun(namespace: string, name: string, patch: object): Promise<void> {
+    await this.custom.patchNamespacedCustomObject(
+      { ...TEKTON, namespace, name, body: patch },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+
+  async deleteRun(namespace: string, name: string): Promise<void> {
+    await this.custom.deleteNamespacedCustomObject({ ...TEKTON, namespace, name });
+  }
+
+  /** Waits until the run's Succeeded condition is no longer Unknown; reports each new reason to `onProgress`. */
+  async waitForRun(
+    namespace: string,
+    name: string,
+    timeoutMs: number,
+    onProgress?: (c: Condition) => void,
+  ): Promise<CustomRunObject> {
+    let last = "";
+    let run: CustomRunObject | undefined;
+    await waitUntil(
+      async () => {
+        run = await this.getRun(namespace, name);
+        const c = run.status?.conditions?.find((x) => x.type === "Succeeded");
+        const seen = `${c?.reason}:${c?.message}`;
+        if (c && seen !== last) {
+          last = seen;
+          onProgress?.(c);
+        }
+        return c !== undefined && c.status !== "Unknown";
+      },
+      timeoutMs,
+      () => `run ${namespace}/${name} did not finish; last condition ${last}`,
+    );
+    if (!run) throw new Error("unreachable");
+    return run;
+  }
+}
+
+export function succeeded(run: CustomRunObject): Condition | undefined {
+  return run.status?.conditions?.find((c) => c.type === "Succeeded");
+}
+
+export function result(run: CustomRunObject, name: string): string | undefined {
+  return run.status?.results?.find((r) => r.name === name)?.value;
+}
