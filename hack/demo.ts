@@ -3,7 +3,7 @@
 // and a CustomRun building linux/amd64 + linux/arm64 from a git repo, and shows the pushed index, the arm64 RUN
 // output and the VM's scratch. Exits 0 only if all of that happened.
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -12,6 +12,7 @@ import { readRecord, scratchedVMs, startedVMs } from "./kubevirt-sim/record.js";
 import { Cluster, result, succeeded } from "../test/support/cluster.js";
 import { startController } from "../test/support/controller.js";
 import { startGitHttpServer } from "../test/support/git-http-server.js";
+import { createContextRepo } from "../test/support/context-repo.js";
 
 const exec = promisify(execFile);
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -29,7 +30,9 @@ async function main(): Promise<number> {
   try {
     step("Creating a git repository with a Containerfile that runs `uname -m`");
     const repoUrl = `${git.url}/hello.git`;
-    await createRepo(scratchDir, env.baseImage);
+    await createContextRepo(scratchDir, "hello", {
+      Dockerfile: `FROM ${env.baseImage}\nRUN uname -m\nRUN echo built > /built.txt\n`,
+    });
     say(`    ${repoUrl}`);
 
     step("Starting the vmbuild controller (as its own identity, with deploy/rbac.yaml's permissions)");
@@ -105,24 +108,6 @@ async function main(): Promise<number> {
       await down();
     }
   }
-}
-
-async function createRepo(root: string, baseImage: string): Promise<void> {
-  const work = join(root, "hello-work");
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: "vmbuild demo",
-    GIT_AUTHOR_EMAIL: "demo@vmbuild.invalid",
-    GIT_COMMITTER_NAME: "vmbuild demo",
-    GIT_COMMITTER_EMAIL: "demo@vmbuild.invalid",
-  };
-  const git = (args: string[], cwd = work) => exec("git", args, { cwd, env });
-  await exec("mkdir", ["-p", work]);
-  await git(["init", "--quiet", "--initial-branch=main"]);
-  await writeFile(join(work, "Dockerfile"), `FROM ${baseImage}\nRUN uname -m\nRUN echo built > /built.txt\n`);
-  await git(["add", "."]);
-  await git(["commit", "--quiet", "-m", "hello"]);
-  await exec("git", ["clone", "--quiet", "--bare", work, join(root, "hello.git")], { env });
 }
 
 main().then(

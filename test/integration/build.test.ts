@@ -1,0 +1,107 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
+import { readRecord, scratchedVMs, startedVMs } from "../../hack/kubevirt-sim/record.js";
+import { Cluster, result, succeeded } from "../support/cluster.js";
+import { startController, type ControllerProcess } from "../support/controller.js";
+import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import { createContextRepo } from "../support/context-repo.js";
+
+const exec = promisify(execFile);
+
+describe("a two-platform build through the CustomRun, end to end", () => {
+  let env: Testenv;
+  let cluster: Cluster;
+  let controller: ControllerProcess;
+  let git: GitHttpServer;
+  let repos: string;
+  let ns: string;
+
+  beforeAll(async () => {
+    const found = readTestenv();
+    if (!found) throw new Error("testenv is not up (global setup should have started it)");
+    env = found;
+    cluster = new Cluster(env);
+    repos = await mkdtemp(join(tmpdir(), "vmbuild-build-test-"));
+    git = await startGitHttpServer({ projectRoot: repos });
+    controller = await startController(env, { name: "build-test" });
+    ns = await cluster.namespace("build");
+    await cluster.pool(ns, "builders", 2);
+  });
+
+  afterAll(async () => {
+    await controller?.stop();
+    await git?.stop();
+    if (repos) await rm(repos, { recursive: true, force: true });
+  });
+
+  it("builds linux/amd64 and linux/arm64, pushes one index, reports the served digest and scratches the VM", async () => {
+    await createContextRepo(repos, "ok", {
+      Dockerfile: `FROM ${env.baseImage}\nRUN uname -m > /arch\nRUN cat /arch\n`,
+    });
+    const image = `${env.registry.host}/${ns}/ok:1`;
+    await cluster.createRun(ns, "ok", {
+      pool: "builders",
+      gitUrl: `${git.url}/ok.git`,
+      image,
+      platforms: ["linux/amd64", "linux/arm64"],
+      registrySecret: "registry",
+      tlsVerify: "false",
+    });
+    const run = await cluster.waitForRun(ns, "ok", 300_000);
+    expect(succeeded(run)).toMatchObject({ status: "True", reason: "Succeeded" });
+    expect(run.status?.startTime).toBeTruthy();
+    expect(run.status?.completionTime).toBeTruthy();
+
+    const { stdout } = await exec("skopeo", [
+      "inspect",
+      "--raw",
+      "--tls-verify=false",
+      "--creds",
+      `${env.registry.username}:${env.registry.password}`,
+      `docker://${image}`,
+    ]);
+    const index = JSON.parse(stdout) as { mediaType: string; manifests: { platform: { architecture: string } }[] };
+    expect(index.manifests.map((m) => m.platform.architecture).sort()).toEqual(["amd64", "arm64"]);
+    // The digest of the index bytes the registry serves is what users pull by.
+    expect(result(run, "IMAGE_DIGEST")).toBe(`sha256:${createHash("sha256").update(stdout).digest("hex")}`);
+    expect(result(run, "IMAGE_URL")).toBe(image);
+
+    const log = await readFile(join(controller.logDir, ns, "ok", `${run.metadata?.uid}-0.log`), "utf8");
+    expect(log.split("\n")).toContain("aarch64");
+    expect(log.split("\n")).toContain("x86_64");
+
+    const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
+    expect(startedVMs(record).length).toBeGreaterThan(0);
+    expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
+    expect(await cluster.leases(ns)).toEqual([]);
+    expect(run.metadata?.finalizers ?? []).toEqual([]);
+  });
+
+  it("fails a broken build with podman's error line in the message, and still scratches the VM", async () => {
+    await createContextRepo(repos, "broken", {
+      Dockerfile: `FROM ${env.baseImage}\nRUN echo about to fail && exit 3\n`,
+    });
+    await cluster.createRun(ns, "broken", {
+      pool: "builders",
+      gitUrl: `${git.url}/broken.git`,
+      image: `${env.registry.host}/${ns}/broken:1`,
+      platforms: "linux/amd64,linux/arm64",
+      registrySecret: "registry",
+      tlsVerify: "false",
+    });
+    const run = await cluster.waitForRun(ns, "broken", 300_000);
+    const c = succeeded(run);
+    expect(c).toMatchObject({ status: "False", reason: "BuildFailed" });
+    expect(c?.message).toMatch(/exit status 3|exit code 3|exited with 3/i);
+    expect(c?.message).toMatch(/about to fail/);
+    const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
+    expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
+    expect(await cluster.leases(ns)).toEqual([]);
+  });
+});
