@@ -1,0 +1,111 @@
+/**
+ * Pure parser for podman's build response: JSON lines (`{"stream": ...}`, `{"error": ..., "errorDetail": ...}`)
+ * that may arrive split at any byte. The response is HTTP 200 even when the build fails, so an `error` event
+ * is the only failure signal.
+ */
+
+export type BuildEvent =
+  | { kind: "step"; platform?: string; step: number; total: number; text: string }
+  | { kind: "output"; platform?: string; text: string }
+  | { kind: "error"; message: string }
+  | { kind: "id"; id: string };
+
+// `[linux/arm64] STEP 2/5: RUN uname -m`; the platform prefix appears only when several platforms are built.
+const STEP_LINE = /^STEP (\d+)\/(\d+): (.*)$/;
+const PLATFORM_PREFIX = /^\[([a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?)\] (.*)$/;
+
+export class BuildEventParser {
+  private readonly decoder = new TextDecoder("utf-8");
+  private pending = "";
+
+  /** Feeds one chunk; returns the events of every line it completed. */
+  push(chunk: Uint8Array | string): BuildEvent[] {
+    this.pending += typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true });
+    const events: BuildEvent[] = [];
+    let newline = this.pending.indexOf("\n");
+    while (newline !== -1) {
+      events.push(...parseLine(this.pending.slice(0, newline)));
+      this.pending = this.pending.slice(newline + 1);
+      newline = this.pending.indexOf("\n");
+    }
+    return events;
+  }
+
+  /** Flushes a last line that had no newline. */
+  end(): BuildEvent[] {
+    this.pending += this.decoder.decode();
+    const rest = this.pending;
+    this.pending = "";
+    return parseLine(rest);
+  }
+}
+
+/** Parses a whole response body into events, as they arrive. */
+export async function* parseBuildEvents(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<BuildEvent> {
+  const parser = new BuildEventParser();
+  for await (const chunk of chunks) {
+    yield* parser.push(chunk);
+  }
+  yield* parser.end();
+}
+
+function parseLine(raw: string): BuildEvent[] {
+  const line = raw.trim();
+  if (line === "") return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    // Not JSON: keep the text rather than lose what the service said.
+    return [{ kind: "output", text: line }];
+  }
+  if (!isRecord(value)) return [{ kind: "output", text: line }];
+
+  const message = errorMessage(value);
+  if (message !== undefined) return [{ kind: "error", message }];
+
+  const events: BuildEvent[] = [];
+  if (typeof value.stream === "string") events.push(...streamEvents(value.stream));
+  const id = imageId(value);
+  if (id !== undefined) events.push({ kind: "id", id });
+  return events;
+}
+
+function errorMessage(value: Record<string, unknown>): string | undefined {
+  const detail = value.errorDetail;
+  if (isRecord(detail) && typeof detail.message === "string" && detail.message.trim() !== "") {
+    return detail.message.trim();
+  }
+  if (typeof value.error === "string" && value.error.trim() !== "") return value.error.trim();
+  return undefined;
+}
+
+function imageId(value: Record<string, unknown>): string | undefined {
+  const aux = value.aux;
+  if (isRecord(aux) && typeof aux.ID === "string" && aux.ID !== "") return aux.ID;
+  if (typeof value.id === "string" && value.id !== "") return value.id;
+  return undefined;
+}
+
+function streamEvents(stream: string): BuildEvent[] {
+  const lines = stream.split("\n");
+  // A stream value normally ends with "\n": the empty tail is not a line.
+  if (lines.at(-1) === "") lines.pop();
+  return lines.map((line) => lineEvent(line.replace(/\r$/, "")));
+}
+
+function lineEvent(line: string): BuildEvent {
+  const prefixed = PLATFORM_PREFIX.exec(line);
+  const platform = prefixed?.[1];
+  const text = prefixed?.[2] ?? line;
+  const step = STEP_LINE.exec(text);
+  if (step?.[1] !== undefined && step[2] !== undefined && step[3] !== undefined) {
+    const event: BuildEvent = { kind: "step", step: Number(step[1]), total: Number(step[2]), text: step[3] };
+    return platform === undefined ? event : { ...event, platform };
+  }
+  return platform === undefined ? { kind: "output", text } : { kind: "output", platform, text };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,196 @@
+import { createHash } from "node:crypto";
+import { Agent, type Dispatcher } from "undici";
+import type { RegistryLogin } from "./credentials.js";
+import { RegistryError, type RegistryFailure } from "./errors.js";
+import { formatImageReference, parseImageReference, registryApiHost, type ImageReference } from "./image-reference.js";
+import { parseWwwAuthenticate, type AuthChallenge } from "./www-authenticate.js";
+
+export interface ResolveDigestOptions {
+  /** false: accept any certificate, and fall back to plain HTTP when HTTPS cannot connect. */
+  tlsVerify: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+// Index types first: for a multi-platform push the digest users pull is the index's.
+const MANIFEST_ACCEPT = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const TIMEOUT_MS = 30_000;
+
+/**
+ * The digest the registry serves for `imageRef`'s manifest (HEAD, `Docker-Content-Digest`; hashing a GET when
+ * the header is missing). Handles anonymous access, Basic auth and the Bearer token challenge.
+ */
+export async function resolveDigest(
+  imageRef: string,
+  creds: RegistryLogin | undefined,
+  opts: ResolveDigestOptions,
+): Promise<string> {
+  const ref = parseImageReference(imageRef);
+  const image = formatImageReference(ref);
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: opts.tlsVerify } });
+  try {
+    const schemes = opts.tlsVerify ? ["https"] : ["https", "http"];
+    let lastError: unknown;
+    for (const scheme of schemes) {
+      const base = `${scheme}://${registryApiHost(ref.registry)}`;
+      const session = new Session({ dispatcher, base, ref, image, creds, signal: opts.signal });
+      try {
+        return await session.resolve();
+      } catch (error) {
+        if (!(error instanceof ConnectError)) throw error;
+        lastError = error.cause;
+      }
+    }
+    throw new RegistryError({ reason: "Unreachable", image, detail: describe(lastError), cause: lastError });
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** A failure before any HTTP response from the registry itself: the caller may try the next scheme. */
+class ConnectError extends Error {}
+
+interface SessionInit {
+  dispatcher: Dispatcher;
+  /** `scheme://host[:port]` of the registry API. */
+  base: string;
+  ref: ImageReference;
+  /** The reference as errors print it. */
+  image: string;
+  creds: RegistryLogin | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** One scheme's attempt: the manifest request and whatever auth round the registry asks for. */
+class Session {
+  private authorization: string | undefined;
+
+  constructor(private readonly init: SessionInit) {}
+
+  async resolve(): Promise<string> {
+    const { base, ref } = this.init;
+    const url = `${base}/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag ?? "latest"}`;
+    let res = await this.send("HEAD", url, "manifest");
+    if (res.statusCode === 401) {
+      await res.body.dump();
+      await this.authenticate(res.headers["www-authenticate"]);
+      res = await this.send("HEAD", url, "manifest");
+    }
+    const header = res.headers["docker-content-digest"];
+    await res.body.dump();
+    this.check("HEAD", res.statusCode);
+    if (typeof header === "string" && DIGEST.test(header)) return header;
+    // Some registries omit the header on HEAD: the digest is the hash of the manifest bytes.
+    const get = await this.send("GET", url, "manifest");
+    const bytes = Buffer.from(await get.body.arrayBuffer());
+    this.check("GET", get.statusCode);
+    return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  }
+
+  private async authenticate(header: string | string[] | undefined): Promise<void> {
+    const challenges = parseWwwAuthenticate(Array.isArray(header) ? header.join(", ") : (header ?? ""));
+    const bearer = challenges.find((challenge) => challenge.scheme === "bearer");
+    const basic = challenges.find((challenge) => challenge.scheme === "basic");
+    if (bearer !== undefined) {
+      this.authorization = `Bearer ${await this.token(bearer)}`;
+    } else if (basic !== undefined && this.init.creds !== undefined) {
+      this.authorization = basicAuth(this.init.creds);
+    } else {
+      const detail = this.init.creds === undefined ? "credentials required" : "no supported challenge";
+      throw this.error("AuthFailed", 401, detail);
+    }
+  }
+
+  private async token(challenge: AuthChallenge): Promise<string> {
+    const realm = challenge.params.realm;
+    if (realm === undefined) throw this.error("AuthFailed", 401, "Bearer challenge without realm");
+    const url = new URL(realm);
+    if (challenge.params.service !== undefined) url.searchParams.set("service", challenge.params.service);
+    url.searchParams.set("scope", challenge.params.scope ?? `repository:${this.init.ref.repository}:pull`);
+    const res = await this.send("GET", url.toString(), "token");
+    const text = await res.body.text();
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      throw this.error("AuthFailed", res.statusCode, `token service ${url.host} refused the login`);
+    }
+    if (res.statusCode !== 200) throw this.error("Failed", res.statusCode, `token service ${url.host}`);
+    const token = tokenOf(text);
+    if (token === undefined) throw this.error("Failed", 200, `token service ${url.host} sent no token`);
+    return token;
+  }
+
+  private check(method: string, status: number): void {
+    if (status === 200) return;
+    if (status === 401 || status === 403) {
+      throw this.error("AuthFailed", status, this.init.creds === undefined ? "credentials required" : "login refused");
+    }
+    throw this.error(status === 404 ? "NotFound" : "Failed", status, `${method} ${this.init.base}`);
+  }
+
+  private async send(
+    method: "HEAD" | "GET",
+    url: string,
+    target: "manifest" | "token",
+  ): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = {};
+    if (target === "manifest") {
+      headers.accept = MANIFEST_ACCEPT;
+      if (this.authorization !== undefined) headers.authorization = this.authorization;
+    } else if (this.init.creds !== undefined) {
+      // The token service takes the login; the registry itself only ever sees the token.
+      headers.authorization = basicAuth(this.init.creds);
+    }
+    const { origin, pathname, search } = new URL(url);
+    try {
+      return await this.init.dispatcher.request({
+        origin,
+        path: `${pathname}${search}`,
+        method,
+        headers,
+        signal: this.init.signal ?? null,
+        headersTimeout: TIMEOUT_MS,
+        bodyTimeout: TIMEOUT_MS,
+      });
+    } catch (error) {
+      if (this.init.signal?.aborted === true) throw this.init.signal.reason;
+      // Only the registry's own origin may fall back to the next scheme; a token service failing is final.
+      if (target === "manifest") throw new ConnectError("connect", { cause: error });
+      throw new RegistryError({
+        reason: "Unreachable",
+        image: this.init.image,
+        detail: `token service ${origin}: ${describe(error)}`,
+        cause: error,
+      });
+    }
+  }
+
+  private error(reason: RegistryFailure, status: number, detail: string): RegistryError {
+    return new RegistryError({ reason, image: this.init.image, status, detail });
+  }
+}
+
+function basicAuth(creds: RegistryLogin): string {
+  return `Basic ${Buffer.from(`${creds.username}:${creds.password}`, "utf8").toString("base64")}`;
+}
+
+function tokenOf(text: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null) return undefined;
+    const token = "token" in value ? value.token : "access_token" in value ? value.access_token : undefined;
+    return typeof token === "string" && token !== "" ? token : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return "no response";
+  const code = "code" in error && typeof error.code === "string" ? `${error.code} ` : "";
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return `${code}${error.message}${cause}`;
+}
