@@ -1,0 +1,70 @@
+// The multi-arch base image every test build starts FROM: no public registry is reachable, so it is made here
+// (busybox rootfs per architecture → podman import → manifest list → push to the testenv registry).
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { RegistryInfo } from "./env-file.js";
+import { run } from "./exec.js";
+import { elapsed, progress } from "./log.js";
+import { stateDir } from "./paths.js";
+import { basicAuth } from "./registry.js";
+import { busyboxRootfsTar } from "./rootfs.js";
+
+export const baseImageRepository = "vmbuild/busybox";
+export const baseImageArchitectures: readonly string[] = ["amd64", "arm64"];
+
+const indexMediaTypes = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+].join(", ");
+
+export function baseImageRef(registry: RegistryInfo): string {
+  return `${registry.host}/${baseImageRepository}:latest`;
+}
+
+/** True if the registry already serves the image as an index. */
+async function registryHasBaseImage(registry: RegistryInfo): Promise<boolean> {
+  const res = await fetch(`http://${registry.host}/v2/${baseImageRepository}/manifests/latest`, {
+    method: "HEAD",
+    headers: { Authorization: basicAuth(registry), Accept: indexMediaTypes },
+    signal: AbortSignal.timeout(5000),
+  });
+  return res.status === 200 && indexMediaTypes.includes(res.headers.get("content-type") ?? "-");
+}
+
+export async function ensureBaseImage(registry: RegistryInfo): Promise<string> {
+  const ref = baseImageRef(registry);
+  if (await registryHasBaseImage(registry)) return ref;
+  const start = Date.now();
+  progress(`building base image ${ref} (${baseImageArchitectures.join(", ")})`);
+  const dir = join(stateDir, "podman-base");
+  await mkdir(dir, { recursive: true });
+  // A private podman storage: nothing leaks into (or depends on) the machine's own images.
+  const podmanArgs = [
+    `--root=${join(dir, "root")}`,
+    `--runroot=${join(dir, "runroot")}`,
+    "--storage-driver=vfs",
+    "--events-backend=file",
+  ];
+  const podman = (...args: string[]): ReturnType<typeof run> => run("podman", [...podmanArgs, ...args]);
+
+  const list = "localhost/vmbuild-busybox-list:latest";
+  await podman("manifest", "rm", list).catch(() => undefined);
+  await podman("manifest", "create", list);
+  for (const arch of baseImageArchitectures) {
+    const tar = await busyboxRootfsTar(arch, dir);
+    const image = `localhost/vmbuild-busybox:${arch}`;
+    await podman("import", `--arch=${arch}`, "--os=linux", "--change", 'CMD ["/bin/sh"]', tar, image);
+    await podman("manifest", "add", list, `containers-storage:${image}`);
+  }
+  // Credentials in a file, not on a command line that `ps` shows.
+  const authFile = join(dir, "auth.json");
+  await writeFile(authFile, JSON.stringify({ auths: { [registry.host]: { auth: basicAuth(registry).slice(6) } } }), {
+    mode: 0o600,
+  });
+  await podman("manifest", "push", "--all", "--tls-verify=false", `--authfile=${authFile}`, list, `docker://${ref}`);
+  if (!(await registryHasBaseImage(registry))) {
+    throw new Error(`pushed ${ref} but the registry does not serve it as an image index`);
+  }
+  progress(`base image ${ref} pushed (${elapsed(start)})`);
+  return ref;
+}

@@ -1,0 +1,55 @@
+// Identities for the apiserver: a static token file (admin, the controller's service account, a nobody) and the
+// service-account signing key. Fresh per `up`.
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Tokens } from "./env-file.js";
+import { stateDir } from "./paths.js";
+
+export const controllerUser = "system:serviceaccount:vmbuild-system:vmbuild-controller";
+export const nobodyUser = "vmbuild-test-nobody";
+
+export interface CredentialFiles {
+  tokens: Tokens;
+  tokenFile: string;
+  saPublicKey: string;
+  saPrivateKey: string;
+}
+
+function token(): string {
+  return randomBytes(24).toString("hex");
+}
+
+/** One line of a --token-auth-file: token,user,uid,"group1,group2". */
+function tokenLine(tok: string, user: string, uid: string, groups: readonly string[]): string {
+  return `${tok},${user},${uid},"${groups.join(",")}"`;
+}
+
+export async function writeCredentials(): Promise<CredentialFiles> {
+  const dir = join(stateDir, "apiserver");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tokens: Tokens = { admin: token(), controller: token(), nobody: token() };
+  const lines = [
+    tokenLine(tokens.admin, "testenv-admin", "testenv-admin", ["system:masters", "system:authenticated"]),
+    // Exactly the groups a real service-account token carries, so RBAC bindings to the ServiceAccount apply.
+    tokenLine(tokens.controller, controllerUser, "vmbuild-controller", [
+      "system:serviceaccounts",
+      "system:serviceaccounts:vmbuild-system",
+      "system:authenticated",
+    ]),
+    tokenLine(tokens.nobody, nobodyUser, nobodyUser, ["system:authenticated"]),
+  ];
+  const tokenFile = join(dir, "tokens.csv");
+  await writeFile(tokenFile, `${lines.join("\n")}\n`, { mode: 0o600 });
+
+  const { publicKey, privateKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  const saPublicKey = join(dir, "sa.pub");
+  const saPrivateKey = join(dir, "sa.key");
+  await writeFile(saPublicKey, publicKey, { mode: 0o600 });
+  await writeFile(saPrivateKey, privateKey, { mode: 0o600 });
+  return { tokens, tokenFile, saPublicKey, saPrivateKey };
+}

@@ -1,0 +1,60 @@
+// The testenv's description for tests and tools: .testenv/env.json, written at the end of a successful `up`.
+import { existsSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { envFile } from "./paths.js";
+
+export interface RegistryInfo {
+  /** "127.0.0.1:PORT", plain HTTP (loopback only). */
+  host: string;
+  username: string;
+  password: string;
+}
+
+export interface Tokens {
+  /** Group system:masters. */
+  admin: string;
+  /** system:serviceaccount:vmbuild-system:vmbuild-controller: only what deploy/rbac.yaml grants. */
+  controller: string;
+  /** vmbuild-test-nobody: authenticated, nothing else. */
+  nobody: string;
+}
+
+export interface Pids {
+  etcd: number;
+  apiserver: number;
+  registry: number;
+  /** Absent when hack/kubevirt-sim/main.ts does not exist yet. */
+  kubevirtSim?: number;
+}
+
+export interface Testenv {
+  apiserverURL: string;
+  /** PEM of the apiserver's serving CA (also embedded in the kubeconfigs). */
+  caFile: string;
+  adminKubeconfig: string;
+  controllerKubeconfig: string;
+  nobodyKubeconfig: string;
+  tokens: Tokens;
+  users: { controller: string; nobody: string };
+  etcdURL: string;
+  registry: RegistryInfo;
+  /** Multi-arch (amd64, arm64) busybox image in the registry, e.g. "127.0.0.1:5000/vmbuild/busybox:latest". */
+  baseImage: string;
+  simStateDir: string;
+  stateDir: string;
+  logsDir: string;
+  pids: Pids;
+  startedAt: string;
+  /** When the manifests were last applied (a repeated `up` re-applies files edited after this). */
+  appliedAt?: string;
+}
+
+export function readTestenv(): Testenv | undefined {
+  if (!existsSync(envFile)) return undefined;
+  return JSON.parse(readFileSync(envFile, "utf8")) as Testenv;
+}
+
+export async function writeTestenv(env: Testenv): Promise<void> {
+  // Holds tokens and the registry password: readable by the owner only.
+  await writeFile(envFile, `${JSON.stringify(env, null, 2)}\n`, { mode: 0o600 });
+}
