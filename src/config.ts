@@ -14,6 +14,11 @@ const Config = z.object({
   VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888),
   VMBUILD_MAX_CONTEXT_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
   VMBUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+  VMBUILD_NAMESPACE: z.string().default("vmbuild-system"),
+  VMBUILD_LEADER_ELECTION: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
+  VMBUILD_LEADER_LEASE_SECONDS: z.coerce.number().int().min(2).max(300).default(15),
+  VMBUILD_SWEEP_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  HOSTNAME: z.string().default("vmbuild"),
 });
 
 export type ControllerEnv = z.infer<typeof Config>;

@@ -2,7 +2,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { runBuild } from "./build/build.js";
-import { Jobs } from "./build/jobs.js";
+import { Jobs, type JobId } from "./build/jobs.js";
 import { BuildLog } from "./build/log.js";
 import type { Kube } from "./kube/client.js";
 import { describeApiError } from "./kube/errors.js";
@@ -18,6 +18,8 @@ import {
 } from "./kube/resources.js";
 import { LEASE_LABEL_POOL, leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR } from "./lease/leases.js";
+import { sweep } from "./lease/sweeper.js";
+import { startLeaderElection } from "./kube/leader.js";
 import { readRegistryCredentials } from "./registry/secret.js";
 import type { Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
@@ -30,6 +32,12 @@ import { isOurs, runKey, type CustomRun } from "./tekton/customrun.js";
 // is mapped to the runs it concerns.
 
 export interface ControllerConfig {
+  /** Where the leader-election Lease lives. */
+  namespace: string;
+  identity: string;
+  leaderElection: boolean;
+  leaderLeaseMs: number;
+  sweepEveryMs: number;
   workDir: string;
   logDir: string;
   podmanPort: number;
@@ -38,21 +46,29 @@ export interface ControllerConfig {
 }
 
 export interface Controller {
-  /** Resolves when every cache has listed once and the queue is running. */
+  /** Resolves when every cache has listed once. */
   ready: Promise<void>;
+  isLeader(): boolean;
   readonly jobs: Jobs;
   stop(): Promise<void>;
 }
 
 const LEASES: Resource = { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease" };
 
-export async function startController(kube: Kube, config: ControllerConfig, log: Logger): Promise<Controller> {
+export async function startController(
+  kube: Kube,
+  config: ControllerConfig,
+  log: Logger,
+  onLostLeadership: () => void,
+): Promise<Controller> {
   const poolVersion = await servedPoolVersion(kube);
   let queue: WorkQueue | undefined;
-  // Nothing is reconciled before every cache has listed once: a half-filled cache would show leased VMs as free.
+  // Nothing is reconciled before every cache has listed once (a half-filled cache would show leased VMs as free),
+  // nor by a replica that is not the leader.
   let synced = false;
+  let leading = !config.leaderElection;
   const enqueue = (key: string) => {
-    if (synced) queue?.add(key);
+    if (synced && leading) queue?.add(key);
   };
 
   // Filled right below; the informers' callbacks only run after their first list.
@@ -117,7 +133,7 @@ export async function startController(kube: Kube, config: ControllerConfig, log:
     const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
     const { namespace, name, uid } = run.metadata;
     const buildLog = new BuildLog(join(config.logDir, namespace, name, `${uid}-${attempt}.log`));
-    jobs.start(runKey(run), uid, attempt, async (handle) => {
+    jobs.start(runKey(run), { uid, attempt, vm }, async (handle) => {
       let credentials;
       try {
         credentials = await readRegistryCredentials(kube.core, namespace, settings.registrySecret);
@@ -147,10 +163,13 @@ export async function startController(kube: Kube, config: ControllerConfig, log:
     caches,
     log,
     now: () => new Date(),
-    job: (uid: string, attempt: number) => jobs.get(uid, attempt),
-    forgetJob: (uid: string, attempt: number) => jobs.forget(uid, attempt),
+    job: (id: JobId) => jobs.get(id),
+    forgetJob: (id: JobId) => jobs.forget(id),
     startJob,
-    cancelJob: (run: CustomRun) => jobs.cancel(run.metadata.uid, readRunState(run.status?.extraFields)?.attempt ?? 0),
+    cancelJob: (run: CustomRun) => {
+      const st = readRunState(run.status?.extraFields);
+      if (st?.vm) jobs.cancel({ uid: run.metadata.uid, attempt: st.attempt, vm: st.vm });
+    },
   };
   queue = new WorkQueue((key) => reconcile(deps, key), {
     concurrency: config.concurrency,
@@ -158,19 +177,62 @@ export async function startController(kube: Kube, config: ControllerConfig, log:
       log.warn({ run: key, err: describeApiError(err), retryInMs }, "reconcile failed; retrying"),
   });
 
+  let sweepTimer: NodeJS.Timeout | undefined;
+  const runSweeper = async () => {
+    if (synced && leading) {
+      const result = await sweep(kube, caches, log).catch((err: unknown) => {
+        log.warn({ err: describeApiError(err) }, "sweep failed");
+        return undefined;
+      });
+      if (result?.orphans) log.info(result, "sweep done");
+    }
+    sweepTimer = setTimeout(() => void runSweeper(), config.sweepEveryMs);
+    sweepTimer.unref();
+  };
+  // On taking over: every run once (this is how runs caught mid-flight by a restart are found), and a sweep.
+  const takeOver = () => {
+    if (!synced || !leading) return;
+    for (const raw of caches.runs.list()) if (isOurs(raw)) enqueue(keyOf(raw));
+    if (sweepTimer) clearTimeout(sweepTimer);
+    void runSweeper();
+  };
+
+  const elector = config.leaderElection
+    ? startLeaderElection(kube.coordination, {
+        namespace: config.namespace,
+        name: "vmbuild-controller-leader",
+        identity: config.identity,
+        leaseDurationMs: config.leaderLeaseMs,
+        renewEveryMs: Math.max(500, config.leaderLeaseMs / 3),
+        log,
+        onStartedLeading: () => {
+          leading = true;
+          takeOver();
+        },
+        // A replica that lost the lease may be acting on stale state: stop at once and let the new leader
+        // continue every run from the API (the per-VM leases guard anything already in flight).
+        onStoppedLeading: () => {
+          leading = false;
+          onLostLeadership();
+        },
+      })
+    : undefined;
+
   const ready = Promise.all(all.map((i) => i.ready)).then(() => {
     synced = true;
-    // Every run once at start: this is how runs caught mid-flight by a restart are found.
-    for (const raw of caches.runs.list()) if (isOurs(raw)) enqueue(keyOf(raw));
-    log.info({ poolVersion }, "caches synced; reconciling");
+    log.info({ poolVersion, leaderElection: config.leaderElection }, "caches synced");
+    takeOver();
   });
 
   return {
     ready,
     jobs,
+    isLeader: () => leading,
     async stop() {
+      if (sweepTimer) clearTimeout(sweepTimer);
       await queue?.stop();
       await jobs.stopAll();
+      await elector?.stop();
       await Promise.all(all.map((i) => i.stop()));
     },
   };

@@ -18,6 +18,11 @@ async function main(): Promise<void> {
   const controller = await startController(
     kube,
     {
+      namespace: config.VMBUILD_NAMESPACE,
+      identity: `${config.HOSTNAME}-${process.pid}`,
+      leaderElection: config.VMBUILD_LEADER_ELECTION,
+      leaderLeaseMs: config.VMBUILD_LEADER_LEASE_SECONDS * 1000,
+      sweepEveryMs: config.VMBUILD_SWEEP_SECONDS * 1000,
       workDir: config.VMBUILD_WORK_DIR,
       logDir,
       podmanPort: config.VMBUILD_PODMAN_PORT,
@@ -25,6 +30,11 @@ async function main(): Promise<void> {
       concurrency: config.VMBUILD_CONCURRENCY,
     },
     log,
+    () => {
+      // Restarting is the safe way to drop every in-memory belief; the new leader continues from the API.
+      log.error("lost leadership; exiting so a fresh process takes over");
+      process.exit(1);
+    },
   );
   let ready = false;
   void controller.ready.then(() => {

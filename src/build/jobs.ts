@@ -1,6 +1,6 @@
 import type { JobStage, JobView } from "../reconcile/observation.js";
 
-// The build jobs this process runs, by run UID and attempt. Empty after a restart: that absence is how decide()
+// The build jobs this process runs, by run UID, attempt and VM. Empty after a restart: that absence is how decide()
 // learns a build was in flight when the controller died.
 
 export interface JobHandle {
@@ -22,12 +22,12 @@ export class Jobs {
   /** onChange is told the run key whenever a job moves on, so the run gets reconciled. */
   constructor(private readonly onChange: (runKey: string) => void) {}
 
-  get(uid: string, attempt: number): JobView | undefined {
-    return this.entries.get(jobKey(uid, attempt))?.view;
+  get(id: JobId): JobView | undefined {
+    return this.entries.get(jobKey(id))?.view;
   }
 
-  start(runKey: string, uid: string, attempt: number, body: JobBody): void {
-    const key = jobKey(uid, attempt);
+  start(runKey: string, id: JobId, body: JobBody): void {
+    const key = jobKey(id);
     if (this.entries.has(key)) return;
     const abort = new AbortController();
     const entry: Entry = { view: { state: "running", stage: "connecting", detail: "" }, abort, done: Promise.resolve() };
@@ -52,13 +52,13 @@ export class Jobs {
     ).finally(() => this.onChange(runKey));
   }
 
-  cancel(uid: string, attempt: number): void {
-    this.entries.get(jobKey(uid, attempt))?.abort.abort(new Error("cancelled"));
+  cancel(id: JobId): void {
+    this.entries.get(jobKey(id))?.abort.abort(new Error("cancelled"));
   }
 
-  /** Forget a finished attempt's job once its run no longer needs the outcome. */
-  forget(uid: string, attempt: number): void {
-    const key = jobKey(uid, attempt);
+  /** Forget a finished job once its run no longer needs the outcome. */
+  forget(id: JobId): void {
+    const key = jobKey(id);
     const entry = this.entries.get(key);
     if (entry && entry.view.state !== "running") this.entries.delete(key);
   }
@@ -74,6 +74,13 @@ export class Jobs {
   }
 }
 
-function jobKey(uid: string, attempt: number): string {
-  return `${uid}/${attempt}`;
+/** One job per run attempt on one VM: a run that moves to another VM starts afresh there. */
+export interface JobId {
+  uid: string;
+  attempt: number;
+  vm: string;
+}
+
+function jobKey(id: JobId): string {
+  return `${id.uid}/${id.attempt}/${id.vm}`;
 }

@@ -4,8 +4,9 @@ import type { Logger } from "pino";
 import { jsonPatch, mergePatch, type Kube } from "../kube/client.js";
 import { isConflict, isNotFound } from "../kube/errors.js";
 import { recordEvent } from "../kube/events.js";
-import { CUSTOM_RUNS, VIRTUAL_MACHINES, VMIS } from "../kube/resources.js";
-import { runPatch, VirtualMachineSchema } from "../kubevirt/vm.js";
+import { CUSTOM_RUNS } from "../kube/resources.js";
+import { deleteVMI, setRunning } from "../kubevirt/client.js";
+import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease } from "../lease/leases.js";
 import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
 import type { Caches } from "./observe.js";
@@ -91,25 +92,13 @@ async function perform(deps: ApplyDeps, run: CustomRun, obs: Observation, action
     case "stopVM": {
       if (!pool) throw new Error(`${action.kind} without a pool`);
       const vm = VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, pool.namespace));
-      await kube.custom.patchNamespacedCustomObject(
-        { ...target(VIRTUAL_MACHINES, pool.namespace, action.vm), body: runPatch(vm, action.kind === "startVM") },
-        mergePatch,
-      );
+      await setRunning(kube, vm, action.kind === "startVM");
       log.info({ vm: action.vm }, action.kind === "startVM" ? "starting VM" : "stopping VM");
       return;
     }
     case "deleteVMI":
       if (!pool) throw new Error("deleteVMI without a pool");
-      try {
-        // Grace period 0: the disk is thrown away anyway, and the default 30 s would hold the VM for nothing.
-        await kube.custom.deleteNamespacedCustomObject({
-          ...target(VMIS, pool.namespace, action.vm),
-          gracePeriodSeconds: 0,
-          body: { gracePeriodSeconds: 0 },
-        });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      await deleteVMI(kube, pool.namespace, action.vm);
       log.info({ vm: action.vm }, "deleted VMI");
       return;
     case "startJob":

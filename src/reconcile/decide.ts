@@ -15,6 +15,9 @@ import { readRunState, type Outcome, type RunState } from "./run-state.js";
 
 // The reconcile decision: given a CustomRun and what was observed, what happens next. Pure: no I/O, no clock.
 
+/** How long a run waits for a VMBuild or pool it names to show up before failing. */
+export const NOT_FOUND_GRACE_MS = 10_000;
+
 export type Action =
   | { kind: "addFinalizer" }
   | { kind: "acquireLease"; vm: string; holder: string }
@@ -73,7 +76,7 @@ export function decide(run: CustomRun, obs: Observation): Decision {
   const ctx: Ctx = { run, obs, nowIso: obs.now.toISOString(), base: current };
   if (!current.startTime || !state) {
     if (run.metadata.deletionTimestamp) return { actions: [], removeFinalizer: hasFinalizer(run), events: [] };
-    ctx.base = { ...current, startTime: ctx.nowIso };
+    ctx.base = { ...current, startTime: current.startTime ?? ctx.nowIso };
     return toDecision(ctx, start(ctx));
   }
   return toDecision(ctx, proceed(ctx, state));
@@ -83,9 +86,9 @@ function start(ctx: Ctx): Step {
   const { run, obs } = ctx;
   const stop = stopRequest(ctx);
   if (stop) return finishNow(ctx, stop);
-  if (!obs.settings.ok) return finishNow(ctx, failure(obs.settings.reason, obs.settings.message));
+  if (!obs.settings.ok) return cannotStart(ctx, obs.settings);
   const pool = obs.pool;
-  if (!pool || !pool.found) return finishNow(ctx, failure(pool?.reason ?? "PoolNotFound", pool?.message ?? ""));
+  if (!pool?.found) return cannotStart(ctx, pool ?? { reason: "PoolNotFound", message: "No pool was looked up." });
   const state: RunState = {
     phase: "Queued",
     attempt: 0,
@@ -187,7 +190,8 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
   const vm = justLeased ?? heldVM(ctx);
   const name = vm?.name ?? obs.heldLease ?? "?";
   const waited = elapsed(obs, state.phaseSince);
-  const job = obs.job;
+  // The observed job belongs to the VM the status names; a VM leased in this very decision has none yet.
+  const job = justLeased ? undefined : obs.job;
   const connectFailed = job?.state === "failed" && job.stage === "connecting";
   if (!vm || waited >= settings.readyTimeout || connectFailed) {
     const lastSeen = vm ? describeVM(vm, job) : "the VM was deleted";
@@ -280,8 +284,10 @@ function scratching(ctx: Ctx, state: RunState): Step {
     return finish(ctx, state, outcome);
   }
   const vm = ctx.obs.pool?.found ? ctx.obs.pool.vms.find((v) => v.name === lease) : undefined;
+  // Stop first, then delete the instance once the VM is seen stopped: deleting the instance of a VM that still
+  // wants to run makes KubeVirt start a new one.
   if (vm?.wantsRunning) actions.push({ kind: "stopVM", vm: lease });
-  if (vm?.vmi && !vm.vmi.deleting) actions.push({ kind: "deleteVMI", vm: lease });
+  else if (vm?.vmi && !vm.vmi.deleting) actions.push({ kind: "deleteVMI", vm: lease });
   const gone = !vm || (!vm.wantsRunning && !vm.vmi);
   if (gone && ctx.obs.job?.state !== "running") {
     actions.push({ kind: "releaseLease", vm: lease, holder: holderIdentity(ctx.run.metadata, state.attempt) });
@@ -355,6 +361,16 @@ function finish(ctx: Ctx, state: RunState, outcome: Outcome): Step {
   };
 }
 
+/** Invalid input ends the run; a VMBuild or pool that is not there yet gets a grace period first. */
+function cannotStart(ctx: Ctx, problem: { reason: Reason; message: string }): Step {
+  // An object created together with the run may reach the cache a moment after it.
+  const young = elapsed(ctx.obs, ctx.base.startTime ?? ctx.nowIso) < NOT_FOUND_GRACE_MS;
+  if (young && (problem.reason === "VMBuildNotFound" || problem.reason === "PoolNotFound")) {
+    return { actions: [], condition: progress(ctx, "Started", `${problem.message} Waiting for it to appear.`), requeueAfterMs: 1000 };
+  }
+  return finishNow(ctx, failure(problem.reason, problem.message));
+}
+
 /** End a run that never held anything (invalid input, cancelled before it started). */
 function finishNow(ctx: Ctx, outcome: Outcome): Step {
   return { actions: [], condition: { ...outcome.condition, lastTransitionTime: ctx.nowIso }, results: [], final: true };
@@ -385,7 +401,9 @@ function toDecision(ctx: Ctx, step: Step): Decision {
         },
       ]
     : [];
-  const requeueAfterMs = minDefined(step.requeueAfterMs, step.final ? undefined : timeoutRemaining(ctx, status));
+  // Once scratching, the run's timeout has nothing more to stop: the watches on the VM drive it from there.
+  const timeoutMatters = !step.final && step.state?.phase !== "Scratching";
+  const requeueAfterMs = minDefined(step.requeueAfterMs, timeoutMatters ? timeoutRemaining(ctx, status) : undefined);
   return {
     actions: step.actions,
     status,

@@ -6,6 +6,7 @@ import { belongsToPool, vmView, VirtualMachineSchema, VMISchema } from "../kubev
 import { resolveSettings } from "../spec/resolve.js";
 import { CustomRunSchema, runKey, type CustomRun } from "../tekton/customrun.js";
 import type { JobView, Observation, PoolObservation, SettingsObservation } from "./observation.js";
+import type { JobId } from "../build/jobs.js";
 import { readRunState } from "./run-state.js";
 
 // observe: read the caches (never the API) into the input of decide().
@@ -64,7 +65,7 @@ export function observe(
   run: CustomRun,
   problem: string | undefined,
   caches: Caches,
-  job: (uid: string, attempt: number) => JobView | undefined,
+  job: (id: JobId) => JobView | undefined,
   now: Date,
 ): Observation {
   const state = readRunState(run.status?.extraFields);
@@ -74,7 +75,7 @@ export function observe(
     : settingsOf(run, caches);
   const pool = settings.ok ? poolOf(run, settings.settings.pool, caches) : undefined;
   const poolKey = pool?.found ? `${pool.namespace}/${pool.name}` : undefined;
-  const jobView = job(run.metadata.uid, attempt);
+  const jobView = state?.vm ? job({ uid: run.metadata.uid, attempt, vm: state.vm }) : undefined;
   return {
     now,
     settings,

@@ -39,8 +39,9 @@ export class WorkQueue {
 
   addAfter(key: string, delayMs: number): void {
     if (this.stopped) return;
-    if (delayMs <= 0) return this.add(key);
-    const at = Date.now() + delayMs;
+    // Always through a timer, even for 0: a handler that asks to be called again at once must not starve the
+    // event loop (and with it the watches that would tell it something changed).
+    const at = Date.now() + Math.max(0, delayMs);
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
     if (existing) clearTimeout(existing.timer);

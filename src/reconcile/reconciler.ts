@@ -6,14 +6,15 @@ import { apply, type ApplyDeps } from "./apply.js";
 import { decide } from "./decide.js";
 import { observe, parseRun, type Caches } from "./observe.js";
 import type { JobView } from "./observation.js";
+import type { JobId } from "../build/jobs.js";
 
 // One pass for one CustomRun key: observe → decide → apply. Returns when to look again.
 
 export interface ReconcilerDeps extends ApplyDeps {
   caches: Caches;
   log: Logger;
-  job: (uid: string, attempt: number) => JobView | undefined;
-  forgetJob: (uid: string, attempt: number) => void;
+  job: (id: JobId) => JobView | undefined;
+  forgetJob: (id: JobId) => void;
   now: () => Date;
 }
 
@@ -37,8 +38,9 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   // A job whose outcome is written down (a new attempt, or the run finished) is no longer needed.
   const before = readRunState(run.status?.extraFields);
   const after = readRunState(decision.status?.extraFields);
-  if (before && obs.job && obs.job.state !== "running" && (after?.attempt !== before.attempt || after.phase === "Done")) {
-    deps.forgetJob(run.metadata.uid, before.attempt);
+  const moved = after?.attempt !== before?.attempt || after?.vm !== before?.vm || after?.phase === "Done";
+  if (before?.vm && obs.job && obs.job.state !== "running" && moved) {
+    deps.forgetJob({ uid: run.metadata.uid, attempt: before.attempt, vm: before.vm });
   }
   if (decision.status?.conditions?.[0]?.reason !== run.status?.conditions?.[0]?.reason) {
     const c = decision.status?.conditions?.[0];

@@ -146,6 +146,30 @@ export class Cluster {
     await this.custom.deleteNamespacedCustomObject({ ...TEKTON, namespace, name });
   }
 
+  /** Waits until the run's Succeeded condition has one of `reasons`. */
+  async waitForReason(namespace: string, name: string, reasons: string[], timeoutMs = 60_000): Promise<CustomRunObject> {
+    let run: CustomRunObject | undefined;
+    await waitUntil(
+      async () => {
+        run = await this.getRun(namespace, name);
+        return reasons.includes(succeeded(run)?.reason ?? "");
+      },
+      timeoutMs,
+      () => `run ${namespace}/${name} never reached ${reasons.join("|")}; last: ${JSON.stringify(run?.status?.conditions)}`,
+    );
+    if (!run) throw new Error("unreachable");
+    return run;
+  }
+
+  /** Resolves once the run is gone from the API (its finalizer removed after deletion). */
+  async waitForRunGone(namespace: string, name: string, timeoutMs = 60_000): Promise<void> {
+    await waitUntil(
+      async () => this.getRun(namespace, name).then(() => false, () => true),
+      timeoutMs,
+      () => `run ${namespace}/${name} still exists`,
+    );
+  }
+
   /** Waits until the run's Succeeded condition is no longer Unknown; reports each new reason to `onProgress`. */
   async waitForRun(
     namespace: string,

@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { freePort } from "./ports.js";
@@ -53,5 +53,7 @@ export async function startController(env: Testenv, opts: { name?: string; extra
     await proc.stop(2_000);
     throw err;
   });
+  // Keep what it printed next to its work dir, for whoever reads a failed test.
+  void proc.exited.then(() => writeFile(join(workDir, `controller-${proc.pid}.out`), proc.output()).catch(() => undefined));
   return Object.assign(proc, { url, logDir });
 }

@@ -141,17 +141,26 @@ const rows: Row[] = [
     message: /param "x"/,
   },
   {
-    name: "new run with a missing VMBuild fails at once",
+    name: "new run with a missing VMBuild waits a moment for it (caches may lag)",
     run: run({ finalizer: false }),
     obs: { ...observe(0, []), settings: { ok: false, reason: "VMBuildNotFound", message: "no VMBuild" } },
+    actions: [],
+    reason: "Started",
+    status: "Unknown",
+    message: /no VMBuild Waiting for it to appear/,
+  },
+  {
+    name: "a VMBuild still missing after the grace period fails the run",
+    run: run({ finalizer: false, status: { startTime: T0 } }),
+    obs: { ...observe(11, []), settings: { ok: false, reason: "VMBuildNotFound", message: "no VMBuild" } },
     actions: [],
     reason: "VMBuildNotFound",
     status: "False",
   },
   {
-    name: "new run with a missing pool fails at once",
-    run: run({ finalizer: false }),
-    obs: { ...observe(0, []), pool: { found: false, reason: "PoolNotFound", message: "no pool team-a/builders" } },
+    name: "new run with a missing pool fails after the grace period",
+    run: run({ finalizer: false, status: { startTime: T0 } }),
+    obs: { ...observe(11, []), pool: { found: false, reason: "PoolNotFound", message: "no pool team-a/builders" } },
     actions: [],
     reason: "PoolNotFound",
     status: "False",
@@ -211,7 +220,7 @@ const rows: Row[] = [
     name: "starting, not ready in time: scratch it and try another VM",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(61, [booting("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }),
-    actions: ["stopVM:builders-0", "deleteVMI:builders-0"],
+    actions: ["stopVM:builders-0"],
     reason: "Scratching",
     phase: "Scratching",
     message: /did not get ready within 1m0s.*trying another VM/,
@@ -246,7 +255,7 @@ const rows: Row[] = [
       ),
     }),
     obs: observe(200, [stopped("builders-0"), booting("builders-1")], { heldLease: "builders-1" }),
-    actions: ["stopVM:builders-1", "deleteVMI:builders-1"],
+    actions: ["stopVM:builders-1"],
     reason: "Scratching",
     phase: "Scratching",
   },
@@ -281,7 +290,7 @@ const rows: Row[] = [
     name: "build succeeded: scratch before reporting",
     run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
     obs: observe(9, [ready("builders-0")], { heldLease: "builders-0", job: succeeded }),
-    actions: ["stopVM:builders-0", "deleteVMI:builders-0"],
+    actions: ["stopVM:builders-0"],
     reason: "Scratching",
     phase: "Scratching",
   },
@@ -289,7 +298,7 @@ const rows: Row[] = [
     name: "build failed: scratch",
     run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
     obs: observe(9, [ready("builders-0")], { heldLease: "builders-0", job: buildFailed }),
-    actions: ["stopVM:builders-0", "deleteVMI:builders-0"],
+    actions: ["stopVM:builders-0"],
     reason: "Scratching",
     message: /BuildFailed/,
   },
@@ -300,7 +309,7 @@ const rows: Row[] = [
       heldLease: "builders-0",
       job: { state: "failed", stage: "pushing", reason: "PushFailed", message: "unauthorized" },
     }),
-    actions: ["stopVM:builders-0", "deleteVMI:builders-0"],
+    actions: ["stopVM:builders-0"],
     reason: "Scratching",
     message: /PushFailed/,
   },
@@ -308,7 +317,7 @@ const rows: Row[] = [
     name: "controller restarted mid-build (no job): scratch, ControllerRestarted",
     run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
     obs: observe(9, [ready("builders-0")], { heldLease: "builders-0" }),
-    actions: ["stopVM:builders-0", "deleteVMI:builders-0"],
+    actions: ["stopVM:builders-0"],
     reason: "Scratching",
     message: /ControllerRestarted/,
   },
@@ -325,7 +334,7 @@ const rows: Row[] = [
     const vms = holds ? [ready("builders-0")] : [stopped("builders-0", "x/y/z/0")];
     const extra = holds ? { heldLease: "builders-0", job: p === "Building" ? building : undefined } : {};
     const scratchActions = holds
-      ? [...(p === "Building" ? ["cancelJob"] : []), "stopVM:builders-0", "deleteVMI:builders-0"]
+      ? [...(p === "Building" ? ["cancelJob"] : []), "stopVM:builders-0"]
       : [];
     const st = status(state(p, holds ? { vm: "builders-0" } : {}));
     return [
@@ -358,6 +367,23 @@ const rows: Row[] = [
     ];
   }),
   // Scratching
+  {
+    name: "scratching: VM seen stopped, its instance still there: delete it with grace 0",
+    run: run({
+      status: status(
+        state("Scratching", {
+          vm: "builders-0",
+          outcome: { condition: { type: "Succeeded", status: "True", reason: "Succeeded", message: "ok" }, results: [], next: "finish" },
+        }),
+        "Scratching",
+      ),
+    }),
+    obs: observe(10, [{ ...halted("builders-0"), vmi: { phase: "Running", ready: true, deleting: false } }], {
+      heldLease: "builders-0",
+    }),
+    actions: ["deleteVMI:builders-0"],
+    reason: "Scratching",
+  },
   {
     name: "scratching: VMI still terminating, wait",
     run: run({
@@ -467,6 +493,20 @@ describe("decide: status bookkeeping", () => {
     const st = status(state("Building", { vm: "builders-0" }), "Building");
     const d = decide(run({ status: st }), observe(9, [ready("builders-0")], { heldLease: "builders-0", job: building }));
     expect(cond(d)?.lastTransitionTime).toBe(T0);
+  });
+
+  it("does not requeue on the run's timeout once it is scratching", () => {
+    const st = status(
+      state("Scratching", {
+        vm: "builders-0",
+        outcome: { condition: { type: "Succeeded", status: "False", reason: "CustomRunTimedOut", message: "t" }, results: [], next: "finish" },
+      }),
+    );
+    const d = decide(
+      run({ status: st, spec: { timeout: "5s" } }),
+      observe(60, [{ ...halted("builders-0"), vmi: { phase: "Running", ready: true, deleting: true } }], { heldLease: "builders-0" }),
+    );
+    expect(d.requeueAfterMs).toBeUndefined();
   });
 
   it("requeues at the nearest deadline: queue wait or run timeout", () => {

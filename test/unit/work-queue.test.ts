@@ -63,6 +63,28 @@ describe("WorkQueue", () => {
     await q.stop();
   });
 
+  it("a handler that always asks to run again at once does not starve the event loop", async () => {
+    let calls = 0;
+    const q = new WorkQueue(
+      async () => {
+        calls += 1;
+        return { requeueAfterMs: 0 };
+      },
+      { concurrency: 1, onError: () => undefined },
+    );
+    q.add("a");
+    let timerFired = false;
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        timerFired = true;
+        resolve();
+      }, 20),
+    );
+    expect(timerFired).toBe(true);
+    expect(calls).toBeGreaterThan(1);
+    await q.stop();
+  });
+
   it("honours requeueAfterMs from the handler", async () => {
     let calls = 0;
     const q = new WorkQueue(
