@@ -1,18 +1,32 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { renderVMBuildCRD as renderCRD } from "../../src/spec/crd.js";
+import { renderVMBuildCRD } from "../../src/spec/crd.js";
+import { renderParameterReference, renderReasonReference } from "../../src/spec/docs.js";
+import { SETTING_NAMES } from "../../src/spec/settings.js";
+import { REASONS } from "../../src/tekton/reasons.js";
 
-const CRD_PATH = new URL("../../deploy/crds/vmbuild.dev_vmbuilds.yaml", import.meta.url);
+const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), "utf8");
 
-describe("VMBuild CRD", () => {
-  it("deploy/ holds the CRD generated from the current schema (run `npm run gen` after changing it)", () => {
-    expect(readFileSync(CRD_PATH, "utf8")).toBe(renderCRD());
+describe("generated from the schema (run `npm run gen` after changing it)", () => {
+  it.each([
+    ["deploy/crds/vmbuild.dev_vmbuilds.yaml", renderVMBuildCRD],
+    ["docs/parameters.md", renderParameterReference],
+    ["docs/reasons.md", renderReasonReference],
+  ])("%s is up to date", (path, render) => {
+    expect(read(path)).toBe(render());
   });
 
-  it("is structural: no required fields or server defaults, so params can supply what a VMBuild leaves out", () => {
-    const text = renderCRD();
+  it("the CRD is structural: no required fields or server defaults, so params can supply what a VMBuild leaves out", () => {
+    const text = renderVMBuildCRD();
     expect(text).not.toMatch(/^\s+required:/m);
     expect(text).not.toMatch(/^\s+default:/m);
-    expect(text).toMatch(/gitUrl:/);
+    for (const name of SETTING_NAMES) expect(text).toMatch(new RegExp(`^\\s+${name}:`, "m"));
+  });
+
+  it("the references name every parameter and every reason", () => {
+    const params = renderParameterReference();
+    for (const name of SETTING_NAMES) expect(params).toContain(`| \`${name}\` |`);
+    const reasons = renderReasonReference();
+    for (const reason of Object.keys(REASONS)) expect(reasons).toContain(`| \`${reason}\` |`);
   });
 });
