@@ -9,7 +9,7 @@ import {
 } from "../tekton/customrun.js";
 import { REASONS, type Reason } from "../tekton/reasons.js";
 import type { BuildSettings } from "../spec/settings.js";
-import { holderIdentity } from "../lease/holder.js";
+import { holderIdentity, leaseName } from "../lease/holder.js";
 import type { JobView, Observation, VMView } from "./observation.js";
 import { readRunState, type Outcome, type RunState } from "./run-state.js";
 
@@ -144,7 +144,7 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   const { obs } = ctx;
   if (ctx.obs.heldLease) {
     // The lease exists but the status does not know yet (the status write after acquiring it failed).
-    const next: RunState = { ...state, phase: "Starting", vm: ctx.obs.heldLease, leasedAt: ctx.nowIso, phaseSince: ctx.nowIso };
+    const next: RunState = { ...state, ...leasedTo(state, ctx.obs.heldLease, ctx.nowIso), phase: "Starting" };
     return starting(ctx, next, settings);
   }
 
@@ -162,7 +162,7 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   const free = freeVMs(obs, state);
   const vm = free[obs.queueAhead];
   if (vm) {
-    const next: RunState = { ...state, phase: "Starting", vm: vm.name, leasedAt: ctx.nowIso, phaseSince: ctx.nowIso };
+    const next: RunState = { ...state, ...leasedTo(state, vm.name, ctx.nowIso), phase: "Starting" };
     const step = starting(ctx, next, settings, vm);
     step.actions.unshift({ kind: "acquireLease", vm: vm.name, holder: holderIdentity(ctx.run.metadata, state.attempt) });
     return step;
@@ -184,7 +184,7 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
   const { obs } = ctx;
   if (!justLeased && !obs.heldLease) {
     // Someone removed our lease: we may not touch that VM any more; queue for another.
-    const requeued: RunState = { ...state, phase: "Queued", vm: undefined, phaseSince: ctx.nowIso };
+    const requeued: RunState = { ...state, phase: "Queued", vm: undefined, lease: undefined, phaseSince: ctx.nowIso };
     return queued(ctx, requeued, settings);
   }
   const vm = justLeased ?? heldVM(ctx);
@@ -308,7 +308,7 @@ function finish(ctx: Ctx, state: RunState, outcome: Outcome): Step {
   const { run, nowIso } = ctx;
   const settings = ctx.obs.settings.ok ? ctx.obs.settings.settings : undefined;
   if (outcome.next === "retryVM" && settings) {
-    const requeued: RunState = { ...state, phase: "Queued", vm: undefined, outcome: undefined, phaseSince: nowIso };
+    const requeued: RunState = { ...state, phase: "Queued", vm: undefined, lease: undefined, outcome: undefined, phaseSince: nowIso };
     const step = queued(ctx, requeued, settings);
     if (step.condition.reason === "WaitingForVM") step.condition = { ...outcome.condition, lastTransitionTime: nowIso };
     return step;
@@ -376,6 +376,19 @@ function finishNow(ctx: Ctx, outcome: Outcome): Step {
   return { actions: [], condition: { ...outcome.condition, lastTransitionTime: ctx.nowIso }, results: [], final: true };
 }
 
+/** A run attempt holds one VM at most; any other it holds (two replicas raced) is scratched and given back. */
+function giveBackExtraLeases(ctx: Ctx): Action[] {
+  const { pool, extraLeases } = ctx.obs;
+  if (!pool?.found || !extraLeases) return [];
+  const holder = holderIdentity(ctx.run.metadata, readRunState(ctx.base.extraFields)?.attempt ?? 0);
+  return extraLeases.flatMap((name): Action[] => {
+    const vm = pool.vms.find((v) => v.name === name);
+    if (vm?.wantsRunning) return [{ kind: "stopVM", vm: name }];
+    if (vm?.vmi) return vm.vmi.deleting ? [] : [{ kind: "deleteVMI", vm: name }];
+    return [{ kind: "releaseLease", vm: name, holder }];
+  });
+}
+
 function toDecision(ctx: Ctx, step: Step): Decision {
   const { run, base, nowIso } = ctx;
   const previous = succeededCondition(base);
@@ -405,7 +418,7 @@ function toDecision(ctx: Ctx, step: Step): Decision {
   const timeoutMatters = !step.final && step.state?.phase !== "Scratching";
   const requeueAfterMs = minDefined(step.requeueAfterMs, timeoutMatters ? timeoutRemaining(ctx, status) : undefined);
   return {
-    actions: step.actions,
+    actions: [...giveBackExtraLeases(ctx), ...step.actions],
     status,
     removeFinalizer: step.final === true && hasFinalizer(run),
     events,
@@ -444,6 +457,11 @@ function succeededCondition(status: RunStatus): Condition | undefined {
 
 function hasFinalizer(run: CustomRun): boolean {
   return run.metadata.finalizers?.includes(FINALIZER) ?? false;
+}
+
+function leasedTo(state: RunState, vm: string, nowIso: string): Pick<RunState, "vm" | "lease" | "leasedAt" | "phaseSince"> {
+  const namespace = state.pool.split("/")[0] ?? "";
+  return { vm, lease: `${namespace}/${leaseName(vm)}`, leasedAt: nowIso, phaseSince: nowIso };
 }
 
 /** The pool's view of the VM whose lease this run's current attempt holds. */

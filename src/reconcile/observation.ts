@@ -38,8 +38,10 @@ export interface Observation {
   settings: SettingsObservation;
   /** Undefined when settings are invalid: the pool is not looked at then. */
   pool?: PoolObservation;
-  /** The VM whose lease the run's current attempt holds, found by holder identity (the pool may be gone). */
+  /** The VM whose lease the run's current attempt holds, found by holder identity. */
   heldLease?: string;
+  /** Further VMs leased by the same attempt: only possible when two replicas acted at once. Given back. */
+  extraLeases?: string[];
   /** Runs ahead of this one in the pool's fair queue. */
   queueAhead: number;
   /** The build job of this run's current attempt, if this controller process runs one. */

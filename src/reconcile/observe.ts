@@ -80,7 +80,7 @@ export function observe(
     now,
     settings,
     ...(pool ? { pool } : {}),
-    ...(pool?.found ? heldLease(run, attempt, pool) : {}),
+    ...(pool?.found ? heldLeases(run, attempt, state?.vm, pool) : {}),
     queueAhead: poolKey ? queueAhead(run, poolKey, caches) : 0,
     ...(jobView ? { job: jobView } : {}),
   };
@@ -138,11 +138,19 @@ function poolOf(run: CustomRun, ref: string, caches: Caches): PoolObservation {
   return { found: true, namespace, name, vms };
 }
 
-/** The lease this attempt holds, looked up among the pool's leases (it may name a VM that is gone). */
-function heldLease(run: CustomRun, attempt: number, pool: PoolObservation & { found: true }): { heldLease?: string } {
+/** The lease this attempt holds (the VM its status names, if leased), and any others it should not hold. */
+function heldLeases(
+  run: CustomRun,
+  attempt: number,
+  named: string | undefined,
+  pool: PoolObservation & { found: true },
+): { heldLease?: string; extraLeases?: string[] } {
   const me = holderIdentity(run.metadata, attempt);
-  const vm = pool.vms.find((v) => v.leaseHolder === me);
-  return vm ? { heldLease: vm.name } : {};
+  const mine = pool.vms.filter((v) => v.leaseHolder === me).map((v) => v.name);
+  const held = named && mine.includes(named) ? named : mine[0];
+  if (!held) return {};
+  const extra = mine.filter((vm) => vm !== held);
+  return extra.length > 0 ? { heldLease: held, extraLeases: extra } : { heldLease: held };
 }
 
 function queueAhead(run: CustomRun, pool: string, caches: Caches): number {

@@ -21,6 +21,8 @@ export const RunStateSchema = z.object({
   queuedAt: z.string(),
   phaseSince: z.string(),
   vm: z.string().optional(),
+  /** NAMESPACE/NAME of the VM's Lease, for whoever looks at the run. */
+  lease: z.string().optional(),
   leasedAt: z.string().optional(),
   tried: z.array(z.object({ vm: z.string(), lastSeen: z.string() })).default([]),
   outcome: Outcome.optional(),

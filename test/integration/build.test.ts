@@ -83,6 +83,45 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(run.metadata?.finalizers ?? []).toEqual([]);
   });
 
+  it("takes its settings from a VMBuild by name, params overriding it, or from an embedded spec", async () => {
+    await createContextRepo(repos, "settings", {
+      "app/Containerfile": `FROM ${env.baseImage}\nARG GREETING\nRUN echo "$GREETING from $(uname -m)"\n`,
+    });
+    const spec = {
+      pool: "builders",
+      gitUrl: `${git.url}/settings.git`,
+      contextDir: "app",
+      dockerfile: "Containerfile",
+      image: `${env.registry.host}/${ns}/from-vmbuild:1`,
+      platforms: ["linux/arm64"],
+      buildArgs: { GREETING: "hello" },
+      registrySecret: "registry",
+      tlsVerify: false,
+    };
+    await cluster.custom.createNamespacedCustomObject({
+      group: "vmbuild.dev",
+      version: "v1alpha1",
+      plural: "vmbuilds",
+      namespace: ns,
+      body: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", metadata: { name: "app" }, spec },
+    });
+    const overridden = `${env.registry.host}/${ns}/overridden:2`;
+    await cluster.createRun(ns, "by-name", { image: overridden }, { customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" } });
+    await cluster.createRun(ns, "embedded", {}, {
+      customRef: undefined,
+      customSpec: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", spec: { ...spec, image: `${env.registry.host}/${ns}/embedded:1` } },
+    });
+    const [byName, embedded] = await Promise.all([
+      cluster.waitForRun(ns, "by-name", 300_000),
+      cluster.waitForRun(ns, "embedded", 300_000),
+    ]);
+    expect(succeeded(byName)?.reason).toBe("Succeeded");
+    expect(result(byName, "IMAGE_URL")).toBe(overridden);
+    expect(succeeded(embedded)?.reason).toBe("Succeeded");
+    const log = await readFile(join(controller.logDir, ns, "by-name", `${byName.metadata?.uid}-0.log`), "utf8");
+    expect(log.split("\n")).toContain("hello from aarch64");
+  });
+
   it("fails a broken build with podman's error line in the message, and still scratches the VM", async () => {
     await createContextRepo(repos, "broken", {
       Dockerfile: `FROM ${env.baseImage}\nRUN echo about to fail && exit 3\n`,

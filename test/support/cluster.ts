@@ -121,12 +121,15 @@ export class Cluster {
           namespace,
           labels: { "tekton.dev/pipelineRun": "demo", "tekton.dev/pipelineTask": "build" },
         },
-        spec: {
-          customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild" },
-          serviceAccountName: "default",
-          params: Object.entries(params).map(([n, value]) => ({ name: n, value })),
-          ...extra,
-        },
+        // `extra` may replace customRef (with a name, or by customSpec: pass customRef: undefined).
+        spec: JSON.parse(
+          JSON.stringify({
+            customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild" },
+            serviceAccountName: "default",
+            params: Object.entries(params).map(([n, value]) => ({ name: n, value })),
+            ...extra,
+          }),
+        ) as Record<string, unknown>,
       },
     })) as CustomRunObject;
   }

@@ -267,6 +267,20 @@ const rows: Row[] = [
     reason: "WaitingForVM",
     phase: "Queued",
   },
+  {
+    name: "one attempt holding two VMs (two replicas raced): the one not in the status is stopped",
+    run: run({ status: status(state("Starting", { vm: "builders-1" }), "StartingVM") }),
+    obs: observe(5, [ready("builders-0"), ready("builders-1")], { heldLease: "builders-1", extraLeases: ["builders-0"] }),
+    actions: ["stopVM:builders-0", "startJob:builders-1"],
+    reason: "StartingVM",
+  },
+  {
+    name: "…and once it is stopped and its instance gone, its lease is released",
+    run: run({ status: status(state("Starting", { vm: "builders-1" }), "StartingVM") }),
+    obs: observe(6, [halted("builders-0"), ready("builders-1")], { heldLease: "builders-1", extraLeases: ["builders-0"] }),
+    actions: ["releaseLease:builders-0", "startJob:builders-1"],
+    reason: "StartingVM",
+  },
   // Building
   {
     name: "building: progress line in the message",
@@ -474,6 +488,11 @@ describe("decide: every phase × event", () => {
 });
 
 describe("decide: status bookkeeping", () => {
+  it("records the VM and its lease in extraFields when it leases one", () => {
+    const d = decide(run(), observe(0, [stopped("builders-0")]));
+    expect(d.status?.extraFields).toMatchObject({ phase: "Starting", vm: "builders-0", lease: "team-a/vmbuild-vm-builders-0", attempt: 0 });
+  });
+
   it("sets startTime on first reconcile and completionTime only at the end", () => {
     const first = decide(run(), observe(0, [stopped("builders-0")]));
     expect(first.status?.startTime).toBe(T0);

@@ -1,0 +1,151 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
+import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
+import { Cluster, succeeded, type CustomRunObject } from "../support/cluster.js";
+import { startController } from "../support/controller.js";
+import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import { createContextRepo } from "../support/context-repo.js";
+
+// Leasing under load: two replicas racing without leader election never lease one VM twice, and a busy
+// namespace does not starve another.
+
+interface Lease {
+  run: string;
+  vm: string;
+  from: number;
+  to: number;
+}
+
+function leasesOf(runs: CustomRunObject[]): Lease[] {
+  return runs.map((r) => {
+    const x = (r.status?.extraFields ?? {}) as { vm?: string; leasedAt?: string };
+    return {
+      run: `${r.metadata?.namespace}/${r.metadata?.name}`,
+      vm: x.vm ?? "",
+      from: Date.parse(x.leasedAt ?? ""),
+      to: Date.parse(r.status?.completionTime ?? ""),
+    };
+  });
+}
+
+describe("leasing under load", () => {
+  let env: Testenv;
+  let cluster: Cluster;
+  let git: GitHttpServer;
+  let repos: string;
+
+  beforeAll(async () => {
+    const found = readTestenv();
+    if (!found) throw new Error("testenv is not up (global setup should have started it)");
+    env = found;
+    cluster = new Cluster(env);
+    repos = await mkdtemp(join(tmpdir(), "vmbuild-leasing-"));
+    git = await startGitHttpServer({ projectRoot: repos });
+    await createContextRepo(repos, "tiny", { Dockerfile: `FROM ${env.baseImage}\n` });
+  });
+
+  afterAll(async () => {
+    await git?.stop();
+    if (repos) await rm(repos, { recursive: true, force: true });
+  });
+
+  const params = (pool: string, image: string) => ({
+    pool,
+    gitUrl: `${git.url}/tiny.git`,
+    image: `${env.registry.host}/leasing/${image}:1`,
+    registrySecret: "registry",
+    tlsVerify: "false",
+  });
+
+  const noDoubleLeases = (runs: CustomRunObject[]) => {
+    const leases = leasesOf(runs).filter((l) => l.vm !== "" && !Number.isNaN(l.from));
+    for (const a of leases) {
+      for (const b of leases) {
+        if (a.run < b.run && a.vm === b.vm) {
+          const overlap = a.from < b.to && b.from < a.to;
+          expect(overlap, `${a.run} and ${b.run} both held ${a.vm}`).toBe(false);
+        }
+      }
+    }
+  };
+
+  const raceOver = async (name: string, runs: number, extraEnv: NodeJS.ProcessEnv) => {
+    const pair = [
+      await startController(env, { name: `${name}-a`, extraEnv }),
+      await startController(env, { name: `${name}-b`, extraEnv }),
+    ];
+    try {
+      const ns = await cluster.namespace(name);
+      await cluster.pool(ns, "builders", 3);
+      const names = Array.from({ length: runs }, (_, i) => `run-${String(i).padStart(2, "0")}`);
+      await Promise.all(names.map((n) => cluster.createRun(ns, n, params("builders", `${ns}-${n}`))));
+      const done = await Promise.all(names.map((n) => cluster.waitForRun(ns, n, 400_000)));
+      const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
+      return { ns, done, record };
+    } finally {
+      await Promise.all(pair.map((c) => c.stop()));
+    }
+  };
+
+  it("two replicas with leader election over 50 runs on a 3-VM pool: one acts, all succeed, zero double leases", async () => {
+    const { ns, done, record } = await raceOver("race", 50, {});
+    expect(done.map((r) => succeeded(r)?.reason)).toEqual(done.map(() => "Succeeded"));
+    noDoubleLeases(done);
+    expect(record.filter((e) => e.event === "vmi-created")).toHaveLength(50);
+    expect(unscratchedVMIs(record)).toEqual([]);
+    expect(await cluster.leases(ns)).toEqual([]);
+  });
+
+  it("the safety net: two replicas that both act (no leader election) still never lease one VM to two runs", async () => {
+    const { ns, done, record } = await raceOver("unled", 20, { VMBUILD_LEADER_ELECTION: "false" });
+    // Both replicas drive the same runs, so some may fail; none may share a VM, and every VM is scratched.
+    expect(done.every((r) => ["True", "False"].includes(succeeded(r)?.status ?? ""))).toBe(true);
+    noDoubleLeases(done);
+    expect(unscratchedVMIs(record)).toEqual([]);
+    expect(await cluster.leases(ns)).toEqual([]);
+  });
+
+  it("fairness: after namespace A queues 20 runs, namespace B's one run gets a VM within two lease turns", async () => {
+    const controller = await startController(env, { name: "fair" });
+    try {
+      await fairness();
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  async function fairness(): Promise<void> {
+    const pools = await cluster.namespace("pools");
+    await cluster.pool(pools, "shared", 1, {});
+    await cluster.custom.patchNamespacedCustomObject(
+      {
+        group: "pool.kubevirt.io",
+        version: "v1beta1",
+        plural: "virtualmachinepools",
+        namespace: pools,
+        name: "shared",
+        body: { metadata: { annotations: { "vmbuild.dev/allowed-namespaces": "*" } } },
+      },
+      (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
+    );
+    const a = await cluster.namespace("team-a");
+    const b = await cluster.namespace("team-b");
+    const aNames = Array.from({ length: 20 }, (_, i) => `a-${String(i).padStart(2, "0")}`);
+    for (const n of aNames) await cluster.createRun(a, n, params(`${pools}/shared`, `${a}-${n}`));
+    await cluster.waitForReason(a, aNames[19] ?? "", ["WaitingForVM"], 30_000);
+    const bCreated = Date.now();
+    await cluster.createRun(b, "b-00", params(`${pools}/shared`, `${b}-b-00`));
+
+    const bRun = await cluster.waitForRun(b, "b-00", 300_000);
+    const aRuns = await Promise.all(aNames.map((n) => cluster.waitForRun(a, n, 300_000)));
+    expect(succeeded(bRun)?.reason).toBe("Succeeded");
+    const bLeased = leasesOf([bRun])[0]?.from ?? 0;
+    // Lease turns that went to A after B queued and before B got the VM.
+    const turnsBeforeB = leasesOf(aRuns).filter((l) => l.from > bCreated && l.from < bLeased).length;
+    expect(turnsBeforeB).toBeLessThanOrEqual(2);
+    expect(aRuns.every((r) => succeeded(r)?.reason === "Succeeded")).toBe(true);
+  }
+});
