@@ -20,7 +20,7 @@ import { LEASE_LABEL_POOL, leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR } from "./lease/leases.js";
 import { sweep } from "./lease/sweeper.js";
 import { startLeaderElection } from "./kube/leader.js";
-import { readRegistryCredentials } from "./registry/secret.js";
+import { readRegistryCredentials } from "./registry/tekton-credentials.js";
 import type { Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
@@ -129,7 +129,8 @@ export async function startController(
   const all = Object.values(informers);
 
   const jobs = new Jobs(enqueue);
-  const startJob = (run: CustomRun, settings: BuildSettings, vm: string, address: string) => {
+  const startJob = (run: CustomRun, settings: BuildSettings, target: { namespace: string; name: string }, address: string) => {
+    const vm = target.name;
     const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
     const { namespace, name, uid } = run.metadata;
     const buildLog = new BuildLog(join(config.logDir, namespace, name, `${uid}-${attempt}.log`));
@@ -146,6 +147,7 @@ export async function startController(
           run: { namespace, name, uid },
           attempt,
           vm,
+          vmNamespace: target.namespace,
           endpoint: `tcp://${address}:${config.podmanPort}`,
           settings,
           credentials,

@@ -7,7 +7,7 @@ import type { JobStage, JobView } from "../reconcile/observation.js";
 import { createPodmanClient, type PodmanClient } from "../podman/client.js";
 import { fetchSource } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
-import { resolveDigest } from "../registry/client.js";
+import { inspectManifest, type ServedManifest } from "../registry/client.js";
 import { credentialsFor, type RegistryCredentials } from "../registry/credentials.js";
 import type { JobHandle } from "./jobs.js";
 import type { BuildLog } from "./log.js";
@@ -19,6 +19,7 @@ export interface BuildInput {
   run: { namespace: string; name: string; uid: string };
   attempt: number;
   vm: string;
+  vmNamespace: string;
   /** podman's endpoint on the VM, e.g. tcp://10.0.0.5:8888. */
   endpoint: string;
   settings: BuildSettings;
@@ -52,12 +53,15 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
     const manifest = `vmbuild-${input.run.uid}-${input.attempt}`;
     await buildStage(input, podman, checkout, manifest, job);
     job.progress("pushing", `Pushing ${input.settings.image} (${input.settings.platforms.join(", ")})`);
-    const digest = await pushStage(input, podman, manifest, job.signal);
+    const served = await pushStage(input, podman, manifest, job.signal);
+    const digest = served.digest;
     const results: RunResult[] = [
       { name: "IMAGE_URL", value: input.settings.image },
       { name: "IMAGE_DIGEST", value: digest },
+      { name: "PLATFORM_DIGESTS", value: served.platforms.map((p) => `${p.platform}=${p.digest}`).join(",") },
       { name: "CHAINS-GIT_URL", value: redactUrl(input.settings.gitUrl) },
       { name: "CHAINS-GIT_COMMIT", value: commit },
+      { name: "BUILD_VM", value: `${input.vmNamespace}/${input.vm}` },
     ];
     input.log.line(`pushed ${input.settings.image}@${digest}`);
     return {
@@ -157,7 +161,12 @@ async function buildStage(
   }
 }
 
-async function pushStage(input: BuildInput, podman: PodmanClient, manifest: string, signal: AbortSignal): Promise<string> {
+async function pushStage(
+  input: BuildInput,
+  podman: PodmanClient,
+  manifest: string,
+  signal: AbortSignal,
+): Promise<ServedManifest> {
   const { settings } = input;
   const login = credentialsFor(input.credentials, settings.image);
   let pushed: string;
@@ -175,14 +184,14 @@ async function pushStage(input: BuildInput, podman: PodmanClient, manifest: stri
   } catch (err) {
     throw new StageError("pushing", "PushFailed", err instanceof Error ? err.message : String(err));
   }
-  let served: string;
+  let served: ServedManifest;
   try {
-    served = await resolveDigest(settings.image, login?.credentials, { tlsVerify: settings.tlsVerify, signal });
+    served = await inspectManifest(settings.image, login?.credentials, { tlsVerify: settings.tlsVerify, signal });
   } catch (err) {
     throw new StageError("pushing", "PushFailed", `pushed, but the registry does not serve it: ${String(err)}`);
   }
-  if (served !== pushed) {
-    throw new StageError("pushing", "PushFailed", `podman pushed ${pushed} but the registry serves ${served}`);
+  if (served.digest !== pushed) {
+    throw new StageError("pushing", "PushFailed", `podman pushed ${pushed} but the registry serves ${served.digest}`);
   }
   return served;
 }

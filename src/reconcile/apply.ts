@@ -21,7 +21,7 @@ export interface ApplyDeps {
   kube: Kube;
   caches: Caches;
   log: Logger;
-  startJob: (run: CustomRun, settings: BuildSettings, vm: string, address: string) => void;
+  startJob: (run: CustomRun, settings: BuildSettings, vm: { namespace: string; name: string }, address: string) => void;
   cancelJob: (run: CustomRun) => void;
 }
 
@@ -102,8 +102,8 @@ async function perform(deps: ApplyDeps, run: CustomRun, obs: Observation, action
       log.info({ vm: action.vm }, "deleted VMI");
       return;
     case "startJob":
-      if (!obs.settings.ok) throw new Error("startJob without valid settings");
-      deps.startJob(run, obs.settings.settings, action.vm, action.address);
+      if (!obs.settings.ok || !pool) throw new Error("startJob without valid settings or pool");
+      deps.startJob(run, obs.settings.settings, { namespace: pool.namespace, name: action.vm }, action.address);
       return;
     case "cancelJob":
       deps.cancelJob(run);

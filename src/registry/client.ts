@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { Agent, type Dispatcher } from "undici";
+import { z } from "zod";
 import type { RegistryLogin } from "./credentials.js";
 import { RegistryError, type RegistryFailure } from "./errors.js";
 import { formatImageReference, parseImageReference, registryApiHost, type ImageReference } from "./image-reference.js";
@@ -21,6 +22,13 @@ const MANIFEST_ACCEPT = [
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const TIMEOUT_MS = 30_000;
 
+/** A manifest as the registry serves it: its digest and, for an index, the digest of each platform's image. */
+export interface ServedManifest {
+  digest: string;
+  mediaType: string | undefined;
+  platforms: { platform: string; digest: string }[];
+}
+
 /**
  * The digest the registry serves for `imageRef`'s manifest (HEAD, `Docker-Content-Digest`; hashing a GET when
  * the header is missing). Handles anonymous access, Basic auth and the Bearer token challenge.
@@ -30,6 +38,24 @@ export async function resolveDigest(
   creds: RegistryLogin | undefined,
   opts: ResolveDigestOptions,
 ): Promise<string> {
+  return withSession(imageRef, creds, opts, (session) => session.resolve());
+}
+
+/** The manifest the registry serves for `imageRef`, read with GET: digest and per-platform digests of an index. */
+export async function inspectManifest(
+  imageRef: string,
+  creds: RegistryLogin | undefined,
+  opts: ResolveDigestOptions,
+): Promise<ServedManifest> {
+  return withSession(imageRef, creds, opts, (session) => session.inspect());
+}
+
+async function withSession<T>(
+  imageRef: string,
+  creds: RegistryLogin | undefined,
+  opts: ResolveDigestOptions,
+  use: (session: Session) => Promise<T>,
+): Promise<T> {
   const ref = parseImageReference(imageRef);
   const image = formatImageReference(ref);
   const dispatcher = new Agent({ connect: { rejectUnauthorized: opts.tlsVerify } });
@@ -40,7 +66,7 @@ export async function resolveDigest(
       const base = `${scheme}://${registryApiHost(ref.registry)}`;
       const session = new Session({ dispatcher, base, ref, image, creds, signal: opts.signal });
       try {
-        return await session.resolve();
+        return await use(session);
       } catch (error) {
         if (!(error instanceof ConnectError)) throw error;
         lastError = error.cause;
@@ -49,6 +75,26 @@ export async function resolveDigest(
     throw new RegistryError({ reason: "Unreachable", image, detail: describe(lastError), cause: lastError });
   } finally {
     await dispatcher.close();
+  }
+}
+
+const ServedManifestSchema = z.object({
+  mediaType: z.string().optional(),
+  manifests: z
+    .array(
+      z.object({
+        digest: z.string(),
+        platform: z.object({ os: z.string(), architecture: z.string(), variant: z.string().optional() }).optional(),
+      }),
+    )
+    .default([]),
+});
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 
@@ -73,23 +119,43 @@ class Session {
   constructor(private readonly init: SessionInit) {}
 
   async resolve(): Promise<string> {
-    const { base, ref } = this.init;
-    const url = `${base}/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag ?? "latest"}`;
-    let res = await this.send("HEAD", url, "manifest");
-    if (res.statusCode === 401) {
-      await res.body.dump();
-      await this.authenticate(res.headers["www-authenticate"]);
-      res = await this.send("HEAD", url, "manifest");
-    }
+    const res = await this.manifest("HEAD");
     const header = res.headers["docker-content-digest"];
     await res.body.dump();
     this.check("HEAD", res.statusCode);
     if (typeof header === "string" && DIGEST.test(header)) return header;
     // Some registries omit the header on HEAD: the digest is the hash of the manifest bytes.
-    const get = await this.send("GET", url, "manifest");
-    const bytes = Buffer.from(await get.body.arrayBuffer());
-    this.check("GET", get.statusCode);
-    return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    return (await this.inspect()).digest;
+  }
+
+  async inspect(): Promise<ServedManifest> {
+    const res = await this.manifest("GET");
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    this.check("GET", res.statusCode);
+    // The hash of the bytes served is the digest users pull by, whatever the header says.
+    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    const parsed = ServedManifestSchema.safeParse(safeJson(bytes.toString("utf8")));
+    const manifest = parsed.success ? parsed.data : { manifests: [] };
+    return {
+      digest,
+      mediaType: manifest.mediaType,
+      platforms: manifest.manifests.flatMap((m) =>
+        m.platform ? [{ platform: [m.platform.os, m.platform.architecture, m.platform.variant].filter(Boolean).join("/"), digest: m.digest }] : [],
+      ),
+    };
+  }
+
+  /** The manifest request, with one authentication round if the registry asks for it. */
+  private async manifest(method: "HEAD" | "GET"): Promise<Dispatcher.ResponseData> {
+    const { base, ref } = this.init;
+    const url = `${base}/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag ?? "latest"}`;
+    let res = await this.send(method, url, "manifest");
+    if (res.statusCode === 401) {
+      await res.body.dump();
+      await this.authenticate(res.headers["www-authenticate"]);
+      res = await this.send(method, url, "manifest");
+    }
+    return res;
   }
 
   private async authenticate(header: string | string[] | undefined): Promise<void> {
