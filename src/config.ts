@@ -1,6 +1,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
+import { parseDuration } from "./spec/duration.js";
 
 // The controller's configuration, from the environment, validated once at start.
 
@@ -11,6 +12,14 @@ const Config = z.object({
   VMBUILD_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
   VMBUILD_WORK_DIR: z.string().default(join(tmpdir(), "vmbuild")),
   VMBUILD_LOG_DIR: z.string().optional(),
+  /** Base URL under which users reach this controller's /logs (through the Service or an Ingress). */
+  VMBUILD_PUBLIC_URL: z.url().optional(),
+  VMBUILD_LOG_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
+  VMBUILD_LOG_MAX_AGE: z
+    .string()
+    .default("168h")
+    .refine((d) => parseDuration(d) !== undefined, { message: "expected a duration such as 72h" })
+    .transform((d) => parseDuration(d) ?? 0),
   VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888),
   VMBUILD_MAX_CONTEXT_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
   VMBUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),

@@ -1,9 +1,8 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { join } from "node:path";
 import type { Logger } from "pino";
-import { runBuild } from "./build/build.js";
 import { Jobs, type JobId } from "./build/jobs.js";
-import { BuildLog } from "./build/log.js";
+import { buildJob } from "./build/job.js";
+import type { LogStore } from "./build/log-store.js";
 import type { Kube } from "./kube/client.js";
 import { describeApiError } from "./kube/errors.js";
 import { startInformer } from "./kube/informers.js";
@@ -20,7 +19,6 @@ import { LEASE_LABEL_POOL, leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR } from "./lease/leases.js";
 import { sweep } from "./lease/sweeper.js";
 import { startLeaderElection } from "./kube/leader.js";
-import { readRegistryCredentials } from "./registry/tekton-credentials.js";
 import type { Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
@@ -39,7 +37,9 @@ export interface ControllerConfig {
   leaderLeaseMs: number;
   sweepEveryMs: number;
   workDir: string;
-  logDir: string;
+  logs: LogStore;
+  /** Base URL of this controller's HTTP server as users reach it, for log links. */
+  publicURL: string;
   podmanPort: number;
   maxContextBytes: number;
   concurrency: number;
@@ -129,35 +129,11 @@ export async function startController(
   const all = Object.values(informers);
 
   const jobs = new Jobs(enqueue);
-  const startJob = (run: CustomRun, settings: BuildSettings, target: { namespace: string; name: string }, address: string) => {
-    const vm = target.name;
+  const jobDeps = { core: kube.core, ...config };
+  const startJob = (run: CustomRun, settings: BuildSettings, vm: { namespace: string; name: string }, address: string) => {
     const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
-    const { namespace, name, uid } = run.metadata;
-    const buildLog = new BuildLog(join(config.logDir, namespace, name, `${uid}-${attempt}.log`));
-    jobs.start(runKey(run), { uid, attempt, vm }, async (handle) => {
-      let credentials;
-      try {
-        credentials = await readRegistryCredentials(kube.core, namespace, settings.registrySecret);
-      } catch (err) {
-        await buildLog.close();
-        return { state: "failed", stage: "connecting", reason: "InvalidSecret", message: err instanceof Error ? err.message : String(err) };
-      }
-      return runBuild(
-        {
-          run: { namespace, name, uid },
-          attempt,
-          vm,
-          vmNamespace: target.namespace,
-          endpoint: `tcp://${address}:${config.podmanPort}`,
-          settings,
-          credentials,
-          workDir: config.workDir,
-          maxContextBytes: config.maxContextBytes,
-          log: buildLog,
-        },
-        handle,
-      );
-    });
+    const id = { uid: run.metadata.uid, attempt, vm: vm.name };
+    jobs.start(runKey(run), id, buildJob(jobDeps, run, attempt, settings, vm, address));
   };
 
   const deps = {

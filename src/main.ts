@@ -5,15 +5,31 @@ import { loadConfig } from "./config.js";
 import { startController } from "./controller.js";
 import { loadKube } from "./kube/client.js";
 import { startServer } from "./server/http.js";
+import { createAuthorizer, kubeAccessReviewer } from "./server/auth.js";
+import { LogStore } from "./build/log-store.js";
+import { removeStaleCheckouts } from "./build/build.js";
 
 // The one entry point: configuration, wiring, graceful shutdown.
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const log = pino({ level: config.VMBUILD_LOG_LEVEL, base: { component: "vmbuild" } });
+  const log = pino({
+    level: config.VMBUILD_LOG_LEVEL,
+    base: { component: "vmbuild" },
+    // Nothing secret is logged on purpose; this is the net under that promise.
+    redact: { paths: ["*.password", "*.token", "*.auth", "*.authorization", "*.privateKey", "*.headers.authorization"], censor: "***" },
+  });
   const kube = loadKube(config.KUBECONFIG);
-  const logDir = config.VMBUILD_LOG_DIR ?? join(config.VMBUILD_WORK_DIR, "logs");
   await mkdir(config.VMBUILD_WORK_DIR, { recursive: true });
+  await removeStaleCheckouts(config.VMBUILD_WORK_DIR);
+  const logs = new LogStore({
+    root: config.VMBUILD_LOG_DIR ?? join(config.VMBUILD_WORK_DIR, "logs"),
+    maxBytes: config.VMBUILD_LOG_MAX_BYTES,
+    maxAgeMs: config.VMBUILD_LOG_MAX_AGE,
+    log,
+  });
+  logs.start();
+  const publicURL = config.VMBUILD_PUBLIC_URL ?? `http://${config.HOSTNAME}:${config.VMBUILD_HTTP_PORT}`;
 
   const controller = await startController(
     kube,
@@ -24,7 +40,8 @@ async function main(): Promise<void> {
       leaderLeaseMs: config.VMBUILD_LEADER_LEASE_SECONDS * 1000,
       sweepEveryMs: config.VMBUILD_SWEEP_SECONDS * 1000,
       workDir: config.VMBUILD_WORK_DIR,
-      logDir,
+      logs,
+      publicURL,
       podmanPort: config.VMBUILD_PODMAN_PORT,
       maxContextBytes: config.VMBUILD_MAX_CONTEXT_BYTES,
       concurrency: config.VMBUILD_CONCURRENCY,
@@ -45,6 +62,7 @@ async function main(): Promise<void> {
     port: config.VMBUILD_HTTP_PORT,
     log,
     health: { live: () => true, ready: () => ready },
+    logs: { store: logs, authorizer: createAuthorizer(kubeAccessReviewer(kube.kc), { log }) },
   });
   log.info({ port: config.VMBUILD_HTTP_PORT, server: kube.kc.getCurrentCluster()?.server }, "vmbuild controller started");
 
@@ -55,6 +73,7 @@ async function main(): Promise<void> {
     log.info({ signal }, "shutting down");
     await server.close();
     await controller.stop();
+    logs.stop();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

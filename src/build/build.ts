@@ -1,11 +1,11 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { RunResult } from "../tekton/customrun.js";
 import type { BuildSettings } from "../spec/settings.js";
 import type { FailureReason } from "../tekton/reasons.js";
 import type { JobStage, JobView } from "../reconcile/observation.js";
 import { createPodmanClient, type PodmanClient } from "../podman/client.js";
-import { fetchSource } from "../source/git.js";
+import { fetchSource, type GitAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
 import { inspectManifest, type ServedManifest } from "../registry/client.js";
 import { credentialsFor, type RegistryCredentials } from "../registry/credentials.js";
@@ -28,9 +28,15 @@ export interface BuildInput {
   workDir: string;
   maxContextBytes: number;
   log: BuildLog;
+  /** Credentials for the git fetch; they never reach the VM. */
+  gitAuth?: GitAuth;
+  /** Where users read the full log. */
+  logURL: string;
 }
 
 type Final = JobView & { state: "succeeded" | "failed" };
+
+const CHECKOUT_PREFIX = "src-";
 
 class StageError extends Error {
   constructor(
@@ -44,10 +50,10 @@ class StageError extends Error {
 
 export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final> {
   const podman = createPodmanClient(input.endpoint);
-  const checkout = await mkdtemp(join(input.workDir, "src-"));
+  const checkout = await mkdtemp(join(input.workDir, CHECKOUT_PREFIX));
   try {
     await waitForPodman(podman, job.signal);
-    job.progress("fetching", `Fetching ${input.settings.gitUrl} ${input.settings.gitRevision || "(default branch)"}`);
+    job.progress("fetching", `Fetching ${redactUrl(input.settings.gitUrl)} ${input.settings.gitRevision || "(default branch)"}`);
     const commit = await fetchStage(input, checkout, job.signal);
     input.log.line(`source ${redactUrl(input.settings.gitUrl)} at ${commit}`);
     const manifest = `vmbuild-${input.run.uid}-${input.attempt}`;
@@ -62,6 +68,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
       { name: "CHAINS-GIT_URL", value: redactUrl(input.settings.gitUrl) },
       { name: "CHAINS-GIT_COMMIT", value: commit },
       { name: "BUILD_VM", value: `${input.vmNamespace}/${input.vm}` },
+      { name: "LOG_URL", value: input.logURL },
     ];
     input.log.line(`pushed ${input.settings.image}@${digest}`);
     return {
@@ -73,7 +80,8 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
     const failure =
       err instanceof StageError ? err : new StageError("building", "BuildFailed", `internal error: ${String(err)}`);
     input.log.line(`error: ${failure.message}`);
-    return { state: "failed", stage: failure.stage, reason: failure.reason, message: failure.message };
+    const message = `${failure.message}\nFull log: ${input.logURL}`;
+    return { state: "failed", stage: failure.stage, reason: failure.reason, message };
   } finally {
     await Promise.all([rm(checkout, { recursive: true, force: true }), podman.close(), input.log.close()]);
   }
@@ -100,6 +108,7 @@ async function fetchStage(input: BuildInput, dir: string, signal: AbortSignal): 
       revision: input.settings.gitRevision,
       dir,
       signal,
+      ...(input.gitAuth ? { auth: input.gitAuth } : {}),
     });
     return commit;
   } catch (err) {
@@ -194,6 +203,14 @@ async function pushStage(
     throw new StageError("pushing", "PushFailed", `podman pushed ${pushed} but the registry serves ${served.digest}`);
   }
   return served;
+}
+
+/** Source checkouts left by a previous process (killed mid-build): no job of this one uses them. */
+export async function removeStaleCheckouts(workDir: string): Promise<void> {
+  const entries = await readdir(workDir).catch(() => []);
+  await Promise.all(
+    entries.filter((e) => e.startsWith(CHECKOUT_PREFIX)).map((e) => rm(join(workDir, e), { recursive: true, force: true })),
+  );
 }
 
 /** Strips user info from a URL before it goes into a result or a log. */

@@ -1,7 +1,6 @@
 import type { CoreV1Api } from "@kubernetes/client-node";
 import { apiStatus } from "../kube/errors.js";
 import { CredentialSourceError, describeSource, type CredentialSource } from "./credential-errors.js";
-import type { RegistryCredentials } from "./credentials.js";
 import {
   DEFAULT_SERVICE_ACCOUNT,
   secretsToRead,
@@ -59,21 +58,6 @@ export async function resolveCredentials(
     registrySecret: opts.registrySecret,
   });
   return { ...credentials, missingSecrets };
-}
-
-/**
- * Registry logins from one named docker config Secret (`.dockerconfigjson` or `.dockercfg`); none if no name.
- * What src/controller.ts used before ServiceAccount credentials; same code path as the `registrySecret` layer.
- */
-export async function readRegistryCredentials(
-  core: CoreV1Api,
-  namespace: string,
-  name: string | undefined,
-): Promise<RegistryCredentials> {
-  if (!name) return {};
-  const secret = await readSecret(core, namespace, name, { kind: "registrySecret" });
-  const secrets = secret === undefined ? [] : [secret];
-  return tektonCredentials({ namespace, serviceAccount: {}, secrets, workspaces: [], registrySecret: name }).registry;
 }
 
 async function readServiceAccount(core: CoreV1Api, namespace: string, name: string): Promise<ServiceAccountLike> {

@@ -1,7 +1,8 @@
 import Fastify from "fastify";
 import type { Logger } from "pino";
+import { logRoutes, type LogRoutesOptions } from "./logs.js";
 
-// The controller's HTTP server: health for the kubelet's probes. Metrics and logs come with later issues.
+// The controller's HTTP server: health for the kubelet's probes and the build logs.
 
 export interface Health {
   /** Alive: the process is not wedged. */
@@ -15,10 +16,14 @@ export async function startServer(opts: {
   port: number;
   log: Logger;
   health: Health;
+  logs: LogRoutesOptions;
 }): Promise<{ close(): Promise<void> }> {
-  const app = Fastify({ loggerInstance: opts.log.child({ component: "http" }), disableRequestLogging: true });
-  app.get("/healthz", async (_req, reply) => (opts.health.live() ? "ok" : reply.code(500).send("not alive")));
-  app.get("/readyz", async (_req, reply) => (opts.health.ready() ? "ok" : reply.code(503).send("not ready")));
+  const app = Fastify({ loggerInstance: opts.log.child({ component: "http" }) });
+  // Probes come every few seconds: not worth a log line each.
+  const quiet = { logLevel: "warn" } as const;
+  app.get("/healthz", quiet, async (_req, reply) => (opts.health.live() ? "ok" : reply.code(500).send("not alive")));
+  app.get("/readyz", quiet, async (_req, reply) => (opts.health.ready() ? "ok" : reply.code(503).send("not ready")));
+  await app.register(logRoutes, opts.logs);
   await app.listen({ host: opts.host, port: opts.port });
   return { close: () => app.close() };
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { WorkspaceBindingSchema } from "../registry/tekton-secrets.js";
 
 export const VMBUILD_GROUP = "vmbuild.dev";
 export const VMBUILD_VERSION = "v1alpha1";
@@ -61,6 +62,7 @@ export const CustomRunSchema = z.object({
     retries: z.number().int().min(0).optional(),
     status: z.string().optional(),
     statusMessage: z.string().optional(),
+    workspaces: z.array(WorkspaceBindingSchema).optional(),
   }),
   status: z
     .object({

@@ -68,8 +68,9 @@ export const REASONS = {
   },
   InvalidSecret: {
     status: "False",
-    meaning: "The Secret named by registrySecret is missing or is not a usable docker config.",
-    action: "Create the Secret (kubernetes.io/dockerconfigjson) in the run's namespace, or fix its name.",
+    meaning:
+      "The run's credentials could not be read: its ServiceAccount, the registrySecret, or the dockerconfig workspace's Secret is missing or malformed; the message names it.",
+    action: "Create or fix the named object in the run's namespace (Secrets as Tekton expects them).",
   },
   SourceFailed: {
     status: "False",

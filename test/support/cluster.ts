@@ -53,6 +53,8 @@ export class Cluster {
   async namespace(prefix: string): Promise<string> {
     const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
     await this.core.createNamespace({ body: { metadata: { name } } });
+    // A real cluster's ServiceAccount controller creates `default` in every namespace; this one has none.
+    await this.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: "default" } } });
     await this.core.createNamespacedSecret({
       namespace: name,
       body: registrySecretManifest(name, "registry", this.env),

@@ -32,6 +32,7 @@ export async function startController(env: Testenv, opts: { name?: string; extra
       VMBUILD_HTTP_PORT: String(port),
       VMBUILD_WORK_DIR: workDir,
       VMBUILD_LOG_DIR: logDir,
+      VMBUILD_PUBLIC_URL: `http://127.0.0.1:${port}`,
       VMBUILD_LOG_LEVEL: "debug",
       ...opts.extraEnv,
     },
