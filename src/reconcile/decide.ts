@@ -182,18 +182,21 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
 
 function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased?: VMView): Step {
   const { obs } = ctx;
-  if (!justLeased && !obs.heldLease) {
-    // Someone removed our lease: we may not touch that VM any more; queue for another.
+  const held = justLeased?.name ?? heldVMName(ctx, state);
+  if (!held) {
+    // Another run holds the VM our status names: we may not touch it any more; queue for another.
     const requeued: RunState = { ...state, phase: "Queued", vm: undefined, lease: undefined, phaseSince: ctx.nowIso };
     return queued(ctx, requeued, settings);
   }
-  const vm = justLeased ?? heldVM(ctx);
-  const name = vm?.name ?? obs.heldLease ?? "?";
+  const vm = justLeased ?? vmView(ctx, held);
+  const name = held;
   const waited = elapsed(obs, state.phaseSince);
   // The observed job belongs to the VM the status names; a VM leased in this very decision has none yet.
   const job = justLeased ? undefined : obs.job;
-  const connectFailed = job?.state === "failed" && job.stage === "connecting";
-  if (!vm || waited >= settings.readyTimeout || connectFailed) {
+  // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
+  // (the run's credentials, say) and ends the run like any build failure.
+  if (job?.state === "failed") return beginScratch(ctx, state, failure(job.reason, job.message));
+  if (!vm || waited >= settings.readyTimeout) {
     const lastSeen = vm ? describeVM(vm, job) : "the VM was deleted";
     const tried = [...state.tried, { vm: name, lastSeen }];
     if (tried.length < 2) {
@@ -269,7 +272,7 @@ function building(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
 }
 
 function beginScratch(ctx: Ctx, state: RunState, outcome: Outcome): Step {
-  if (!ctx.obs.heldLease && ctx.obs.job?.state !== "running") return finish(ctx, state, outcome);
+  if (!heldVMName(ctx, state) && ctx.obs.job?.state !== "running") return finish(ctx, state, outcome);
   return scratching(ctx, { ...state, phase: "Scratching", phaseSince: ctx.nowIso, outcome });
 }
 
@@ -278,7 +281,7 @@ function scratching(ctx: Ctx, state: RunState): Step {
   const outcome = state.outcome ?? failure("ControllerRestarted", "Scratch without an outcome.");
   const actions: Action[] = [];
   if (ctx.obs.job?.state === "running") actions.push({ kind: "cancelJob" });
-  const lease = ctx.obs.heldLease;
+  const lease = heldVMName(ctx, state);
   if (!lease) {
     if (ctx.obs.job?.state === "running") return { actions, state, condition: scratchCondition(ctx, state) };
     return finish(ctx, state, outcome);
@@ -332,7 +335,6 @@ function finish(ctx: Ctx, state: RunState, outcome: Outcome): Step {
       queuedAt: nowIso,
       phaseSince: nowIso,
       tried: [],
-      ...(state.logURL ? { logURL: state.logURL } : {}),
     };
     const retryCtx: Ctx = { ...ctx, base: { ...ctx.base, startTime: nowIso, retriesStatus } };
     const step = queued(retryCtx, next, settings);
@@ -464,10 +466,20 @@ function leasedTo(state: RunState, vm: string, nowIso: string): Pick<RunState, "
   return { vm, lease: `${namespace}/${leaseName(vm)}`, leasedAt: nowIso, phaseSince: nowIso };
 }
 
-/** The pool's view of the VM whose lease this run's current attempt holds. */
-function heldVM(ctx: Ctx): VMView | undefined {
-  const { pool, heldLease } = ctx.obs;
-  return pool?.found && heldLease ? pool.vms.find((vm) => vm.name === heldLease) : undefined;
+/**
+ * The VM this attempt holds: the one its lease names, or the one its status names while no other run's lease
+ * shows on it. The status only ever names a VM after its lease was created, so a lease missing from the cache
+ * there is the cache lagging behind our own write (or a lease already released by us), not a VM lost.
+ */
+function heldVMName(ctx: Ctx, state: RunState): string | undefined {
+  if (ctx.obs.heldLease) return ctx.obs.heldLease;
+  if (!state.vm || !ctx.obs.pool?.found) return undefined;
+  const view = vmView(ctx, state.vm);
+  return view?.leaseHolder ? undefined : state.vm;
+}
+
+function vmView(ctx: Ctx, name: string): VMView | undefined {
+  return ctx.obs.pool?.found ? ctx.obs.pool.vms.find((vm) => vm.name === name) : undefined;
 }
 
 function freeVMs(obs: Observation, state: RunState): VMView[] {

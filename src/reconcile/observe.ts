@@ -81,7 +81,8 @@ export function observe(
     settings,
     ...(pool ? { pool } : {}),
     ...(pool?.found ? heldLeases(run, attempt, state?.vm, pool) : {}),
-    queueAhead: poolKey ? queueAhead(run, poolKey, caches) : 0,
+    // Only a run that may take a VM needs its place in the queue; building runs skip the scan of all runs.
+    queueAhead: poolKey && state?.phase !== "Building" ? queueAhead(run, poolKey, caches) : 0,
     ...(jobView ? { job: jobView } : {}),
   };
 }

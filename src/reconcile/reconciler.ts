@@ -42,7 +42,7 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   if (before?.vm && obs.job && obs.job.state !== "running" && moved) {
     deps.forgetJob({ uid: run.metadata.uid, attempt: before.attempt, vm: before.vm });
   }
-  if (decision.status?.conditions?.[0]?.reason !== run.status?.conditions?.[0]?.reason) {
+  if (decision.status && decision.status.conditions?.[0]?.reason !== run.status?.conditions?.[0]?.reason) {
     const c = decision.status?.conditions?.[0];
     deps.log.info({ run: key, reason: c?.reason, status: c?.status, message: c?.message }, "run moved on");
   }

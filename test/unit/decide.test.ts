@@ -200,6 +200,17 @@ const rows: Row[] = [
     reason: "StartingVM",
   },
   {
+    name: "starting, the job failed before the build (the run's credentials): the run fails, no other VM is tried",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(5, [ready("builders-0"), stopped("builders-1")], {
+      heldLease: "builders-0",
+      job: { state: "failed", stage: "connecting", reason: "InvalidSecret", message: "ServiceAccount x/default not found" },
+    }),
+    actions: ["stopVM:builders-0"],
+    reason: "Scratching",
+    message: /InvalidSecret.*ServiceAccount x\/default not found/,
+  },
+  {
     name: "starting, job waits for podman",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(5, [ready("builders-0")], { heldLease: "builders-0", job: connecting }),
@@ -258,6 +269,14 @@ const rows: Row[] = [
     actions: ["stopVM:builders-1"],
     reason: "Scratching",
     phase: "Scratching",
+  },
+  {
+    name: "starting, our new lease not in the cache yet: the status's VM is still ours",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(1, [stopped("builders-0"), stopped("builders-1")]),
+    actions: ["startVM:builders-0"],
+    reason: "StartingVM",
+    phase: "Starting",
   },
   {
     name: "lease lost while starting: back to the queue, the VM is not touched",
