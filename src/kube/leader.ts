@@ -31,15 +31,16 @@ export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElection
 
   const tick = async () => {
     try {
-      const held = await tryAcquireOrRenew(api, opts, new Date());
-      if (held) lastRenew = Date.now();
-      if (held && !leader) {
+      const outcome = await tryAcquireOrRenew(api, opts, new Date());
+      if (outcome === "held") lastRenew = Date.now();
+      if (outcome === "held" && !leader) {
         leader = true;
         opts.log.info({ identity: opts.identity }, "became leader");
         opts.onStartedLeading();
-      } else if (!held && leader) {
+      } else if (outcome === "taken" && leader) {
         lose("another replica holds the lease");
       }
+      // "conflict": someone wrote the lease meanwhile; read it again next tick before concluding anything.
     } catch (err) {
       opts.log.warn({ err: describeApiError(err) }, "leader election: could not reach the API server");
     }
@@ -68,7 +69,10 @@ export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElection
   };
 }
 
-async function tryAcquireOrRenew(api: CoordinationV1Api, opts: LeaderElectionOptions, now: Date): Promise<boolean> {
+/** held: ours now; taken: another replica's and not expired; conflict: changed under us, unknown. */
+type Outcome = "held" | "taken" | "conflict";
+
+async function tryAcquireOrRenew(api: CoordinationV1Api, opts: LeaderElectionOptions, now: Date): Promise<Outcome> {
   const micro = new V1MicroTime(now.getTime());
   const spec = {
     holderIdentity: opts.identity,
@@ -85,9 +89,9 @@ async function tryAcquireOrRenew(api: CoordinationV1Api, opts: LeaderElectionOpt
         namespace: opts.namespace,
         body: { metadata: { name: opts.name, namespace: opts.namespace }, spec: { ...spec, acquireTime: micro, leaseTransitions: 0 } },
       });
-      return true;
+      return "held";
     } catch (createErr) {
-      if (isConflict(createErr)) return false;
+      if (isConflict(createErr)) return "conflict";
       throw createErr;
     }
   }
@@ -95,7 +99,7 @@ async function tryAcquireOrRenew(api: CoordinationV1Api, opts: LeaderElectionOpt
   const mine = current.holderIdentity === opts.identity;
   const renewed = current.renewTime ? new Date(current.renewTime).getTime() : 0;
   const expired = !current.holderIdentity || renewed + (current.leaseDurationSeconds ?? 0) * 1000 < now.getTime();
-  if (!mine && !expired) return false;
+  if (!mine && !expired) return "taken";
   try {
     await api.replaceNamespacedLease({
       name: opts.name,
@@ -109,9 +113,9 @@ async function tryAcquireOrRenew(api: CoordinationV1Api, opts: LeaderElectionOpt
         },
       },
     });
-    return true;
+    return "held";
   } catch (err) {
-    if (isConflict(err)) return false;
+    if (isConflict(err)) return "conflict";
     throw err;
   }
 }
