@@ -2,19 +2,17 @@
 // Brings the testenv up (building what is missing), runs the controller as its own process, creates a 2-VM pool
 // and a CustomRun building linux/amd64 + linux/arm64 from a git repo, and shows the pushed index, the arm64 RUN
 // output and the VM's scratch. Exits 0 only if all of that happened.
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { down, readTestenv, up } from "./testenv/index.js";
 import { readRecord, scratchedVMs, startedVMs } from "./kubevirt-sim/record.js";
 import { Cluster, result, succeeded } from "../test/support/cluster.js";
 import { startController } from "../test/support/controller.js";
 import { startGitHttpServer } from "../test/support/git-http-server.js";
+import { inspectRaw } from "../test/support/skopeo.js";
 import { createContextRepo } from "../test/support/context-repo.js";
 
-const exec = promisify(execFile);
 const say = (text: string) => process.stdout.write(`${text}\n`);
 const step = (text: string) => say(`\n==> ${text}`);
 
@@ -64,14 +62,7 @@ async function main(): Promise<number> {
     say(`    results: IMAGE_URL=${result(run, "IMAGE_URL")} IMAGE_DIGEST=${result(run, "IMAGE_DIGEST")}`);
 
     step(`skopeo inspect --raw docker://${image}`);
-    const { stdout } = await exec("skopeo", [
-      "inspect",
-      "--raw",
-      "--tls-verify=false",
-      "--creds",
-      `${env.registry.username}:${env.registry.password}`,
-      `docker://${image}`,
-    ]);
+    const stdout = await inspectRaw(env, image);
     const index = JSON.parse(stdout) as { manifests?: { platform?: { architecture?: string } }[] };
     say(JSON.stringify(index, null, 2));
     const arches = (index.manifests ?? []).map((m) => m.platform?.architecture).sort();

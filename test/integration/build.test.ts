@@ -1,18 +1,17 @@
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
 import { readRecord, scratchedVMs, startedVMs } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, result, succeeded } from "../support/cluster.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
 import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import { inspectRaw } from "../support/skopeo.js";
 import { createContextRepo } from "../support/context-repo.js";
+import { waitUntil } from "../support/processes.js";
 
-const exec = promisify(execFile);
 
 describe("a two-platform build through the CustomRun, end to end", () => {
   let env: Testenv;
@@ -58,14 +57,7 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(run.status?.startTime).toBeTruthy();
     expect(run.status?.completionTime).toBeTruthy();
 
-    const { stdout } = await exec("skopeo", [
-      "inspect",
-      "--raw",
-      "--tls-verify=false",
-      "--creds",
-      `${env.registry.username}:${env.registry.password}`,
-      `docker://${image}`,
-    ]);
+    const stdout = await inspectRaw(env, image);
     const index = JSON.parse(stdout) as { mediaType: string; manifests: { platform: { architecture: string } }[] };
     expect(index.manifests.map((m) => m.platform.architecture).sort()).toEqual(["amd64", "arm64"]);
     // The digest of the index bytes the registry serves is what users pull by.
@@ -80,7 +72,8 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(startedVMs(record).length).toBeGreaterThan(0);
     expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
     expect(await cluster.leases(ns)).toEqual([]);
-    expect(run.metadata?.finalizers ?? []).toEqual([]);
+    // The finalizer goes right after the final status: once it is gone, the run is fully let go.
+    await waitUntil(async () => ((await cluster.getRun(ns, "ok")).metadata?.finalizers ?? []).length === 0, 10_000, () => "finalizer kept");
   });
 
   it("takes its settings from a VMBuild by name, params overriding it, or from an embedded spec", async () => {

@@ -8,28 +8,10 @@ import { Cluster, succeeded, type CustomRunObject } from "../support/cluster.js"
 import { startController } from "../support/controller.js";
 import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
 import { createContextRepo } from "../support/context-repo.js";
+import { overlapping, watchLeases, type LeaseInterval } from "../support/lease-watch.js";
 
 // Leasing under load: two replicas racing without leader election never lease one VM twice, and a busy
 // namespace does not starve another.
-
-interface Lease {
-  run: string;
-  vm: string;
-  from: number;
-  to: number;
-}
-
-function leasesOf(runs: CustomRunObject[]): Lease[] {
-  return runs.map((r) => {
-    const x = (r.status?.extraFields ?? {}) as { vm?: string; leasedAt?: string };
-    return {
-      run: `${r.metadata?.namespace}/${r.metadata?.name}`,
-      vm: x.vm ?? "",
-      from: Date.parse(x.leasedAt ?? ""),
-      to: Date.parse(r.status?.completionTime ?? ""),
-    };
-  });
-}
 
 describe("leasing under load", () => {
   let env: Testenv;
@@ -60,15 +42,13 @@ describe("leasing under load", () => {
     tlsVerify: "false",
   });
 
-  const noDoubleLeases = (runs: CustomRunObject[]) => {
-    const leases = leasesOf(runs).filter((l) => l.vm !== "" && !Number.isNaN(l.from));
-    for (const a of leases) {
-      for (const b of leases) {
-        if (a.run < b.run && a.vm === b.vm) {
-          const overlap = a.from < b.to && b.from < a.to;
-          expect(overlap, `${a.run} and ${b.run} both held ${a.vm}`).toBe(false);
-        }
-      }
+  /** Every run's status names a VM whose lease it held; no VM was ever leased to two holders at once. */
+  const noDoubleLeases = (runs: CustomRunObject[], leases: LeaseInterval[]) => {
+    expect(overlapping(leases)).toEqual([]);
+    for (const run of runs.filter((r) => succeeded(r)?.status === "True")) {
+      const x = (run.status?.extraFields ?? {}) as { vm?: string; attempt?: number };
+      const holder = `${run.metadata?.namespace}/${run.metadata?.name}/${run.metadata?.uid}/${x.attempt ?? 0}`;
+      expect(leases.some((l) => l.vm === x.vm && l.holder === holder), `${holder} never held ${x.vm}`).toBe(true);
     }
   };
 
@@ -80,35 +60,37 @@ describe("leasing under load", () => {
     try {
       const ns = await cluster.namespace(name);
       await cluster.pool(ns, "builders", 3);
+      const watch = await watchLeases(env.adminKubeconfig, ns);
       const names = Array.from({ length: runs }, (_, i) => `run-${String(i).padStart(2, "0")}`);
       await Promise.all(names.map((n) => cluster.createRun(ns, n, params("builders", `${ns}-${n}`))));
       const done = await Promise.all(names.map((n) => cluster.waitForRun(ns, n, 400_000)));
       const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
-      return { ns, done, record };
+      watch.stop();
+      return { ns, done, record, leases: watch.intervals() };
     } finally {
       await Promise.all(pair.map((c) => c.stop()));
     }
   };
 
-  it("two replicas with leader election over 50 runs on a 3-VM pool: one acts, all succeed, zero double leases", async () => {
-    const { ns, done, record } = await raceOver("race", 50, {});
+  it("two replicas with leader election over 50 runs on a 3-VM pool: one acts, all succeed, zero double leases", { timeout: 600_000 }, async () => {
+    const { ns, done, record, leases } = await raceOver("race", 50, {});
     expect(done.map((r) => succeeded(r)?.reason)).toEqual(done.map(() => "Succeeded"));
-    noDoubleLeases(done);
+    noDoubleLeases(done, leases);
     expect(record.filter((e) => e.event === "vmi-created")).toHaveLength(50);
     expect(unscratchedVMIs(record)).toEqual([]);
     expect(await cluster.leases(ns)).toEqual([]);
   });
 
-  it("the safety net: two replicas that both act (no leader election) still never lease one VM to two runs", async () => {
-    const { ns, done, record } = await raceOver("unled", 20, { VMBUILD_LEADER_ELECTION: "false" });
+  it("the safety net: two replicas that both act (no leader election) still never lease one VM to two runs", { timeout: 600_000 }, async () => {
+    const { ns, done, record, leases } = await raceOver("unled", 20, { VMBUILD_LEADER_ELECTION: "false" });
     // Both replicas drive the same runs, so some may fail; none may share a VM, and every VM is scratched.
     expect(done.every((r) => ["True", "False"].includes(succeeded(r)?.status ?? ""))).toBe(true);
-    noDoubleLeases(done);
+    noDoubleLeases(done, leases);
     expect(unscratchedVMIs(record)).toEqual([]);
     expect(await cluster.leases(ns)).toEqual([]);
   });
 
-  it("fairness: after namespace A queues 20 runs, namespace B's one run gets a VM within two lease turns", async () => {
+  it("fairness: after namespace A queues 20 runs, namespace B's one run gets a VM within two lease turns", { timeout: 600_000 }, async () => {
     const controller = await startController(env, { name: "fair" });
     try {
       await fairness();
@@ -142,9 +124,10 @@ describe("leasing under load", () => {
     const bRun = await cluster.waitForRun(b, "b-00", 300_000);
     const aRuns = await Promise.all(aNames.map((n) => cluster.waitForRun(a, n, 300_000)));
     expect(succeeded(bRun)?.reason).toBe("Succeeded");
-    const bLeased = leasesOf([bRun])[0]?.from ?? 0;
+    const leasedAt = (r: CustomRunObject) => Date.parse(String((r.status?.extraFields ?? {}).leasedAt ?? ""));
+    const bLeased = leasedAt(bRun);
     // Lease turns that went to A after B queued and before B got the VM.
-    const turnsBeforeB = leasesOf(aRuns).filter((l) => l.from > bCreated && l.from < bLeased).length;
+    const turnsBeforeB = aRuns.filter((r) => leasedAt(r) > bCreated && leasedAt(r) < bLeased).length;
     expect(turnsBeforeB).toBeLessThanOrEqual(2);
     expect(aRuns.every((r) => succeeded(r)?.reason === "Succeeded")).toBe(true);
   }

@@ -103,6 +103,22 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     await everyVMScratched(ns);
   });
 
+  it("timeouts while queued and while the VM starts end CustomRunTimedOut, the started VM scratched", async () => {
+    const ns = await cluster.namespace("timeout-early");
+    await cluster.pool(ns, "builders", 1, { "sim.vmbuild.dev/boot-delay-ms": "60000" });
+    await cluster.createRun(ns, "starting", params("quick"), { timeout: "4s" });
+    await cluster.waitForReason(ns, "starting", ["StartingVM"]);
+    await cluster.createRun(ns, "queued", params("quick"), { timeout: "3s" });
+    const [starting, queued] = await Promise.all([
+      cluster.waitForRun(ns, "starting", 30_000),
+      cluster.waitForRun(ns, "queued", 30_000),
+    ]);
+    expect(succeeded(starting)).toMatchObject({ status: "False", reason: "CustomRunTimedOut" });
+    expect(succeeded(queued)).toMatchObject({ status: "False", reason: "CustomRunTimedOut" });
+    expect(vmisCreated(ns)).toBe(1);
+    await everyVMScratched(ns);
+  });
+
   it("a VM that never gets ready is scratched, one other VM is tried, then VMNotReady names both", async () => {
     const ns = await cluster.namespace("notready");
     await cluster.pool(ns, "builders", 3, { "sim.vmbuild.dev/never-ready": "true" });
@@ -160,6 +176,26 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
       controller = await startController(env, { name: "lifecycle", extraEnv: FAST_SWEEP });
       const run = await cluster.waitForRun(ns, "run", 60_000);
       expect(succeeded(run)).toMatchObject({ status: "False", reason: "ControllerRestarted" });
+      await everyVMScratched(ns);
+    });
+
+    it("SIGKILL while one run waits in the queue and another's VM boots: both carry on after the restart", async () => {
+      const ns = await cluster.namespace("crash-early");
+      await cluster.pool(ns, "builders", 1, { "sim.vmbuild.dev/boot-delay-ms": "3000" });
+      await cluster.createRun(ns, "booting", params("quick"));
+      await cluster.waitForReason(ns, "booting", ["StartingVM"]);
+      await cluster.createRun(ns, "waiting", params("quick"));
+      await cluster.waitForReason(ns, "waiting", ["WaitingForVM"]);
+      process.kill(controller.pid, "SIGKILL");
+      await controller.exited;
+      controller = await startController(env, { name: "lifecycle", extraEnv: FAST_SWEEP });
+      const [booting, waiting] = await Promise.all([
+        cluster.waitForRun(ns, "booting", 60_000),
+        cluster.waitForRun(ns, "waiting", 60_000),
+      ]);
+      expect(succeeded(booting)?.reason).toBe("Succeeded");
+      expect(succeeded(waiting)?.reason).toBe("Succeeded");
+      expect(vmisCreated(ns)).toBe(2);
       await everyVMScratched(ns);
     });
 

@@ -1,0 +1,48 @@
+import { KubeConfig, Watch } from "@kubernetes/client-node";
+
+// Every VM lease in a namespace as the API server reports it, in order: the ground truth for "no VM was ever
+// leased twice at once" and "every run held the VM it built on".
+
+export interface LeaseInterval {
+  vm: string;
+  holder: string;
+  from: number;
+  to: number | undefined;
+}
+
+export async function watchLeases(kubeconfig: string, namespace: string): Promise<{ intervals(): LeaseInterval[]; stop(): void }> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const intervals: LeaseInterval[] = [];
+  const open = new Map<string, LeaseInterval>();
+  const request = await new Watch(kc).watch(
+    `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+    { labelSelector: "app.kubernetes.io/managed-by=vmbuild" },
+    (type: string, obj: { metadata?: { name?: string; labels?: Record<string, string> }; spec?: { holderIdentity?: string } }) => {
+      const name = obj.metadata?.name ?? "";
+      const now = Date.now();
+      if (type === "ADDED") {
+        const interval = { vm: obj.metadata?.labels?.["vmbuild.dev/vm"] ?? name, holder: obj.spec?.holderIdentity ?? "", from: now, to: undefined };
+        intervals.push(interval);
+        open.set(name, interval);
+      } else if (type === "DELETED") {
+        const interval = open.get(name);
+        if (interval) interval.to = now;
+        open.delete(name);
+      }
+    },
+    () => undefined,
+  );
+  return { intervals: () => intervals, stop: () => request.abort() };
+}
+
+/** Pairs of intervals on one VM that overlap in time: must be none. */
+export function overlapping(intervals: readonly LeaseInterval[]): [LeaseInterval, LeaseInterval][] {
+  const found: [LeaseInterval, LeaseInterval][] = [];
+  intervals.forEach((a, i) =>
+    intervals.slice(i + 1).forEach((b) => {
+      if (a.vm === b.vm && a.from < (b.to ?? Infinity) && b.from < (a.to ?? Infinity)) found.push([a, b]);
+    }),
+  );
+  return found;
+}
