@@ -26,7 +26,6 @@ export const RunStateSchema = z.object({
   leasedAt: z.string().optional(),
   tried: z.array(z.object({ vm: z.string(), lastSeen: z.string() })).default([]),
   outcome: Outcome.optional(),
-  logURL: z.string().optional(),
 });
 
 export type RunState = z.infer<typeof RunStateSchema>;
