@@ -1,6 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Jobs, type JobId } from "./build/jobs.js";
+import { createMetrics, type Metrics } from "./metrics/metrics.js";
 import { buildJob } from "./build/job.js";
 import type { LogStore } from "./build/log-store.js";
 import type { Kube } from "./kube/client.js";
@@ -50,6 +51,7 @@ export interface Controller {
   ready: Promise<void>;
   isLeader(): boolean;
   readonly jobs: Jobs;
+  readonly metrics: Metrics;
   stop(): Promise<void>;
 }
 
@@ -129,6 +131,7 @@ export async function startController(
   const all = Object.values(informers);
 
   const jobs = new Jobs(enqueue);
+  const metrics = createMetrics(() => caches.runs);
   const jobDeps = { core: kube.core, ...config };
   const startJob = (run: CustomRun, settings: BuildSettings, vm: { namespace: string; name: string }, address: string) => {
     const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
@@ -144,6 +147,7 @@ export async function startController(
     job: (id: JobId) => jobs.get(id),
     forgetJob: (id: JobId) => jobs.forget(id),
     startJob,
+    metrics,
     cancelJob: (run: CustomRun) => {
       const st = readRunState(run.status?.extraFields);
       if (st?.vm) jobs.cancel({ uid: run.metadata.uid, attempt: st.attempt, vm: st.vm });
@@ -158,7 +162,7 @@ export async function startController(
   let sweepTimer: NodeJS.Timeout | undefined;
   const runSweeper = async () => {
     if (synced && leading) {
-      const result = await sweep(kube, caches, log).catch((err: unknown) => {
+      const result = await sweep(kube, caches, log, metrics).catch((err: unknown) => {
         log.warn({ err: describeApiError(err) }, "sweep failed");
         return undefined;
       });
@@ -205,6 +209,7 @@ export async function startController(
   return {
     ready,
     jobs,
+    metrics,
     isLeader: () => leading,
     async stop() {
       if (sweepTimer) clearTimeout(sweepTimer);

@@ -63,6 +63,7 @@ async function main(): Promise<void> {
     log,
     health: { live: () => true, ready: () => ready },
     logs: { store: logs, authorizer: createAuthorizer(kubeAccessReviewer(kube.kc), { log }) },
+    metrics: controller.metrics.registry,
   });
   log.info({ port: config.VMBUILD_HTTP_PORT, server: kube.kc.getCurrentCluster()?.server }, "vmbuild controller started");
 

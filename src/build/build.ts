@@ -54,12 +54,15 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
   try {
     await waitForPodman(podman, job.signal);
     job.progress("fetching", `Fetching ${redactUrl(input.settings.gitUrl)} ${input.settings.gitRevision || "(default branch)"}`);
+    const buildStart = Date.now();
     const commit = await fetchStage(input, checkout, job.signal);
     input.log.line(`source ${redactUrl(input.settings.gitUrl)} at ${commit}`);
     const manifest = `vmbuild-${input.run.uid}-${input.attempt}`;
     await buildStage(input, podman, checkout, manifest, job);
     job.progress("pushing", `Pushing ${input.settings.image} (${input.settings.platforms.join(", ")})`);
+    const pushStart = Date.now();
     const served = await pushStage(input, podman, manifest, job.signal);
+    const durations = { buildMs: pushStart - buildStart, pushMs: Date.now() - pushStart };
     const digest = served.digest;
     const results: RunResult[] = [
       { name: "IMAGE_URL", value: input.settings.image },
@@ -75,6 +78,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
       state: "succeeded",
       results,
       summary: `Built ${input.settings.platforms.join(", ")} from commit ${commit.slice(0, 12)} on VM ${input.vm} and pushed ${input.settings.image}@${digest}.`,
+      durations,
     };
   } catch (err) {
     const failure =

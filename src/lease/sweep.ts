@@ -4,6 +4,7 @@ import { parseHolder } from "./holder.js";
 
 export interface HeldLease {
   namespace: string;
+  pool: string;
   vm: string;
   holder: string;
 }

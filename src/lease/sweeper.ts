@@ -7,9 +7,10 @@ import { VirtualMachineSchema, VMISchema, wantsRunning } from "../kubevirt/vm.js
 import type { Caches } from "../reconcile/observe.js";
 import { readRunState } from "../reconcile/run-state.js";
 import { CustomRunSchema } from "../tekton/customrun.js";
-import { LEASE_LABEL_VM } from "./holder.js";
+import { LEASE_LABEL_POOL, LEASE_LABEL_VM } from "./holder.js";
 import { releaseVMLease } from "./leases.js";
 import { orphanedLeases, type HeldLease, type RunSummary } from "./sweep.js";
+import type { Metrics } from "../metrics/metrics.js";
 
 // The safety net behind every run: VMs whose lease no live, unfinished run stands behind (the run was deleted
 // while the controller was down and its finalizer forced off, a crash between two writes, ...) are scratched and
@@ -25,11 +26,19 @@ export interface SweepResult {
   released: number;
 }
 
-export async function sweep(kube: Kube, caches: Caches, log: Logger): Promise<SweepResult> {
+export async function sweep(
+  kube: Kube,
+  caches: Caches,
+  log: Logger,
+  metrics: Pick<Metrics, "leakedVMs">,
+): Promise<SweepResult> {
   const leases: HeldLease[] = caches.leases.list().flatMap((raw) => {
     const lease = LeaseSchema.safeParse(raw);
     const vm = lease.success ? lease.data.metadata.labels[LEASE_LABEL_VM] : undefined;
-    return lease.success && vm ? [{ namespace: lease.data.metadata.namespace, vm, holder: lease.data.spec.holderIdentity }] : [];
+    const pool = lease.success ? (lease.data.metadata.labels[LEASE_LABEL_POOL] ?? "") : "";
+    return lease.success && vm
+      ? [{ namespace: lease.data.metadata.namespace, pool, vm, holder: lease.data.spec.holderIdentity }]
+      : [];
   });
   const orphans = orphanedLeases(leases, (namespace, name) => summarize(caches.runs.get(name, namespace)));
   let released = 0;
@@ -38,6 +47,7 @@ export async function sweep(kube: Kube, caches: Caches, log: Logger): Promise<Sw
       if (await scratch(kube, caches, lease)) {
         await releaseVMLease(kube.coordination, lease, lease.holder);
         released += 1;
+        metrics.leakedVMs(`${lease.namespace}/${lease.pool}`, 1);
         log.warn({ vm: `${lease.namespace}/${lease.vm}`, holder: lease.holder, why }, "sweeper scratched a leaked VM");
       } else {
         log.info({ vm: `${lease.namespace}/${lease.vm}`, why }, "sweeper is scratching a leaked VM");

@@ -13,6 +13,7 @@ import type { Caches } from "./observe.js";
 import type { Action, Decision } from "./decide.js";
 import type { Observation } from "./observation.js";
 import type { BuildSettings } from "../spec/settings.js";
+import type { Metrics } from "../metrics/metrics.js";
 
 // apply: carry a decision out through the adapters. Actions run in order; the first failure stops the rest and
 // the status write, and the run is reconciled again (the decision is recomputed from what then is).
@@ -23,6 +24,7 @@ export interface ApplyDeps {
   log: Logger;
   startJob: (run: CustomRun, settings: BuildSettings, vm: { namespace: string; name: string }, address: string) => void;
   cancelJob: (run: CustomRun) => void;
+  metrics: Pick<Metrics, "scratchFailed">;
 }
 
 export type ApplyResult = "applied" | "conflict" | "leaseTaken";
@@ -35,7 +37,12 @@ export async function apply(
   decision: Decision,
 ): Promise<ApplyResult> {
   try {
-    for (const action of decision.actions) await perform(deps, run, obs, action);
+    for (const action of decision.actions) {
+      await perform(deps, run, obs, action).catch((err: unknown) => {
+        if (action.kind === "stopVM" || action.kind === "deleteVMI") deps.metrics.scratchFailed(poolKey(obs));
+        throw err;
+      });
+    }
     let current = raw;
     if (decision.status && !isDeepStrictEqual(decision.status, run.status)) {
       current = await writeStatus(deps.kube, raw, decision.status);
@@ -138,6 +145,10 @@ async function removeFinalizer(kube: Kube, raw: KubernetesObject): Promise<void>
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
+}
+
+function poolKey(obs: Observation): string {
+  return obs.pool?.found ? `${obs.pool.namespace}/${obs.pool.name}` : "";
 }
 
 function target(r: { group: string; version: string; plural: string }, namespace: string, name: string) {

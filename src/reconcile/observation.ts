@@ -30,7 +30,7 @@ export type JobStage = "connecting" | "fetching" | "building" | "pushing";
 
 export type JobView =
   | { state: "running"; stage: JobStage; detail: string }
-  | { state: "succeeded"; results: RunResult[]; summary: string }
+  | { state: "succeeded"; results: RunResult[]; summary: string; durations?: { buildMs: number; pushMs: number } }
   | { state: "failed"; stage: JobStage; reason: FailureReason; message: string };
 
 export interface Observation {

@@ -7,6 +7,7 @@ import { decide } from "./decide.js";
 import { observe, parseRun, type Caches } from "./observe.js";
 import type { JobView } from "./observation.js";
 import type { JobId } from "../build/jobs.js";
+import type { Metrics } from "../metrics/metrics.js";
 
 // One pass for one CustomRun key: observe → decide → apply. Returns when to look again.
 
@@ -16,6 +17,7 @@ export interface ReconcilerDeps extends ApplyDeps {
   job: (id: JobId) => JobView | undefined;
   forgetJob: (id: JobId) => void;
   now: () => Date;
+  metrics: Metrics;
 }
 
 export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ requeueAfterMs?: number }> {
@@ -38,6 +40,14 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   // A job whose outcome is written down (a new attempt, or the run finished) is no longer needed.
   const before = readRunState(run.status?.extraFields);
   const after = readRunState(decision.status?.extraFields);
+  deps.metrics.record({
+    before,
+    after,
+    final: decision.status?.completionTime ? decision.status.conditions?.[0] : undefined,
+    job: obs.job,
+    platforms: obs.settings.ok ? obs.settings.settings.platforms.join(",") : "",
+    now: obs.now,
+  });
   const moved = after?.attempt !== before?.attempt || after?.vm !== before?.vm || after?.phase === "Done";
   if (before?.vm && obs.job && obs.job.state !== "running" && moved) {
     deps.forgetJob({ uid: run.metadata.uid, attempt: before.attempt, vm: before.vm });

@@ -1,8 +1,9 @@
 import Fastify from "fastify";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import { logRoutes, type LogRoutesOptions } from "./logs.js";
 
-// The controller's HTTP server: health for the kubelet's probes and the build logs.
+// The controller's HTTP server: health for the kubelet's probes, Prometheus metrics and the build logs.
 
 export interface Health {
   /** Alive: the process is not wedged. */
@@ -17,12 +18,16 @@ export async function startServer(opts: {
   log: Logger;
   health: Health;
   logs: LogRoutesOptions;
+  metrics: Registry;
 }): Promise<{ close(): Promise<void> }> {
   const app = Fastify({ loggerInstance: opts.log.child({ component: "http" }) });
   // Probes come every few seconds: not worth a log line each.
   const quiet = { logLevel: "warn" } as const;
   app.get("/healthz", quiet, async (_req, reply) => (opts.health.live() ? "ok" : reply.code(500).send("not alive")));
   app.get("/readyz", quiet, async (_req, reply) => (opts.health.ready() ? "ok" : reply.code(503).send("not ready")));
+  app.get("/metrics", quiet, async (_req, reply) =>
+    reply.type(opts.metrics.contentType).send(await opts.metrics.metrics()),
+  );
   await app.register(logRoutes, opts.logs);
   await app.listen({ host: opts.host, port: opts.port });
   return { close: () => app.close() };

@@ -72,6 +72,9 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(startedVMs(record).length).toBeGreaterThan(0);
     expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
     expect(await cluster.leases(ns)).toEqual([]);
+    const metrics = await (await fetch(`${controller.url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`vmbuild_runs_succeeded_total\\{pool="${ns}/builders"\\} [1-9]`));
+    expect(metrics).toMatch(new RegExp(`vmbuild_build_seconds_count\\{pool="${ns}/builders",platforms="linux/amd64,linux/arm64"\\} 1`));
     // The finalizer goes right after the final status: once it is gone, the run is fully let go.
     await waitUntil(async () => ((await cluster.getRun(ns, "ok")).metadata?.finalizers ?? []).length === 0, 10_000, () => "finalizer kept");
   });

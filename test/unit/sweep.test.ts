@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { orphanedLeases, type RunSummary } from "../../src/lease/sweep.js";
 
-const lease = (holder: string) => ({ namespace: "pools", vm: "builders-0", holder });
+const lease = (holder: string) => ({ namespace: "pools", pool: "builders", vm: "builders-0", holder });
 const runs: Record<string, RunSummary> = {
   "a/live": { uid: "u1", attempt: 1, finished: false },
   "a/done": { uid: "u2", attempt: 0, finished: true },
