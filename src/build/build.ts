@@ -67,7 +67,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
     const results: RunResult[] = [
       { name: "IMAGE_URL", value: input.settings.image },
       { name: "IMAGE_DIGEST", value: digest },
-      { name: "PLATFORM_DIGESTS", value: served.platforms.map((p) => `${p.platform}=${p.digest}`).join(",") },
+      { name: "PLATFORM_DIGESTS", value: platformDigests(served, input.settings.platforms) },
       { name: "CHAINS-GIT_URL", value: redactUrl(input.settings.gitUrl) },
       { name: "CHAINS-GIT_COMMIT", value: commit },
       { name: "BUILD_VM", value: `${input.vmNamespace}/${input.vm}` },
@@ -207,6 +207,15 @@ async function pushStage(
     throw new StageError("pushing", "PushFailed", `podman pushed ${pushed} but the registry serves ${served.digest}`);
   }
   return served;
+}
+
+/** `linux/amd64=sha256:…,linux/arm64=sha256:…`, in the order the platforms were asked for. */
+function platformDigests(served: ServedManifest, platforms: readonly string[]): string {
+  const rank = (p: string) => (platforms.includes(p) ? platforms.indexOf(p) : platforms.length);
+  return [...served.platforms]
+    .sort((a, b) => rank(a.platform) - rank(b.platform))
+    .map((p) => `${p.platform}=${p.digest}`)
+    .join(",");
 }
 
 /** Source checkouts left by a previous process (killed mid-build): no job of this one uses them. */
