@@ -2,7 +2,7 @@
 // Brings the testenv up (building what is missing), runs the controller as its own process, creates a 2-VM pool
 // and a CustomRun building linux/amd64 + linux/arm64 from a git repo, and shows the pushed index, the arm64 RUN
 // output and the VM's scratch. Exits 0 only if all of that happened.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { down, readTestenv, up } from "./testenv/index.js";
@@ -68,8 +68,9 @@ async function main(): Promise<number> {
     const arches = (index.manifests ?? []).map((m) => m.platform?.architecture).sort();
 
     step("The build log: `RUN uname -m` printed x86_64 natively and aarch64 under qemu on the build VM");
-    const uid = run.metadata?.uid ?? "";
-    const log = await readFile(join(controller.logDir, ns, "hello-build", `${uid}-0.log`), "utf8");
+    const logURL = result(run, "LOG_URL") ?? "";
+    say(`    (from the LOG_URL result: ${logURL}, read with a token that may get the CustomRun)`);
+    const log = await (await fetch(logURL, { headers: { authorization: `Bearer ${env.tokens.admin}` } })).text();
     for (const line of log.trimEnd().split("\n")) say(`    ${line}`);
     const sawAarch64 = log.split("\n").some((l) => l.trim() === "aarch64");
 
