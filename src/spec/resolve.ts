@@ -21,36 +21,48 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
   const spec = SpecObject.safeParse(vmbuildSpec ?? {});
   if (!spec.success) return invalid("the VMBuild spec must be an object");
 
-  const source = new Map<string, string>();
+  const source = new Map<string, "spec" | "param">();
   const merged: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(spec.data)) {
     merged[key] = value;
-    source.set(key, `VMBuild spec.${key}`);
+    source.set(key, "spec");
   }
   const seen = new Set<string>();
   for (const param of params) {
-    if (seen.has(param.name)) return invalid(`param "${param.name}" is given twice`);
+    if (seen.has(param.name)) return invalid(`param "${truncate(param.name)}" is given twice`);
     seen.add(param.name);
     merged[param.name] = param.value;
-    source.set(param.name, `param "${param.name}"`);
+    source.set(param.name, "param");
   }
 
   const unknown = Object.keys(merged).filter((k) => !(SETTING_NAMES as string[]).includes(k));
   if (unknown.length > 0) {
-    const where = unknown.map((k) => source.get(k) ?? k).join(", ");
-    return invalid(`unknown ${where}; allowed: ${SETTING_NAMES.join(", ")}`);
+    // Names come from the user: quote a few, shortened, so the message stays readable whatever they are.
+    const shown = unknown.slice(0, 3).map((k) => label(source.get(k), truncate(k)));
+    const more = unknown.length > 3 ? ` and ${unknown.length - 3} more` : "";
+    return invalid(`unknown ${shown.join(", ")}${more}; allowed: ${SETTING_NAMES.join(", ")}`);
   }
 
   const parsed = SettingsSchema.safeParse(merged, { reportInput: true });
   if (parsed.success) return { ok: true, settings: parsed.data };
   const messages = parsed.error.issues.slice(0, 4).map((issue) => {
     const key = String(issue.path[0] ?? "");
-    const where = (source.get(key) ?? `"${key}"`) + issue.path.slice(1).map((p) => `[${String(p)}]`).join("");
+    const where = label(source.get(key), key) + issue.path
+      .slice(1)
+      .map((p) => `[${typeof p === "number" ? p : JSON.stringify(truncate(String(p)))}]`)
+      .join("");
     if (issue.input === undefined) return `${where} is required`;
     const got = typeof issue.input === "string" ? ` (got ${JSON.stringify(truncate(issue.input))})` : "";
     return `${where}: ${issue.message}${got}`;
   });
   return invalid(messages.join("; "));
+}
+
+/** Where a field came from, as messages name it: `param "x"` or `VMBuild spec.x`. */
+function label(from: "spec" | "param" | undefined, key: string): string {
+  if (from === "param") return `param "${key}"`;
+  if (from === "spec") return `VMBuild spec.${key}`;
+  return `"${key}"`;
 }
 
 function truncate(text: string): string {
