@@ -1,19 +1,20 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
+import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, scratchedVMs, startedVMs } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, result, succeeded } from "../support/cluster.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
-import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import type { GitHttpServer } from "../support/git-http-server.js";
+import { openHarness, type Harness } from "../support/harness.js";
 import { inspectRaw } from "../support/skopeo.js";
 import { createContextRepo } from "../support/context-repo.js";
 import { waitUntil } from "../support/processes.js";
 
 
 describe("a two-platform build through the CustomRun, end to end", () => {
+  let h: Harness;
   let env: Testenv;
   let cluster: Cluster;
   let controller: ControllerProcess;
@@ -22,12 +23,8 @@ describe("a two-platform build through the CustomRun, end to end", () => {
   let ns: string;
 
   beforeAll(async () => {
-    const found = readTestenv();
-    if (!found) throw new Error("testenv is not up (global setup should have started it)");
-    env = found;
-    cluster = new Cluster(env);
-    repos = await mkdtemp(join(tmpdir(), "vmbuild-build-test-"));
-    git = await startGitHttpServer({ projectRoot: repos });
+    h = await openHarness("build");
+    ({ env, cluster, git, repos } = h);
     controller = await startController(env, { name: "build-test" });
     ns = await cluster.namespace("build");
     await cluster.pool(ns, "builders", 2);
@@ -35,8 +32,7 @@ describe("a two-platform build through the CustomRun, end to end", () => {
 
   afterAll(async () => {
     await controller?.stop();
-    await git?.stop();
-    if (repos) await rm(repos, { recursive: true, force: true });
+    await h?.close();
   });
 
   it("builds linux/amd64 and linux/arm64, pushes one index, reports the served digest and scratches the VM", async () => {

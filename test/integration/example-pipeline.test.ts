@@ -1,13 +1,9 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
-import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
-import { Cluster, result, succeeded } from "../support/cluster.js";
+import { result, succeeded } from "../support/cluster.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
-import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import { openHarness, type Harness } from "../support/harness.js";
 import { createContextRepo } from "../support/context-repo.js";
 
 // The article's Pipeline as rewritten in deploy/examples: its one VMBuild task, turned into the CustomRun Tekton
@@ -22,26 +18,17 @@ interface PipelineDoc {
 }
 
 describe("deploy/examples/pipeline.yaml's VMBuild task", () => {
-  let env: Testenv;
-  let cluster: Cluster;
+  let h: Harness;
   let controller: ControllerProcess;
-  let git: GitHttpServer;
-  let repos: string;
 
   beforeAll(async () => {
-    const found = readTestenv();
-    if (!found) throw new Error("testenv is not up (global setup should have started it)");
-    env = found;
-    cluster = new Cluster(env);
-    repos = await mkdtemp(join(tmpdir(), "vmbuild-example-"));
-    git = await startGitHttpServer({ projectRoot: repos });
-    controller = await startController(env, { name: "example" });
+    h = await openHarness("example");
+    controller = await startController(h.env, { name: "example" });
   });
 
   afterAll(async () => {
     await controller?.stop();
-    await git?.stop();
-    if (repos) await rm(repos, { recursive: true, force: true });
+    await h?.close();
   });
 
   it("runs as the CustomRun Tekton creates from it, to Succeeded with IMAGE_URL and IMAGE_DIGEST", async () => {
@@ -50,6 +37,7 @@ describe("deploy/examples/pipeline.yaml's VMBuild task", () => {
     const task = pipeline?.spec.tasks.find((t) => t.taskRef?.kind === "VMBuild");
     if (!pipeline || !task?.taskRef) throw new Error("no VMBuild task in the example Pipeline");
 
+    const { env, cluster, git, repos } = h;
     const ns = await cluster.namespace("example");
     await cluster.pool(ns, "buildsys", 2);
     await createContextRepo(repos, "app", { Dockerfile: `FROM ${env.baseImage}\nRUN uname -m\n` });
@@ -74,6 +62,6 @@ describe("deploy/examples/pipeline.yaml's VMBuild task", () => {
     expect(result(run, "IMAGE_URL")).toBe(runParams.image);
     expect(result(run, "IMAGE_DIGEST")).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(result(run, "PLATFORM_DIGESTS")?.split(",").map((p) => p.split("=")[0])).toEqual(["linux/amd64", "linux/arm64"]);
-    expect(unscratchedVMIs(readRecord(env.simStateDir).filter((e) => e.namespace === ns))).toEqual([]);
+    await h.everyVMScratched(ns);
   });
 });

@@ -1,12 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
+import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, succeeded, type CustomRunObject } from "../support/cluster.js";
 import { startController } from "../support/controller.js";
-import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import type { GitHttpServer } from "../support/git-http-server.js";
+import { openHarness, type Harness } from "../support/harness.js";
 import { createContextRepo } from "../support/context-repo.js";
 import { overlapping, watchLeases, type LeaseInterval } from "../support/lease-watch.js";
 
@@ -14,24 +12,19 @@ import { overlapping, watchLeases, type LeaseInterval } from "../support/lease-w
 // namespace does not starve another.
 
 describe("leasing under load", () => {
+  let h: Harness;
   let env: Testenv;
   let cluster: Cluster;
   let git: GitHttpServer;
-  let repos: string;
 
   beforeAll(async () => {
-    const found = readTestenv();
-    if (!found) throw new Error("testenv is not up (global setup should have started it)");
-    env = found;
-    cluster = new Cluster(env);
-    repos = await mkdtemp(join(tmpdir(), "vmbuild-leasing-"));
-    git = await startGitHttpServer({ projectRoot: repos });
-    await createContextRepo(repos, "tiny", { Dockerfile: `FROM ${env.baseImage}\n` });
+    h = await openHarness("leasing");
+    ({ env, cluster, git } = h);
+    await createContextRepo(h.repos, "tiny", { Dockerfile: `FROM ${env.baseImage}\n` });
   });
 
   afterAll(async () => {
-    await git?.stop();
-    if (repos) await rm(repos, { recursive: true, force: true });
+    await h?.close();
   });
 
   const params = (pool: string, image: string) => ({

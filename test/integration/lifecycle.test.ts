@@ -1,12 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
+import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, succeeded } from "../support/cluster.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
-import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import type { GitHttpServer } from "../support/git-http-server.js";
+import { openHarness, type Harness } from "../support/harness.js";
 import { createContextRepo } from "../support/context-repo.js";
 import { waitUntil } from "../support/processes.js";
 
@@ -15,6 +13,7 @@ import { waitUntil } from "../support/processes.js";
 const FAST_SWEEP = { VMBUILD_SWEEP_SECONDS: "1", VMBUILD_LEADER_LEASE_SECONDS: "3" };
 
 describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always scratched", () => {
+  let h: Harness;
   let env: Testenv;
   let cluster: Cluster;
   let controller: ControllerProcess;
@@ -22,24 +21,9 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
   let repos: string;
   let params: (repo: string, extra?: Record<string, string>) => Record<string, string>;
 
-  const everyVMScratched = async (ns: string) => {
-    await waitUntil(
-      async () => unscratchedVMIs(readRecord(env.simStateDir).filter((e) => e.namespace === ns)).length === 0,
-      30_000,
-      () => `unscratched VMIs in ${ns}: ${JSON.stringify(unscratchedVMIs(readRecord(env.simStateDir).filter((e) => e.namespace === ns)))}`,
-    );
-    await waitUntil(async () => (await cluster.leases(ns)).length === 0, 30_000, () => `leases left in ${ns}`);
-  };
-  const vmisCreated = (ns: string) =>
-    readRecord(env.simStateDir).filter((e) => e.namespace === ns && e.event === "vmi-created").length;
-
   beforeAll(async () => {
-    const found = readTestenv();
-    if (!found) throw new Error("testenv is not up (global setup should have started it)");
-    env = found;
-    cluster = new Cluster(env);
-    repos = await mkdtemp(join(tmpdir(), "vmbuild-lifecycle-"));
-    git = await startGitHttpServer({ projectRoot: repos });
+    h = await openHarness("lifecycle");
+    ({ env, cluster, git, repos } = h);
     await createContextRepo(repos, "slow", { Dockerfile: `FROM ${env.baseImage}\nRUN sleep 60\n` });
     await createContextRepo(repos, "short", { Dockerfile: `FROM ${env.baseImage}\nRUN sleep 6\n` });
     await createContextRepo(repos, "quick", { Dockerfile: `FROM ${env.baseImage}\nRUN true\n` });
@@ -56,8 +40,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
 
   afterAll(async () => {
     await controller?.stop();
-    await git?.stop();
-    if (repos) await rm(repos, { recursive: true, force: true });
+    await h?.close();
   });
 
   it("cancel while queued ends CustomRunCancelled without starting a VM; cancel while building scratches", async () => {
@@ -72,13 +55,13 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     await cluster.patchRun(ns, "second", { spec: { status: "RunCancelled", statusMessage: "cancelled while queued" } });
     const second = await cluster.waitForRun(ns, "second", 30_000);
     expect(succeeded(second)).toMatchObject({ status: "False", reason: "CustomRunCancelled", message: "cancelled while queued" });
-    expect(vmisCreated(ns)).toBe(1);
+    expect(h.vmisCreated(ns)).toBe(1);
 
     await cluster.patchRun(ns, "first", { spec: { status: "RunCancelled", statusMessage: "PipelineRun cancelled" } });
     const first = await cluster.waitForRun(ns, "first", 30_000);
     expect(succeeded(first)).toMatchObject({ status: "False", reason: "CustomRunCancelled", message: "PipelineRun cancelled" });
     expect(first.status?.completionTime).toBeTruthy();
-    await everyVMScratched(ns);
+    await h.everyVMScratched(ns);
   });
 
   it("cancel while the VM is starting scratches it", async () => {
@@ -86,11 +69,11 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     await cluster.pool(ns, "builders", 1, { "sim.vmbuild.dev/boot-delay-ms": "60000" });
     await cluster.createRun(ns, "run", params("quick"));
     await cluster.waitForReason(ns, "run", ["StartingVM"]);
-    await waitUntil(async () => vmisCreated(ns) === 1, 10_000, () => "no VMI created");
+    await waitUntil(async () => h.vmisCreated(ns) === 1, 10_000, () => "no VMI created");
     await cluster.patchRun(ns, "run", { spec: { status: "RunCancelled", statusMessage: "stop" } });
     const run = await cluster.waitForRun(ns, "run", 30_000);
     expect(succeeded(run)).toMatchObject({ reason: "CustomRunCancelled", message: "stop" });
-    await everyVMScratched(ns);
+    await h.everyVMScratched(ns);
   });
 
   it("a run past its timeout ends CustomRunTimedOut and its VM is scratched", async () => {
@@ -100,7 +83,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     const run = await cluster.waitForRun(ns, "run", 60_000);
     expect(succeeded(run)).toMatchObject({ status: "False", reason: "CustomRunTimedOut" });
     expect(succeeded(run)?.message).toMatch(/failed to finish within "8s"/);
-    await everyVMScratched(ns);
+    await h.everyVMScratched(ns);
   });
 
   it("timeouts while queued and while the VM starts end CustomRunTimedOut, the started VM scratched", async () => {
@@ -115,8 +98,8 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     ]);
     expect(succeeded(starting)).toMatchObject({ status: "False", reason: "CustomRunTimedOut" });
     expect(succeeded(queued)).toMatchObject({ status: "False", reason: "CustomRunTimedOut" });
-    expect(vmisCreated(ns)).toBe(1);
-    await everyVMScratched(ns);
+    expect(h.vmisCreated(ns)).toBe(1);
+    await h.everyVMScratched(ns);
   });
 
   it("a VM that never gets ready is scratched, one other VM is tried, then VMNotReady names both", async () => {
@@ -126,8 +109,8 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     const run = await cluster.waitForRun(ns, "run", 60_000);
     expect(succeeded(run)).toMatchObject({ status: "False", reason: "VMNotReady" });
     expect(succeeded(run)?.message).toMatch(/builders-0 .*builders-1/);
-    expect(vmisCreated(ns)).toBe(2);
-    await everyVMScratched(ns);
+    expect(h.vmisCreated(ns)).toBe(2);
+    await h.everyVMScratched(ns);
   });
 
   it("a run that waits longer than queueTimeout fails with QueueTimeout", async () => {
@@ -141,7 +124,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     expect(succeeded(run)?.message).toMatch(/No VM of pool .*builders became free within 3s/);
     await cluster.deleteRun(ns, "busy");
     await cluster.waitForRunGone(ns, "busy", 30_000);
-    await everyVMScratched(ns);
+    await h.everyVMScratched(ns);
   });
 
   it("deleting a run mid-build: the finalizer holds it until the VM is scratched", async () => {
@@ -162,7 +145,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     const run = await cluster.waitForRun(ns, "run", 30_000);
     expect(succeeded(run)).toMatchObject({ status: "False", reason: "InvalidParams" });
     expect(succeeded(run)?.message).toMatch(/unknown param "colour"/);
-    expect(vmisCreated(ns)).toBe(0);
+    expect(h.vmisCreated(ns)).toBe(0);
   });
 
   describe("controller crash", () => {
@@ -176,7 +159,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
       controller = await startController(env, { name: "lifecycle", extraEnv: FAST_SWEEP });
       const run = await cluster.waitForRun(ns, "run", 60_000);
       expect(succeeded(run)).toMatchObject({ status: "False", reason: "ControllerRestarted" });
-      await everyVMScratched(ns);
+      await h.everyVMScratched(ns);
     });
 
     it("SIGKILL while one run waits in the queue and another's VM boots: both carry on after the restart", async () => {
@@ -195,8 +178,8 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
       ]);
       expect(succeeded(booting)?.reason).toBe("Succeeded");
       expect(succeeded(waiting)?.reason).toBe("Succeeded");
-      expect(vmisCreated(ns)).toBe(2);
-      await everyVMScratched(ns);
+      expect(h.vmisCreated(ns)).toBe(2);
+      await h.everyVMScratched(ns);
     });
 
     it("SIGKILL mid-build with retries left: the run is retried and succeeds, the first VM scratched", async () => {
@@ -211,8 +194,8 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
       expect(succeeded(run)).toMatchObject({ status: "True", reason: "Succeeded" });
       expect(run.status?.retriesStatus).toHaveLength(1);
       expect(JSON.stringify(run.status?.retriesStatus)).toMatch(/ControllerRestarted/);
-      expect(vmisCreated(ns)).toBe(2);
-      await everyVMScratched(ns);
+      expect(h.vmisCreated(ns)).toBe(2);
+      await h.everyVMScratched(ns);
     });
 
     it("a run deleted while the controller is down still ends with its VM scratched", async () => {
@@ -225,7 +208,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
       await cluster.deleteRun(ns, "run");
       controller = await startController(env, { name: "lifecycle", extraEnv: FAST_SWEEP });
       await cluster.waitForRunGone(ns, "run", 60_000);
-      await everyVMScratched(ns);
+      await h.everyVMScratched(ns);
     });
 
     it("the sweeper scratches a running VM whose lease no live run stands behind", async () => {
@@ -252,8 +235,8 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
           spec: { holderIdentity: `${ns}/ghost/00000000-0000-0000-0000-000000000000/0` },
         },
       });
-      await waitUntil(async () => vmisCreated(ns) === 1, 10_000, () => "VM did not start");
-      await everyVMScratched(ns);
+      await waitUntil(async () => h.vmisCreated(ns) === 1, 10_000, () => "VM did not start");
+      await h.everyVMScratched(ns);
       const vm = (await cluster.vms(ns))[0] as { spec?: { runStrategy?: string } };
       expect(vm.spec?.runStrategy).toBe("Halted");
     });

@@ -1,15 +1,15 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTestenv, registryDockerConfigJson, type Testenv } from "../../hack/testenv/index.js";
-import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
+import { registryDockerConfigJson, type Testenv } from "../../hack/testenv/index.js";
+import { readRecord } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, result, succeeded, type CustomRunObject } from "../support/cluster.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
-import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
+import type { GitHttpServer } from "../support/git-http-server.js";
+import { openHarness, type Harness } from "../support/harness.js";
 import { waitUntil } from "../support/processes.js";
 
 // The article's users' setup, unchanged: a private git repo, a private registry, secrets linked to the pipeline
@@ -66,23 +66,19 @@ async function createRepo(root: string, baseImage: string): Promise<Repo> {
 }
 
 describe("sources, credentials and logs the Tekton way", () => {
+  let h: Harness;
   let env: Testenv;
   let cluster: Cluster;
   let controller: ControllerProcess;
   let git: GitHttpServer;
-  let repos: string;
   let repo: Repo;
   let ns: string;
   const runs: CustomRunObject[] = [];
 
   beforeAll(async () => {
-    const found = readTestenv();
-    if (!found) throw new Error("testenv is not up (global setup should have started it)");
-    env = found;
-    cluster = new Cluster(env);
-    repos = await mkdtemp(join(tmpdir(), "vmbuild-sources-"));
-    repo = await createRepo(repos, env.baseImage);
-    git = await startGitHttpServer({ projectRoot: repos, auth: { username: GIT_USER, password: GIT_PASSWORD } });
+    h = await openHarness("sources", { gitAuth: { username: GIT_USER, password: GIT_PASSWORD } });
+    ({ env, cluster, git } = h);
+    repo = await createRepo(h.repos, env.baseImage);
     controller = await startController(env, {
       name: "sources",
       extraEnv: { VMBUILD_MAX_CONTEXT_BYTES: String(16 * 1024 * 1024) },
@@ -110,8 +106,7 @@ describe("sources, credentials and logs the Tekton way", () => {
 
   afterAll(async () => {
     await controller?.stop();
-    await git?.stop();
-    if (repos) await rm(repos, { recursive: true, force: true });
+    await h?.close();
   });
 
   const params = (image: string, extra: Record<string, string> = {}) => ({
@@ -241,10 +236,6 @@ describe("sources, credentials and logs the Tekton way", () => {
       ["build logs", logs.join("\n")],
     ];
     for (const [where, text] of haystacks) for (const s of secrets) expect(text.includes(s), `secret found in ${where}`).toBe(false);
-    await waitUntil(
-      async () => unscratchedVMIs(readRecord(env.simStateDir).filter((e) => e.namespace === ns)).length === 0,
-      30_000,
-      () => "a VM was not scratched",
-    );
+    await h.everyVMScratched(ns);
   });
 });

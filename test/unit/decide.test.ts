@@ -41,6 +41,23 @@ function state(phase: RunState["phase"], extra: Partial<RunState> = {}): RunStat
   return { phase, attempt: 0, pool: "team-a/builders", queuedAt: T0, phaseSince: T0, tried: [], ...extra };
 }
 
+/** A run scratching builders-0 on its way to `outcome`. */
+function scratchingOn(
+  reason: string,
+  condStatus: "True" | "False" | "Unknown" = "False",
+  extra: { results?: { name: string; value: string }[]; next?: "finish" | "retryVM"; tried?: RunState["tried"] } = {},
+): RunState {
+  return state("Scratching", {
+    vm: "builders-0",
+    ...(extra.tried ? { tried: extra.tried } : {}),
+    outcome: {
+      condition: { type: "Succeeded", status: condStatus, reason, message: reason === "Succeeded" ? "ok" : "boom" },
+      results: extra.results ?? [],
+      next: extra.next ?? "finish",
+    },
+  });
+}
+
 function status(st: RunState, reason = "Started"): RunStatus {
   return {
     startTime: T0,
@@ -404,10 +421,7 @@ const rows: Row[] = [
     name: "scratching: VM seen stopped, its instance still there: delete it with grace 0",
     run: run({
       status: status(
-        state("Scratching", {
-          vm: "builders-0",
-          outcome: { condition: { type: "Succeeded", status: "True", reason: "Succeeded", message: "ok" }, results: [], next: "finish" },
-        }),
+        scratchingOn("Succeeded", "True"),
         "Scratching",
       ),
     }),
@@ -421,10 +435,7 @@ const rows: Row[] = [
     name: "scratching: VMI still terminating, wait",
     run: run({
       status: status(
-        state("Scratching", {
-          vm: "builders-0",
-          outcome: { condition: { type: "Succeeded", status: "True", reason: "Succeeded", message: "ok" }, results: [], next: "finish" },
-        }),
+        scratchingOn("Succeeded", "True"),
         "Scratching",
       ),
     }),
@@ -461,10 +472,7 @@ const rows: Row[] = [
     run: run({
       spec: { status: "RunCancelled" },
       status: status(
-        state("Scratching", {
-          vm: "builders-0",
-          outcome: { condition: { type: "Succeeded", status: "False", reason: "BuildFailed", message: "x" }, results: [], next: "finish" },
-        }),
+        scratchingOn("BuildFailed", "False"),
         "Scratching",
       ),
     }),
@@ -535,10 +543,7 @@ describe("decide: status bookkeeping", () => {
 
   it("does not requeue on the run's timeout once it is scratching", () => {
     const st = status(
-      state("Scratching", {
-        vm: "builders-0",
-        outcome: { condition: { type: "Succeeded", status: "False", reason: "CustomRunTimedOut", message: "t" }, results: [], next: "finish" },
-      }),
+      scratchingOn("CustomRunTimedOut", "False"),
     );
     const d = decide(
       run({ status: st, spec: { timeout: "5s" } }),
@@ -557,10 +562,7 @@ describe("decide: status bookkeeping", () => {
 
   it("retries a failed attempt: retriesStatus grows, startTime resets, attempt increments", () => {
     const st = status(
-      state("Scratching", {
-        vm: "builders-0",
-        outcome: { condition: { type: "Succeeded", status: "False", reason: "BuildFailed", message: "boom" }, results: [], next: "finish" },
-      }),
+      scratchingOn("BuildFailed", "False"),
       "Scratching",
     );
     const d = decide(run({ status: st, spec: { retries: 1 } }), observe(30, [halted("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }));
@@ -574,10 +576,7 @@ describe("decide: status bookkeeping", () => {
 
   it("does not retry a cancelled run", () => {
     const st = status(
-      state("Scratching", {
-        vm: "builders-0",
-        outcome: { condition: { type: "Succeeded", status: "False", reason: "CustomRunCancelled", message: "c" }, results: [], next: "finish" },
-      }),
+      scratchingOn("CustomRunCancelled", "False"),
       "Scratching",
     );
     const d = decide(run({ status: st, spec: { retries: 3 } }), observe(30, [halted("builders-0")], { heldLease: "builders-0" }));
@@ -587,10 +586,7 @@ describe("decide: status bookkeeping", () => {
 
   it("leases are held per attempt: released as attempt 0, acquired as attempt 1", () => {
     const st = status(
-      state("Scratching", {
-        vm: "builders-0",
-        outcome: { condition: { type: "Succeeded", status: "False", reason: "BuildFailed", message: "boom" }, results: [], next: "finish" },
-      }),
+      scratchingOn("BuildFailed", "False"),
     );
     const d = decide(run({ status: st, spec: { retries: 1 } }), observe(30, [halted("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }));
     expect(d.actions.filter((a) => "holder" in a)).toEqual([
