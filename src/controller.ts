@@ -148,6 +148,7 @@ export async function startController(
     forgetJob: (id: JobId) => jobs.forget(id),
     startJob,
     metrics,
+    staleVersions: new Map<string, string>(),
     cancelJob: (run: CustomRun) => {
       const st = readRunState(run.status?.extraFields);
       if (st?.vm) jobs.cancel({ uid: run.metadata.uid, attempt: st.attempt, vm: st.vm });

@@ -27,7 +27,8 @@ export interface ApplyDeps {
   metrics: Pick<Metrics, "scratchFailed">;
 }
 
-export type ApplyResult = "applied" | "conflict" | "leaseTaken";
+/** changed: the CustomRun itself was written (its cached copy is now behind); unchanged: only other objects. */
+export type ApplyResult = "changed" | "unchanged" | "conflict" | "leaseTaken";
 
 export async function apply(
   deps: ApplyDeps,
@@ -36,18 +37,20 @@ export async function apply(
   obs: Observation,
   decision: Decision,
 ): Promise<ApplyResult> {
+  // The object as the API last returned it: the status write must carry the newest resourceVersion.
+  let current = raw;
   try {
     for (const action of decision.actions) {
-      await perform(deps, run, obs, action).catch((err: unknown) => {
+      const updated = await perform(deps, run, obs, action).catch((err: unknown) => {
         if (action.kind === "stopVM" || action.kind === "deleteVMI") deps.metrics.scratchFailed(poolKey(obs));
         throw err;
       });
+      if (updated) current = updated;
     }
-    let current = raw;
     if (decision.status && !isDeepStrictEqual(decision.status, run.status)) {
-      current = await writeStatus(deps.kube, raw, decision.status);
+      current = await writeStatus(deps.kube, current, decision.status);
     }
-    if (decision.removeFinalizer) await removeFinalizer(deps.kube, current);
+    if (decision.removeFinalizer) current = (await removeFinalizer(deps.kube, current)) ?? current;
   } catch (err) {
     if (err instanceof LeaseTakenError) return "leaseTaken";
     if (isConflict(err)) return "conflict";
@@ -63,16 +66,22 @@ export async function apply(
       deps.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, err: String(err) }, "event not recorded"),
     );
   }
-  return "applied";
+  return current === raw ? "unchanged" : "changed";
 }
 
-async function perform(deps: ApplyDeps, run: CustomRun, obs: Observation, action: Action): Promise<void> {
+/** Carries out one action; resolves with the CustomRun when the action changed it. */
+async function perform(
+  deps: ApplyDeps,
+  run: CustomRun,
+  obs: Observation,
+  action: Action,
+): Promise<KubernetesObject | undefined> {
   const { kube } = deps;
   const pool = obs.pool?.found ? obs.pool : undefined;
   const log = deps.log.child({ run: `${run.metadata.namespace}/${run.metadata.name}`, action: action.kind });
   switch (action.kind) {
     case "addFinalizer":
-      await kube.custom.patchNamespacedCustomObject(
+      return (await kube.custom.patchNamespacedCustomObject(
         {
           ...target(CUSTOM_RUNS, run.metadata.namespace, run.metadata.name),
           body: {
@@ -83,8 +92,7 @@ async function perform(deps: ApplyDeps, run: CustomRun, obs: Observation, action
           },
         },
         mergePatch,
-      );
-      return;
+      )) as KubernetesObject;
     case "acquireLease":
       if (!pool) throw new Error("acquireLease without a pool");
       await acquireVMLease(kube.coordination, { namespace: pool.namespace, pool: pool.name, vm: action.vm }, action.holder, obs.now);
@@ -127,12 +135,12 @@ async function writeStatus(kube: Kube, raw: KubernetesObject, status: CustomRun[
   })) as KubernetesObject;
 }
 
-async function removeFinalizer(kube: Kube, raw: KubernetesObject): Promise<void> {
+async function removeFinalizer(kube: Kube, raw: KubernetesObject): Promise<KubernetesObject | undefined> {
   const meta = raw.metadata ?? {};
   const index = (meta.finalizers ?? []).indexOf(FINALIZER);
-  if (index === -1) return;
+  if (index === -1) return undefined;
   try {
-    await kube.custom.patchNamespacedCustomObject(
+    return (await kube.custom.patchNamespacedCustomObject(
       {
         ...target(CUSTOM_RUNS, meta.namespace ?? "", meta.name ?? ""),
         body: [
@@ -141,9 +149,10 @@ async function removeFinalizer(kube: Kube, raw: KubernetesObject): Promise<void>
         ],
       },
       jsonPatch,
-    );
+    )) as KubernetesObject;
   } catch (err) {
     if (!isNotFound(err)) throw err;
+    return undefined;
   }
 }
 
