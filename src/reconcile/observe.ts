@@ -5,7 +5,7 @@ import { holderIdentity, leaseName } from "../lease/holder.js";
 import { belongsToPool, vmView, VirtualMachineSchema, VMISchema } from "../kubevirt/vm.js";
 import { resolveSettings } from "../spec/resolve.js";
 import { CustomRunSchema, runKey, type CustomRun } from "../tekton/customrun.js";
-import type { JobView, Observation, PoolObservation, SettingsObservation } from "./observation.js";
+import type { JobView, Observation, PoolObservation, SettingsObservation, VMView } from "./observation.js";
 import type { JobId } from "../build/jobs.js";
 import { readRunState } from "./run-state.js";
 
@@ -123,10 +123,15 @@ function poolOf(run: CustomRun, ref: string, caches: Caches): PoolObservation {
       };
     }
   }
-  const vms = caches.vms
+  return { found: true, namespace, name, vms: poolVMs(caches, namespace, name) };
+}
+
+/** The pool's VMs as the controller sees them: each with its VMI and its lease's holder. Shared with the web view. */
+export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespace: string, pool: string): VMView[] {
+  return caches.vms
     .list(namespace)
     .map((raw) => VirtualMachineSchema.safeParse(raw))
-    .flatMap((r) => (r.success && belongsToPool(r.data, name) ? [r.data] : []))
+    .flatMap((r) => (r.success && belongsToPool(r.data, pool) ? [r.data] : []))
     .map((vm) => {
       const vmiParsed = VMISchema.safeParse(caches.vmis.get(vm.metadata.name, namespace));
       const lease = LeaseSchema.safeParse(caches.leases.get(leaseName(vm.metadata.name), namespace));
@@ -136,7 +141,6 @@ function poolOf(run: CustomRun, ref: string, caches: Caches): PoolObservation {
         lease.success ? lease.data.spec.holderIdentity : undefined,
       );
     });
-  return { found: true, namespace, name, vms };
 }
 
 /** The lease this attempt holds (the VM its status names, if leased), and any others it should not hold. */
@@ -155,9 +159,14 @@ function heldLeases(
 }
 
 function queueAhead(run: CustomRun, pool: string, caches: Caches): number {
+  return positionOf(runKey(run), poolQueue(pool, caches.runs.list()));
+}
+
+/** The pool's waiting runs ("namespace/name"), first served first. Shared with the web view, so both agree. */
+export function poolQueue(pool: string, runs: Iterable<unknown>): string[] {
   const waiting: Waiting[] = [];
   const lastServed = new Map<string, string>();
-  for (const raw of caches.runs.list()) {
+  for (const raw of runs) {
     const other = raw as { metadata?: { namespace?: string; name?: string }; status?: { extraFields?: unknown; completionTime?: string } };
     const st = readRunState(other.status?.extraFields);
     const ns = other.metadata?.namespace;
@@ -167,5 +176,5 @@ function queueAhead(run: CustomRun, pool: string, caches: Caches): number {
       waiting.push({ key: `${ns}/${other.metadata.name}`, namespace: ns, queuedAt: st.queuedAt });
     }
   }
-  return positionOf(runKey(run), fairOrder(waiting, lastServed));
+  return fairOrder(waiting, lastServed);
 }

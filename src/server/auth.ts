@@ -7,9 +7,13 @@ import { describeApiError } from "../kube/errors.js";
 // TokenReview, the user it names to a SubjectAccessReview for `get customruns.tekton.dev` on the run. Answers are
 // cached briefly, allowed and denied alike, so a page of polling clients costs the apiserver little.
 
+/**
+ * A CustomRun; without a name, any CustomRun of the namespace (the web view's question); namespace "" without a
+ * name means all namespaces, as in a SubjectAccessReview.
+ */
 export interface RunAccess {
   namespace: string;
-  name: string;
+  name?: string;
 }
 
 export interface UserInfo {
@@ -21,7 +25,8 @@ export interface UserInfo {
 
 export type Decision =
   | { allowed: true; user: string }
-  | { allowed: false; status: 401 | 403 | 503; message: string };
+  /** `user` is set on a 403: who was denied. */
+  | { allowed: false; status: 401 | 403 | 503; message: string; user?: string };
 
 export interface Authorizer {
   /** `authorization` is the request's Authorization header, as received. */
@@ -32,7 +37,7 @@ export interface Authorizer {
 export interface AccessReviewer {
   /** The user the token belongs to, or undefined if the apiserver does not accept it. */
   authenticate(token: string): Promise<UserInfo | undefined>;
-  /** Whether the user may `get` the CustomRun. */
+  /** Whether the user may `get` the CustomRun (or any in the namespace, or in all namespaces). */
   mayGetRun(user: UserInfo, access: RunAccess): Promise<boolean>;
 }
 
@@ -111,7 +116,7 @@ export function createAuthorizer(reviewer: AccessReviewer, options: AuthorizerOp
       if (user === null) return { allowed: false, status: 401, message: "the token is not valid" };
 
       const groups = [...user.groups].sort();
-      const grantKey = JSON.stringify([user.username, user.uid ?? "", groups, access.namespace, access.name]);
+      const grantKey = JSON.stringify([user.username, user.uid ?? "", groups, access.namespace, access.name ?? ""]);
       let allowed = grants.get(grantKey);
       if (allowed === undefined) {
         try {
@@ -123,12 +128,17 @@ export function createAuthorizer(reviewer: AccessReviewer, options: AuthorizerOp
         grants.set(grantKey, allowed);
       }
       if (!allowed) {
-        const what = `customruns.tekton.dev "${access.name}" in namespace "${access.namespace}"`;
-        return { allowed: false, status: 403, message: `user "${user.username}" cannot get ${what}` };
+        const message = `user "${user.username}" cannot get ${describeAccess(access)}`;
+        return { allowed: false, status: 403, message, user: user.username };
       }
       return { allowed: true, user: user.username };
     },
   };
+}
+
+function describeAccess({ namespace, name }: RunAccess): string {
+  if (name !== undefined) return `customruns.tekton.dev "${name}" in namespace "${namespace}"`;
+  return namespace === "" ? "customruns.tekton.dev in all namespaces" : `customruns.tekton.dev in namespace "${namespace}"`;
 }
 
 /** Asks the apiserver (as the controller): needs `create` on tokenreviews and subjectaccessreviews. */
@@ -168,7 +178,7 @@ export function kubeAccessReviewer(kc: KubeConfig, options: { audiences?: string
               resource: "customruns",
               verb: "get",
               namespace: access.namespace,
-              name: access.name,
+              ...(access.name !== undefined ? { name: access.name } : {}),
             },
           },
         },

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { bearerToken, createAuthorizer, TtlCache, type AccessReviewer, type UserInfo } from "../../../src/server/auth.js";
+import {
+  bearerToken,
+  createAuthorizer,
+  TtlCache,
+  type AccessReviewer,
+  type RunAccess,
+  type UserInfo,
+} from "../../../src/server/auth.js";
 
 const alice: UserInfo = { username: "alice", groups: ["system:authenticated"] };
 const access = { namespace: "team-a", name: "build-1" };
@@ -76,6 +83,32 @@ describe("createAuthorizer", () => {
     now = 10_000;
     await auth.authorize("Bearer good", access);
     expect(reviewer.calls).toEqual({ authn: 3, authz: 3 });
+  });
+
+  it("asks about a whole namespace, or all namespaces, when no run is named, and caches each question apart", async () => {
+    const asked: RunAccess[] = [];
+    const reviewer: AccessReviewer = {
+      authenticate: async (token) => (token === "good" ? alice : undefined),
+      async mayGetRun(_user, a) {
+        asked.push(a);
+        return a.namespace === "team-a";
+      },
+    };
+    const auth = createAuthorizer(reviewer);
+    expect(await auth.authorize("Bearer good", { namespace: "team-a" })).toEqual({ allowed: true, user: "alice" });
+    expect(await auth.authorize("Bearer good", { namespace: "" })).toMatchObject({
+      status: 403,
+      message: 'user "alice" cannot get customruns.tekton.dev in all namespaces',
+    });
+    expect(await auth.authorize("Bearer good", { namespace: "team-b" })).toEqual({
+      allowed: false,
+      status: 403,
+      message: 'user "alice" cannot get customruns.tekton.dev in namespace "team-b"',
+      user: "alice",
+    });
+    await auth.authorize("Bearer good", access);
+    await auth.authorize("Bearer good", { namespace: "team-a" });
+    expect(asked).toEqual([{ namespace: "team-a" }, { namespace: "" }, { namespace: "team-b" }, access]);
   });
 
   it("answers 503 when the apiserver cannot be asked, and does not cache that", async () => {
