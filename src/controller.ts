@@ -52,6 +52,7 @@ export interface Controller {
   isLeader(): boolean;
   readonly jobs: Jobs;
   readonly metrics: Metrics;
+  readonly caches: Caches;
   stop(): Promise<void>;
 }
 
@@ -211,6 +212,7 @@ export async function startController(
     ready,
     jobs,
     metrics,
+    caches,
     isLeader: () => leading,
     async stop() {
       if (sweepTimer) clearTimeout(sweepTimer);

@@ -57,12 +57,15 @@ async function main(): Promise<void> {
   void controller.ready.then(() => {
     ready = true;
   });
+  // One authorizer for the logs and the view, so their answers share one cache.
+  const authorizer = createAuthorizer(kubeAccessReviewer(kube.kc), { log });
   const server = await startServer({
     host: config.VMBUILD_HTTP_HOST,
     port: config.VMBUILD_HTTP_PORT,
     log,
     health: { live: () => true, ready: () => ready },
-    logs: { store: logs, authorizer: createAuthorizer(kubeAccessReviewer(kube.kc), { log }) },
+    logs: { store: logs, authorizer },
+    view: { caches: controller.caches, authorizer },
     metrics: controller.metrics.registry,
   });
   log.info({ port: config.VMBUILD_HTTP_PORT, server: kube.kc.getCurrentCluster()?.server }, "vmbuild controller started");

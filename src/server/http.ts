@@ -2,8 +2,9 @@ import Fastify from "fastify";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { logRoutes, type LogRoutesOptions } from "./logs.js";
+import { viewRoutes, type ViewRoutesOptions } from "./view.js";
 
-// The controller's HTTP server: health for the kubelet's probes, Prometheus metrics and the build logs.
+// The controller's HTTP server: health for the kubelet's probes, Prometheus metrics, the build logs and the web view.
 
 export interface Health {
   /** Alive: the process is not wedged. */
@@ -18,6 +19,7 @@ export async function startServer(opts: {
   log: Logger;
   health: Health;
   logs: LogRoutesOptions;
+  view: ViewRoutesOptions;
   metrics: Registry;
 }): Promise<{ close(): Promise<void> }> {
   const app = Fastify({ loggerInstance: opts.log.child({ component: "http" }) });
@@ -29,6 +31,7 @@ export async function startServer(opts: {
     reply.type(opts.metrics.contentType).send(await opts.metrics.metrics()),
   );
   await app.register(logRoutes, opts.logs);
+  await app.register(viewRoutes, opts.view);
   await app.listen({ host: opts.host, port: opts.port });
   return { close: () => app.close() };
 }

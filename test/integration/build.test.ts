@@ -68,6 +68,10 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(startedVMs(record).length).toBeGreaterThan(0);
     expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
     expect(await cluster.leases(ns)).toEqual([]);
+    // The controller serves its web view too: the page, and the state for a token that may see the namespace.
+    expect((await fetch(`${controller.url}/`)).headers.get("content-type")).toMatch(/text\/html/);
+    const state = await fetch(`${controller.url}/api/state`, { headers: { authorization: `Bearer ${env.tokens.admin}` } });
+    expect(JSON.stringify(await state.json())).toContain(`${ns}`);
     const metrics = await (await fetch(`${controller.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`vmbuild_runs_succeeded_total\\{pool="${ns}/builders"\\} [1-9]`));
     expect(metrics).toMatch(new RegExp(`vmbuild_build_seconds_count\\{pool="${ns}/builders",platforms="linux/amd64,linux/arm64"\\} 1`));
