@@ -2,9 +2,10 @@
 // references in docs/. A unit test fails when any of them drifts.
 import { writeFileSync } from "node:fs";
 import { renderVMBuildCRD } from "../src/spec/crd.js";
-import { renderParameterReference, renderReasonReference } from "../src/spec/docs.js";
+import { renderConfigurationReference, renderParameterReference, renderReasonReference } from "../src/spec/docs.js";
 
 const out = (path: string, text: string) => writeFileSync(new URL(`../${path}`, import.meta.url), text);
 out("deploy/crds/vmbuild.dev_vmbuilds.yaml", renderVMBuildCRD());
 out("docs/parameters.md", renderParameterReference());
 out("docs/reasons.md", renderReasonReference());
+out("docs/configuration.md", renderConfigurationReference());

@@ -1,39 +1,67 @@
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { z } from "zod";
 import { parseDuration } from "./spec/duration.js";
 
 // The controller's configuration, from the environment, validated once at start.
 
-const Config = z.object({
-  KUBECONFIG: z.string().optional(),
-  VMBUILD_HTTP_HOST: z.string().default("0.0.0.0"),
-  VMBUILD_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-  VMBUILD_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
-  VMBUILD_WORK_DIR: z.string().default(join(tmpdir(), "vmbuild")),
-  VMBUILD_LOG_DIR: z.string().optional(),
-  /** Base URL under which users reach this controller's /logs (through the Service or an Ingress). */
-  VMBUILD_PUBLIC_URL: z.url().optional(),
-  VMBUILD_LOG_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
+export const ConfigSchema = z.object({
+  KUBECONFIG: z.string().optional().describe("Kubeconfig to use; unset: ~/.kube/config, else the in-cluster ServiceAccount."),
+  VMBUILD_HTTP_HOST: z.string().default("0.0.0.0").describe("Address the HTTP server listens on."),
+  VMBUILD_HTTP_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8080)
+    .describe("Port of the HTTP server: /healthz, /readyz, /metrics, /logs, the web view."),
+  VMBUILD_PUBLIC_URL: z
+    .url()
+    .optional()
+    .describe("Base URL users reach the HTTP server at (Service or Ingress), for LOG_URL; default http://HOSTNAME:PORT."),
+  VMBUILD_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error"]).default("info").describe("pino log level."),
+  VMBUILD_WORK_DIR: z.string().default("/tmp/vmbuild").describe("Git checkouts (removed after each build) and, by default, build logs."),
+  VMBUILD_LOG_DIR: z.string().optional().describe("Where build logs are kept; default WORK_DIR/logs."),
+  VMBUILD_LOG_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3).describe("Build logs kept, in bytes, oldest removed first."),
   VMBUILD_LOG_MAX_AGE: z
     .string()
     .default("168h")
     .refine((d) => parseDuration(d) !== undefined, { message: "expected a duration such as 72h" })
-    .transform((d) => parseDuration(d) ?? 0),
-  VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888),
-  VMBUILD_MAX_CONTEXT_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
-  VMBUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
-  VMBUILD_NAMESPACE: z.string().default("vmbuild-system"),
-  VMBUILD_LEADER_ELECTION: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
-  VMBUILD_LEADER_LEASE_SECONDS: z.coerce.number().int().min(2).max(300).default(15),
-  VMBUILD_SWEEP_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
-  HOSTNAME: z.string().default("vmbuild"),
+    .transform((d) => parseDuration(d) ?? 0)
+    .describe("Build logs older than this are removed."),
+  VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888).describe("Port of podman's service on the build VMs."),
+  VMBUILD_MAX_CONTEXT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(2 * 1024 ** 3)
+    .describe("Largest build context (after .dockerignore) sent to a VM."),
+  VMBUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8).describe("Runs reconciled at once."),
+  VMBUILD_NAMESPACE: z.string().default("vmbuild-system").describe("Namespace of the leader-election Lease (the controller's own)."),
+  VMBUILD_LEADER_ELECTION: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true")
+    .describe("Elect one acting replica; turn off only for a single replica."),
+  VMBUILD_LEADER_LEASE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(300)
+    .default(15)
+    .describe("Leader lease duration; a standby takes over this long after the leader is gone."),
+  VMBUILD_SWEEP_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3600)
+    .default(30)
+    .describe("How often the sweeper looks for VMs leased without a live run."),
+  HOSTNAME: z.string().default("vmbuild").describe("This replica's name (the pod name in a cluster), for leader election."),
 });
 
-export type ControllerEnv = z.infer<typeof Config>;
+export type ControllerEnv = z.infer<typeof ConfigSchema>;
 
 export function loadConfig(env: NodeJS.ProcessEnv): ControllerEnv {
-  const parsed = Config.safeParse(env);
+  const parsed = ConfigSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`invalid configuration: ${problems}`);

@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { REASONS } from "../tekton/reasons.js";
 import { SettingsSchema } from "./settings.js";
+import { ConfigSchema } from "../config.js";
 
-// The docs' parameter and status-reason references, rendered from the schema and the reason registry that the
-// controller itself uses (`npm run gen`; a unit test fails when docs/ drifts).
+// The docs' parameter, configuration and status-reason references, rendered from the schemas and the reason
+// registry that the controller itself uses (`npm run gen`; a unit test fails when docs/ drifts).
 
 interface FieldSchema {
   type?: string;
@@ -42,6 +43,30 @@ export function renderParameterReference(): string {
     "",
     "| name | type | default | meaning |",
     "| --- | --- | --- | --- |",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
+export function renderConfigurationReference(): string {
+  const schema = z.toJSONSchema(ConfigSchema, { io: "input", target: "openapi-3.0", unrepresentable: "any" }) as {
+    properties: Record<string, FieldSchema & { enum?: string[] }>;
+  };
+  const rows = Object.entries(schema.properties).map(([name, field]) => {
+    const fallback = field.default === undefined ? "none" : `\`${String(field.default)}\``;
+    const values = field.enum ? ` One of ${field.enum.map((v) => `\`${v}\``).join(", ")}.` : "";
+    return `| \`${name}\` | ${fallback} | ${(field.description ?? "").replace(/\|/g, "\\|")}${values} |`;
+  });
+  return [
+    "# Controller configuration",
+    "",
+    "<!-- Generated from src/config.ts by `npm run gen`; do not edit. -->",
+    "",
+    "The controller reads its configuration from the environment once, at start, and refuses to start on an invalid",
+    "value, naming it. `deploy/controller.yaml` sets the ones a cluster needs.",
+    "",
+    "| variable | default | meaning |",
+    "| --- | --- | --- |",
     ...rows,
     "",
   ].join("\n");

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { renderVMBuildCRD } from "../../src/spec/crd.js";
-import { renderParameterReference, renderReasonReference } from "../../src/spec/docs.js";
+import { renderConfigurationReference, renderParameterReference, renderReasonReference } from "../../src/spec/docs.js";
 import { SETTING_NAMES } from "../../src/spec/settings.js";
 import { REASONS } from "../../src/tekton/reasons.js";
 
@@ -12,6 +12,7 @@ describe("generated from the schema (run `npm run gen` after changing it)", () =
     ["deploy/crds/vmbuild.dev_vmbuilds.yaml", renderVMBuildCRD],
     ["docs/parameters.md", renderParameterReference],
     ["docs/reasons.md", renderReasonReference],
+    ["docs/configuration.md", renderConfigurationReference],
   ])("%s is up to date", (path, render) => {
     expect(read(path)).toBe(render());
   });
