@@ -74,54 +74,15 @@ export async function startController(
     if (synced && leading) queue?.add(key);
   };
 
-  // Filled right below; the informers' callbacks only run after their first list.
-  let caches: Caches = undefined as unknown as Caches;
-  const enqueueWaiting = (poolKey: string) => {
-    for (const raw of caches.runs.list()) {
-      const st = readRunState((raw as { status?: { extraFields?: unknown } }).status?.extraFields);
-      if (st?.pool === poolKey && st.phase === "Queued") enqueue(keyOf(raw));
-    }
-  };
-  const byVM = (namespace: string, vm: string) => {
-    const lease = caches.leases.get(leaseName(vm), namespace) as { spec?: { holderIdentity?: string } } | undefined;
-    const holder = parseHolder(lease?.spec?.holderIdentity ?? "");
-    if (holder) enqueue(`${holder.namespace}/${holder.name}`);
-    const owner = (caches.vms.get(vm, namespace) as { metadata?: { ownerReferences?: { kind: string; name: string }[] } } | undefined)
-      ?.metadata?.ownerReferences?.find((o) => o.kind === "VirtualMachinePool");
-    if (owner) enqueueWaiting(`${namespace}/${owner.name}`);
-  };
-
   const informers = {
-    runs: startInformer(kube.kc, kube.custom, CUSTOM_RUNS, log, (obj) => {
-      if (isOurs(obj)) enqueue(keyOf(obj));
-    }),
-    vmbuilds: startInformer(kube.kc, kube.custom, VMBUILDS, log, (obj) => {
-      for (const raw of caches.runs.list(obj.metadata?.namespace)) if (isOurs(raw)) enqueue(keyOf(raw));
-    }),
-    pools: startInformer(kube.kc, kube.custom, poolResource(poolVersion), log, (obj) =>
-      enqueueWaiting(`${obj.metadata?.namespace}/${obj.metadata?.name}`),
-    ),
-    vms: startInformer(kube.kc, kube.custom, VIRTUAL_MACHINES, log, (obj) =>
-      byVM(obj.metadata?.namespace ?? "", obj.metadata?.name ?? ""),
-    ),
-    vmis: startInformer(kube.kc, kube.custom, VMIS, log, (obj) =>
-      byVM(obj.metadata?.namespace ?? "", obj.metadata?.name ?? ""),
-    ),
-    leases: startInformer(
-      kube.kc,
-      kube.custom,
-      LEASES,
-      log,
-      (obj) => {
-        const holder = parseHolder((obj as { spec?: { holderIdentity?: string } }).spec?.holderIdentity ?? "");
-        if (holder) enqueue(`${holder.namespace}/${holder.name}`);
-        const pool = obj.metadata?.labels?.[LEASE_LABEL_POOL];
-        if (pool) enqueueWaiting(`${obj.metadata?.namespace}/${pool}`);
-      },
-      LEASE_SELECTOR,
-    ),
+    runs: startInformer(kube.kc, kube.custom, CUSTOM_RUNS, log),
+    vmbuilds: startInformer(kube.kc, kube.custom, VMBUILDS, log),
+    pools: startInformer(kube.kc, kube.custom, poolResource(poolVersion), log),
+    vms: startInformer(kube.kc, kube.custom, VIRTUAL_MACHINES, log),
+    vmis: startInformer(kube.kc, kube.custom, VMIS, log),
+    leases: startInformer(kube.kc, kube.custom, LEASES, log, LEASE_SELECTOR),
   };
-  caches = {
+  const caches: Caches = {
     runs: informers.runs.cache,
     vmbuilds: informers.vmbuilds.cache,
     pools: informers.pools.cache,
@@ -129,6 +90,39 @@ export async function startController(
     vmis: informers.vmis.cache,
     leases: informers.leases.cache,
   };
+
+  // Every change is mapped to the runs it concerns.
+  const enqueueWaiting = (poolKey: string) => {
+    for (const raw of caches.runs.list()) {
+      const st = readRunState((raw as { status?: { extraFields?: unknown } }).status?.extraFields);
+      if (st?.pool === poolKey && st.phase === "Queued") enqueue(keyOf(raw));
+    }
+  };
+  const byVM = (obj: KubernetesObject) => {
+    const namespace = obj.metadata?.namespace ?? "";
+    const vm = obj.metadata?.name ?? "";
+    const lease = caches.leases.get(leaseName(vm), namespace) as { spec?: { holderIdentity?: string } } | undefined;
+    const holder = parseHolder(lease?.spec?.holderIdentity ?? "");
+    if (holder) enqueue(`${holder.namespace}/${holder.name}`);
+    const owner = (caches.vms.get(vm, namespace) as { metadata?: { ownerReferences?: { kind: string; name: string }[] } } | undefined)
+      ?.metadata?.ownerReferences?.find((o) => o.kind === "VirtualMachinePool");
+    if (owner) enqueueWaiting(`${namespace}/${owner.name}`);
+  };
+  informers.runs.onChange((obj) => {
+    if (isOurs(obj)) enqueue(keyOf(obj));
+  });
+  informers.vmbuilds.onChange((obj) => {
+    for (const raw of caches.runs.list(obj.metadata?.namespace)) if (isOurs(raw)) enqueue(keyOf(raw));
+  });
+  informers.pools.onChange((obj) => enqueueWaiting(keyOf(obj)));
+  informers.vms.onChange(byVM);
+  informers.vmis.onChange(byVM);
+  informers.leases.onChange((obj) => {
+    const holder = parseHolder((obj as { spec?: { holderIdentity?: string } }).spec?.holderIdentity ?? "");
+    if (holder) enqueue(`${holder.namespace}/${holder.name}`);
+    const pool = obj.metadata?.labels?.[LEASE_LABEL_POOL];
+    if (pool) enqueueWaiting(`${obj.metadata?.namespace}/${pool}`);
+  });
   const all = Object.values(informers);
 
   const jobs = new Jobs(enqueue);

@@ -11,18 +11,23 @@ import { collectionPath, type Resource } from "./resources.js";
 
 export type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
-/**
- * A cluster-wide informer for a resource that relists and rewatches after any error, with backoff.
- * `ready` resolves after the first successful list.
- */
+export interface RunningInformer {
+  cache: Cache;
+  /** Resolves after the first successful list. */
+  ready: Promise<void>;
+  /** Calls `fn` on every add, update and delete; attach before `ready` to see the first list too. */
+  onChange(fn: (obj: KubernetesObject) => void): void;
+  stop(): Promise<void>;
+}
+
+/** A cluster-wide informer for a resource that relists and rewatches after any error, with backoff. */
 export function startInformer(
   kc: KubeConfig,
   api: CustomObjectsApi,
   resource: Resource,
   log: Logger,
-  onChange: (obj: KubernetesObject) => void,
   labelSelector?: string,
-): { cache: Cache; ready: Promise<void>; stop: () => Promise<void> } {
+): RunningInformer {
   const list = async () =>
     (await api.listClusterCustomObject({
       group: resource.group,
@@ -33,9 +38,6 @@ export function startInformer(
   const cache = makeInformer(kc, collectionPath(resource), list, labelSelector);
   let stopped = false;
   let failures = 0;
-  cache.on("add", onChange);
-  cache.on("update", onChange);
-  cache.on("delete", onChange);
   cache.on("connect", () => {
     failures = 0;
   });
@@ -52,6 +54,11 @@ export function startInformer(
   return {
     cache,
     ready,
+    onChange(fn) {
+      cache.on("add", fn);
+      cache.on("update", fn);
+      cache.on("delete", fn);
+    },
     stop: async () => {
       stopped = true;
       await cache.stop();

@@ -61,7 +61,7 @@ describe("web view", () => {
     kube = loadKube(env.adminKubeconfig);
     const log = pino({ level: "warn" });
     const informer = (resource: Resource, selector?: string) => {
-      const started = startInformer(kube.kc, kube.custom, resource, log, () => undefined, selector);
+      const started = startInformer(kube.kc, kube.custom, resource, log, selector);
       stops.push(started.stop);
       return started;
     };
