@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mergePatch } from "../../src/kube/client.js";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, succeeded, type CustomRunObject } from "../support/cluster.js";
@@ -104,7 +105,7 @@ describe("leasing under load", () => {
         name: "shared",
         body: { metadata: { annotations: { "vmbuild.dev/allowed-namespaces": "*" } } },
       },
-      (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
+      mergePatch,
     );
     const a = await cluster.namespace("team-a");
     const b = await cluster.namespace("team-b");

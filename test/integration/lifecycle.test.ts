@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mergePatch } from "../../src/kube/client.js";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, succeeded } from "../support/cluster.js";
@@ -223,7 +224,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
           name: "builders-0",
           body: { spec: { runStrategy: "Always" } },
         },
-        (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
+        mergePatch,
       );
       await cluster.coordination.createNamespacedLease({
         namespace: ns,

@@ -1,13 +1,6 @@
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubernetesObject,
-} from "@kubernetes/client-node";
+import type { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubernetesObject } from "@kubernetes/client-node";
 import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
+import { loadKube, mergePatch } from "../../src/kube/client.js";
 import { waitUntil } from "./processes.js";
 
 // What a test does as the cluster admin: namespaces, pools, secrets, CustomRuns as Tekton would create them.
@@ -42,11 +35,7 @@ export class Cluster {
   readonly coordination: CoordinationV1Api;
 
   constructor(readonly env: Testenv) {
-    const kc = new KubeConfig();
-    kc.loadFromFile(env.adminKubeconfig);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.coordination = kc.makeApiClient(CoordinationV1Api);
+    ({ custom: this.custom, core: this.core, coordination: this.coordination } = loadKube(env.adminKubeconfig));
   }
 
   /** A fresh namespace with the registry Secret `registry` in it. There is no namespace controller: names are unique. */
@@ -143,7 +132,7 @@ export class Cluster {
   async patchRun(namespace: string, name: string, patch: object): Promise<void> {
     await this.custom.patchNamespacedCustomObject(
       { ...TEKTON, namespace, name, body: patch },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      mergePatch,
     );
   }
 
