@@ -16,8 +16,8 @@ import {
   VMIS,
   type Resource,
 } from "./kube/resources.js";
-import { LEASE_LABEL_POOL, leaseName, parseHolder } from "./lease/holder.js";
-import { LEASE_SELECTOR } from "./lease/leases.js";
+import { leaseName, parseHolder } from "./lease/holder.js";
+import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
 import { sweep } from "./lease/sweeper.js";
 import { startLeaderElection } from "./kube/leader.js";
 import type { Caches } from "./reconcile/observe.js";
@@ -101,8 +101,7 @@ export async function startController(
   const byVM = (obj: KubernetesObject) => {
     const namespace = obj.metadata?.namespace ?? "";
     const vm = obj.metadata?.name ?? "";
-    const lease = caches.leases.get(leaseName(vm), namespace) as { spec?: { holderIdentity?: string } } | undefined;
-    const holder = parseHolder(lease?.spec?.holderIdentity ?? "");
+    const holder = parseHolder(readVMLease(caches.leases.get(leaseName(vm), namespace))?.holder ?? "");
     if (holder) enqueue(`${holder.namespace}/${holder.name}`);
     const owner = (caches.vms.get(vm, namespace) as { metadata?: { ownerReferences?: { kind: string; name: string }[] } } | undefined)
       ?.metadata?.ownerReferences?.find((o) => o.kind === "VirtualMachinePool");
@@ -118,10 +117,10 @@ export async function startController(
   informers.vms.onChange(byVM);
   informers.vmis.onChange(byVM);
   informers.leases.onChange((obj) => {
-    const holder = parseHolder((obj as { spec?: { holderIdentity?: string } }).spec?.holderIdentity ?? "");
+    const lease = readVMLease(obj);
+    const holder = parseHolder(lease?.holder ?? "");
     if (holder) enqueue(`${holder.namespace}/${holder.name}`);
-    const pool = obj.metadata?.labels?.[LEASE_LABEL_POOL];
-    if (pool) enqueueWaiting(`${obj.metadata?.namespace}/${pool}`);
+    if (lease?.pool) enqueueWaiting(`${lease.namespace}/${lease.pool}`);
   });
   const all = Object.values(informers);
 

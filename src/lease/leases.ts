@@ -1,10 +1,36 @@
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import { z } from "zod";
 import { isConflict, isNotFound } from "../kube/errors.js";
 import { LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "./holder.js";
 
 export const LEASE_LABEL_MANAGED = "app.kubernetes.io/managed-by";
 export const LEASE_MANAGED_VALUE = "vmbuild";
 export const LEASE_SELECTOR = `${LEASE_LABEL_MANAGED}=${LEASE_MANAGED_VALUE}`;
+
+const VMLeaseSchema = z.object({
+  metadata: z.object({ namespace: z.string(), labels: z.record(z.string(), z.string()).default({}) }),
+  spec: z.object({ holderIdentity: z.string().optional() }).default({}),
+});
+
+/** What a VM Lease from the cache says: whose VM (pool, VM) it is and who holds it. */
+export interface VMLeaseView {
+  namespace: string;
+  pool: string | undefined;
+  vm: string | undefined;
+  holder: string;
+}
+
+export function readVMLease(raw: unknown): VMLeaseView | undefined {
+  const parsed = VMLeaseSchema.safeParse(raw);
+  if (!parsed.success) return undefined;
+  const { metadata, spec } = parsed.data;
+  return {
+    namespace: metadata.namespace,
+    pool: metadata.labels[LEASE_LABEL_POOL],
+    vm: metadata.labels[LEASE_LABEL_VM],
+    holder: spec.holderIdentity ?? "",
+  };
+}
 
 /** Thrown when another holder got the VM first: not an error, the run just tries again. */
 export class LeaseTakenError extends Error {

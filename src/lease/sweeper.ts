@@ -1,14 +1,12 @@
 import type { Logger } from "pino";
-import { z } from "zod";
 import type { Kube } from "../kube/client.js";
 import { describeApiError } from "../kube/errors.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { VirtualMachineSchema, VMISchema, wantsRunning } from "../kubevirt/vm.js";
 import type { Caches } from "../reconcile/observe.js";
 import { readRunState } from "../reconcile/run-state.js";
-import { CustomRunSchema } from "../tekton/customrun.js";
-import { LEASE_LABEL_POOL, LEASE_LABEL_VM } from "./holder.js";
-import { releaseVMLease } from "./leases.js";
+import { CustomRunSchema, isFinished } from "../tekton/customrun.js";
+import { readVMLease, releaseVMLease } from "./leases.js";
 import { orphanedLeases, type HeldLease, type RunSummary } from "./sweep.js";
 import type { Metrics } from "../metrics/metrics.js";
 
@@ -16,10 +14,6 @@ import type { Metrics } from "../metrics/metrics.js";
 // while the controller was down and its finalizer forced off, a crash between two writes, ...) are scratched and
 // their leases released. Runs at start and periodically on the leader.
 
-const LeaseSchema = z.object({
-  metadata: z.object({ namespace: z.string(), labels: z.record(z.string(), z.string()).default({}) }),
-  spec: z.object({ holderIdentity: z.string().default("") }).default({ holderIdentity: "" }),
-});
 
 export interface SweepResult {
   orphans: number;
@@ -33,12 +27,8 @@ export async function sweep(
   metrics: Pick<Metrics, "leakedVMs">,
 ): Promise<SweepResult> {
   const leases: HeldLease[] = caches.leases.list().flatMap((raw) => {
-    const lease = LeaseSchema.safeParse(raw);
-    const vm = lease.success ? lease.data.metadata.labels[LEASE_LABEL_VM] : undefined;
-    const pool = lease.success ? (lease.data.metadata.labels[LEASE_LABEL_POOL] ?? "") : "";
-    return lease.success && vm
-      ? [{ namespace: lease.data.metadata.namespace, pool, vm, holder: lease.data.spec.holderIdentity }]
-      : [];
+    const lease = readVMLease(raw);
+    return lease?.vm ? [{ namespace: lease.namespace, pool: lease.pool ?? "", vm: lease.vm, holder: lease.holder }] : [];
   });
   const orphans = orphanedLeases(leases, (namespace, name) => summarize(caches.runs.get(name, namespace)));
   let released = 0;
@@ -72,10 +62,9 @@ async function scratch(kube: Kube, caches: Caches, lease: HeldLease): Promise<bo
 function summarize(raw: unknown): RunSummary | undefined {
   const run = CustomRunSchema.safeParse(raw);
   if (!run.success) return undefined;
-  const condition = run.data.status?.conditions?.find((c) => c.type === "Succeeded");
   return {
     uid: run.data.metadata.uid,
     attempt: readRunState(run.data.status?.extraFields)?.attempt ?? 0,
-    finished: condition !== undefined && condition.status !== "Unknown",
+    finished: isFinished(run.data.status),
   };
 }

@@ -3,6 +3,8 @@ import {
   CANCELLED_SPEC_STATUS,
   DEFAULT_TIMEOUT,
   FINALIZER,
+  isFinished,
+  succeededCondition,
   type Condition,
   type CustomRun,
   type RunStatus,
@@ -67,8 +69,7 @@ interface Step {
 
 export function decide(run: CustomRun, obs: Observation): Decision {
   const current = run.status ?? {};
-  const succeeded = succeededCondition(current);
-  if (succeeded && succeeded.status !== "Unknown") {
+  if (isFinished(current)) {
     // Never rewrite a finished run; only let go of it.
     return { actions: [], removeFinalizer: hasFinalizer(run), events: [] };
   }
@@ -451,10 +452,6 @@ function failure(reason: Reason, message: string): Outcome {
     results: [],
     next: "finish",
   };
-}
-
-function succeededCondition(status: RunStatus): Condition | undefined {
-  return status.conditions?.find((c) => c.type === "Succeeded");
 }
 
 function hasFinalizer(run: CustomRun): boolean {

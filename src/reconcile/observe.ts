@@ -2,6 +2,7 @@ import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
 import { z } from "zod";
 import { fairOrder, positionOf, type Waiting } from "../lease/fair-queue.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
+import { readVMLease } from "../lease/leases.js";
 import { belongsToPool, vmView, VirtualMachineSchema, VMISchema } from "../kubevirt/vm.js";
 import { resolveSettings } from "../spec/resolve.js";
 import { CustomRunSchema, runKey, type CustomRun } from "../tekton/customrun.js";
@@ -23,10 +24,6 @@ export interface Caches {
 /** Pools shared across namespaces list the namespaces that may use them (comma-separated, or "*"). */
 export const ALLOWED_NAMESPACES_ANNOTATION = "vmbuild.dev/allowed-namespaces";
 
-const LeaseSchema = z.object({
-  metadata: z.object({ name: z.string(), namespace: z.string(), uid: z.string().optional() }),
-  spec: z.object({ holderIdentity: z.string().optional() }).default({}),
-});
 const PoolSchema = z.object({
   metadata: z.object({ name: z.string(), namespace: z.string(), annotations: z.record(z.string(), z.string()).optional() }),
 });
@@ -134,12 +131,8 @@ export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespa
     .flatMap((r) => (r.success && belongsToPool(r.data, pool) ? [r.data] : []))
     .map((vm) => {
       const vmiParsed = VMISchema.safeParse(caches.vmis.get(vm.metadata.name, namespace));
-      const lease = LeaseSchema.safeParse(caches.leases.get(leaseName(vm.metadata.name), namespace));
-      return vmView(
-        vm,
-        vmiParsed.success ? vmiParsed.data : undefined,
-        lease.success ? lease.data.spec.holderIdentity : undefined,
-      );
+      const holder = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace))?.holder;
+      return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, holder || undefined);
     });
 }
 

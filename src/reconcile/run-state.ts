@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ConditionSchema } from "../tekton/customrun.js";
+import { ConditionSchema, ResultSchema } from "../tekton/customrun.js";
 
 // What the controller keeps in status.extraFields: enough for a restarted controller to continue every run
 // without memory. The leases in the API stay the truth about which VM a run holds.
@@ -9,7 +9,7 @@ export type Phase = (typeof PHASES)[number];
 
 const Outcome = z.object({
   condition: ConditionSchema,
-  results: z.array(z.object({ name: z.string(), value: z.string() })).default([]),
+  results: z.array(ResultSchema).default([]),
   /** "retryVM": after the scratch, queue again for one other VM (the first never got ready). */
   next: z.enum(["finish", "retryVM"]).default("finish"),
 });

@@ -3,7 +3,7 @@ import { parseHolder } from "../lease/holder.js";
 import type { VMView } from "../reconcile/observation.js";
 import { parseRun, poolQueue, poolVMs, type Caches } from "../reconcile/observe.js";
 import { readRunState, type Phase, type RunState } from "../reconcile/run-state.js";
-import { isOurs, runKey, type CustomRun } from "../tekton/customrun.js";
+import { isOurs, runKey, succeededCondition, type CustomRun } from "../tekton/customrun.js";
 
 // What the web view shows: the pools with each VM's state, each pool's fair queue and the recent runs, read from
 // the informer caches and cut down to the namespaces the caller may see. Pure: no clock, no I/O.
@@ -184,7 +184,7 @@ function newestFirst(a: ParsedRun, b: ParsedRun): number {
 }
 
 function runView({ run, state }: ParsedRun): RunView {
-  const cond = run.status?.conditions?.find((c) => c.type === "Succeeded");
+  const cond = succeededCondition(run.status);
   // Undefined fields are left out of the JSON.
   return {
     namespace: run.metadata.namespace,

@@ -38,7 +38,7 @@ export const ConditionSchema = z.object({
   lastTransitionTime: z.string().optional(),
 });
 
-const ResultSchema = z.object({ name: z.string(), value: z.string() });
+export const ResultSchema = z.object({ name: z.string(), value: z.string() });
 
 export const CustomRunSchema = z.object({
   metadata: z.object({
@@ -85,6 +85,17 @@ export type RunStatus = NonNullable<CustomRun["status"]>;
 export const CANCELLED_SPEC_STATUS = "RunCancelled";
 /** Tekton's default when spec.timeout is absent; "0s" means no timeout. */
 export const DEFAULT_TIMEOUT = "60m";
+
+/** The run's one condition, type Succeeded (Unknown while it works). */
+export function succeededCondition(status: RunStatus | undefined): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === "Succeeded");
+}
+
+/** Finished: its Succeeded condition is True or False, never to be rewritten. */
+export function isFinished(status: RunStatus | undefined): boolean {
+  const condition = succeededCondition(status);
+  return condition !== undefined && condition.status !== "Unknown";
+}
 
 export function runKey(run: { metadata: { namespace: string; name: string } }): string {
   return `${run.metadata.namespace}/${run.metadata.name}`;
