@@ -19,11 +19,13 @@ import {
 import { leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
 import { sweep } from "./lease/sweeper.js";
+import { keepWarm } from "./lease/warm-keeper.js";
 import { startLeaderElection } from "./kube/leader.js";
 import type { Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
-import { readRunState } from "./reconcile/run-state.js";
+import { readRunState, stateVMs } from "./reconcile/run-state.js";
+import type { JobVM } from "./reconcile/decide.js";
 import type { BuildSettings } from "./spec/settings.js";
 import { isOurs, runKey, type CustomRun } from "./tekton/customrun.js";
 
@@ -91,11 +93,16 @@ export async function startController(
     leases: informers.leases.cache,
   };
 
-  // Every change is mapped to the runs it concerns.
+  // Every change is mapped to the runs it concerns, and to the pool's warm-set keeper.
+  let warmQueue: WorkQueue | undefined;
+  const enqueuePool = (poolKey: string) => {
+    if (synced && leading) warmQueue?.add(poolKey);
+  };
   const enqueueWaiting = (poolKey: string) => {
+    enqueuePool(poolKey);
     for (const raw of caches.runs.list()) {
       const st = readRunState((raw as { status?: { extraFields?: unknown } }).status?.extraFields);
-      if (st?.pool === poolKey && st.phase === "Queued") enqueue(keyOf(raw));
+      if (st?.phase === "Queued" && st.slots.some((slot) => slot.pool === poolKey)) enqueue(keyOf(raw));
     }
   };
   const byVM = (obj: KubernetesObject) => {
@@ -127,10 +134,10 @@ export async function startController(
   const jobs = new Jobs(enqueue);
   const metrics = createMetrics(() => caches.runs);
   const jobDeps = { core: kube.core, ...config };
-  const startJob = (run: CustomRun, settings: BuildSettings, vm: { namespace: string; name: string }, address: string) => {
+  const startJob = (run: CustomRun, settings: BuildSettings, vms: readonly JobVM[]) => {
     const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
-    const id = { uid: run.metadata.uid, attempt, vm: vm.name };
-    jobs.start(runKey(run), id, buildJob(jobDeps, run, attempt, settings, vm, address));
+    const id = { uid: run.metadata.uid, attempt, vms: vms.map((vm) => vm.vm) };
+    jobs.start(runKey(run), id, buildJob(jobDeps, run, attempt, settings, vms));
   };
 
   const deps = {
@@ -145,9 +152,15 @@ export async function startController(
     staleVersions: new Map<string, string>(),
     cancelJob: (run: CustomRun) => {
       const st = readRunState(run.status?.extraFields);
-      if (st?.vm) jobs.cancel({ uid: run.metadata.uid, attempt: st.attempt, vm: st.vm });
+      if (st) jobs.cancel({ uid: run.metadata.uid, attempt: st.attempt, vms: stateVMs(st) });
     },
   };
+  const keeperDeps = { kube, caches, log, now: deps.now, reported: new Map<string, string>() };
+  warmQueue = new WorkQueue((key) => keepWarm(keeperDeps, key), {
+    concurrency: 1,
+    onError: (key, err, retryInMs) =>
+      log.warn({ pool: key, err: describeApiError(err), retryInMs }, "warm pool upkeep failed; retrying"),
+  });
   queue = new WorkQueue((key) => reconcile(deps, key), {
     concurrency: config.concurrency,
     onError: (key, err, retryInMs) =>
@@ -170,6 +183,7 @@ export async function startController(
   const takeOver = () => {
     if (!synced || !leading) return;
     for (const raw of caches.runs.list()) if (isOurs(raw)) enqueue(keyOf(raw));
+    for (const pool of caches.pools.list()) enqueuePool(keyOf(pool));
     if (sweepTimer) clearTimeout(sweepTimer);
     void runSweeper();
   };
@@ -209,7 +223,7 @@ export async function startController(
     isLeader: () => leading,
     async stop() {
       if (sweepTimer) clearTimeout(sweepTimer);
-      await queue?.stop();
+      await Promise.all([queue?.stop(), warmQueue?.stop()]);
       await jobs.stopAll();
       await elector?.stop();
       await Promise.all(all.map((i) => i.stop()));

@@ -7,21 +7,31 @@ import type { JobStage, JobView } from "../reconcile/observation.js";
 import { createPodmanClient, type PodmanClient } from "../podman/client.js";
 import { fetchSource, type GitAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
-import { inspectManifest, type ServedManifest } from "../registry/client.js";
+import { getManifest, inspectManifest, putManifest, type ServedManifest } from "../registry/client.js";
+import { parseImageReference } from "../registry/image-reference.js";
+import { z } from "zod";
 import { credentialsFor, type RegistryCredentials } from "../registry/credentials.js";
 import type { JobHandle } from "./jobs.js";
 import type { BuildLog } from "./log.js";
 
 // One build, start to end: podman answering, the source fetched, the context streamed into a multi-platform
-// build, the manifest list pushed and its digest confirmed with the registry. The VM is the caller's to scratch.
+// build, the manifest list pushed and its digest confirmed with the registry. With several VMs (fan-out) each
+// builds and pushes its platforms under a tag of their own, then the index is assembled from what they pushed.
+// The VMs are the caller's to scratch.
 
-export interface BuildInput {
-  run: { namespace: string; name: string; uid: string };
-  attempt: number;
+/** One VM of the build and the platforms it builds. */
+export interface BuildTarget {
   vm: string;
   vmNamespace: string;
   /** podman's endpoint on the VM, e.g. tcp://10.0.0.5:8888. */
   endpoint: string;
+  platforms: string[];
+}
+
+export interface BuildInput {
+  run: { namespace: string; name: string; uid: string };
+  attempt: number;
+  targets: BuildTarget[];
   settings: BuildSettings;
   /** Registry logins by host, for base-image pulls and the push. */
   credentials: RegistryCredentials;
@@ -48,36 +58,65 @@ class StageError extends Error {
   }
 }
 
+interface Built {
+  target: BuildTarget;
+  /** What the registry serves where this target pushed. */
+  served: ServedManifest;
+  pushedTo: string;
+}
+
 export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final> {
-  const podman = createPodmanClient(input.endpoint);
   const checkout = await mkdtemp(join(input.workDir, CHECKOUT_PREFIX));
+  const clients = input.targets.map((t) => createPodmanClient(t.endpoint));
+  const { settings } = input;
+  const vms = input.targets.map((t) => t.vm).join(", ");
   try {
-    await waitForPodman(podman, job.signal);
-    job.progress("fetching", `Fetching ${redactUrl(input.settings.gitUrl)} ${input.settings.gitRevision || "(default branch)"}`);
+    await Promise.all(clients.map((podman) => waitForPodman(podman, job.signal)));
+    job.progress("fetching", `Fetching ${redactUrl(settings.gitUrl)} ${settings.gitRevision || "(default branch)"}`);
     const buildStart = Date.now();
     const commit = await fetchStage(input, checkout, job.signal);
-    input.log.line(`source ${redactUrl(input.settings.gitUrl)} at ${commit}`);
-    const manifest = `vmbuild-${input.run.uid}-${input.attempt}`;
-    await buildStage(input, podman, checkout, manifest, job);
-    job.progress("pushing", `Pushing ${input.settings.image} (${input.settings.platforms.join(", ")})`);
-    const pushStart = Date.now();
-    const served = await pushStage(input, podman, manifest, job.signal);
-    const durations = { buildMs: pushStart - buildStart, pushMs: Date.now() - pushStart };
+    input.log.line(`source ${redactUrl(settings.gitUrl)} at ${commit}`);
+    const fanout = input.targets.length > 1;
+    let pushStart: number | undefined;
+    // One failing VM stops the others: the run fails at once, naming the platform.
+    const abort = new AbortController();
+    const signal = AbortSignal.any([job.signal, abort.signal]);
+    const built = await Promise.all(
+      input.targets.map(async (target, i): Promise<Built> => {
+        try {
+          const podman = clients[i] as PodmanClient;
+          const manifest = `vmbuild-${input.run.uid}-${input.attempt}`;
+          await buildStage(input, target, podman, checkout, manifest, { ...job, signal });
+          job.progress("pushing", `Pushing ${settings.image} (${target.platforms.join(", ")})`);
+          pushStart ??= Date.now();
+          const pushedTo = fanout ? platformTag(settings.image, target.platforms) : settings.image;
+          return { target, pushedTo, served: await pushStage(input, podman, manifest, pushedTo, signal) };
+        } catch (err) {
+          abort.abort();
+          throw err instanceof StageError && fanout && !job.signal.aborted
+            ? new StageError(err.stage, err.reason, `${target.platforms.join(", ")} on VM ${target.vm}: ${err.message}`)
+            : err;
+        }
+      }),
+    );
+    const served = fanout ? await assembleIndex(input, built, job.signal) : (built[0] as Built).served;
+    const pushedFrom = pushStart ?? Date.now();
+    const durations = { buildMs: pushedFrom - buildStart, pushMs: Date.now() - pushedFrom };
     const digest = served.digest;
     const results: RunResult[] = [
-      { name: "IMAGE_URL", value: input.settings.image },
+      { name: "IMAGE_URL", value: settings.image },
       { name: "IMAGE_DIGEST", value: digest },
-      { name: "PLATFORM_DIGESTS", value: platformDigests(served, input.settings.platforms) },
-      { name: "CHAINS-GIT_URL", value: redactUrl(input.settings.gitUrl) },
+      { name: "PLATFORM_DIGESTS", value: platformDigests(served, settings.platforms) },
+      { name: "CHAINS-GIT_URL", value: redactUrl(settings.gitUrl) },
       { name: "CHAINS-GIT_COMMIT", value: commit },
-      { name: "BUILD_VM", value: `${input.vmNamespace}/${input.vm}` },
+      { name: "BUILD_VM", value: input.targets.map((t) => `${t.vmNamespace}/${t.vm}`).join(",") },
       { name: "LOG_URL", value: input.logURL },
     ];
-    input.log.line(`pushed ${input.settings.image}@${digest}`);
+    input.log.line(`pushed ${settings.image}@${digest}`);
     return {
       state: "succeeded",
       results,
-      summary: `Built ${input.settings.platforms.join(", ")} from commit ${commit.slice(0, 12)} on VM ${input.vm} and pushed ${input.settings.image}@${digest}.`,
+      summary: `Built ${settings.platforms.join(", ")} from commit ${commit.slice(0, 12)} on ${fanout ? "VMs" : "VM"} ${vms} and pushed ${settings.image}@${digest}.`,
       durations,
     };
   } catch (err) {
@@ -87,9 +126,48 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
     const message = `${failure.message}\nFull log: ${input.logURL}`;
     return { state: "failed", stage: failure.stage, reason: failure.reason, message };
   } finally {
-    await Promise.all([rm(checkout, { recursive: true, force: true }), podman.close(), input.log.close()]);
+    await Promise.all([rm(checkout, { recursive: true, force: true }), ...clients.map((c) => c.close()), input.log.close()]);
   }
 }
+
+/** Where a fan-out VM pushes its platform before the index exists: `app:1.2` → `app:1.2-linux-arm64`. */
+export function platformTag(image: string, platforms: readonly string[]): string {
+  const ref = parseImageReference(image);
+  const name = image.slice(0, image.length - (ref.tag !== undefined ? ref.tag.length + 1 : 0));
+  const suffix = platforms.map((p) => p.replaceAll("/", "-")).join("-");
+  return `${name}:${`${ref.tag ?? "latest"}-${suffix}`.slice(0, 128)}`;
+}
+
+/**
+ * The index users pull: the entries of every fan-out VM's pushed list, in one list of the same media type, put
+ * under the image's tag. Its digest is confirmed with the registry like a single-VM push.
+ */
+async function assembleIndex(input: BuildInput, built: readonly Built[], signal: AbortSignal): Promise<ServedManifest> {
+  const { settings } = input;
+  const login = credentialsFor(input.credentials, settings.image);
+  const opts = { tlsVerify: settings.tlsVerify, signal };
+  try {
+    const parts = await Promise.all(built.map((b) => getManifest(b.pushedTo, login?.credentials, opts)));
+    const lists = parts.map((raw) => IndexSchema.parse(JSON.parse(raw.bytes.toString("utf8"))));
+    const mediaType = parts[0]?.mediaType || lists[0]?.mediaType || OCI_INDEX;
+    const index = { schemaVersion: 2, mediaType, manifests: lists.flatMap((l) => l.manifests) };
+    const bytes = Buffer.from(JSON.stringify(index));
+    const digest = await putManifest(settings.image, { bytes, mediaType }, login?.credentials, opts);
+    input.log.line(`assembled index ${digest} from ${built.map((b) => b.pushedTo).join(", ")}`);
+    const served = await inspectManifest(settings.image, login?.credentials, opts);
+    if (served.digest !== digest) throw new Error(`put ${digest} but the registry serves ${served.digest}`);
+    return served;
+  } catch (err) {
+    throw new StageError("pushing", "PushFailed", `assembling the index: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+// The entries are copied as podman wrote them (digest, size, mediaType, platform): passthrough keeps every field.
+const IndexSchema = z.object({
+  mediaType: z.string().optional(),
+  manifests: z.array(z.object({ digest: z.string() }).passthrough()),
+});
 
 /** podman may take a while after the VMI is Ready (without a readiness probe): retry until the caller gives up. */
 async function waitForPodman(podman: PodmanClient, signal: AbortSignal): Promise<void> {
@@ -122,6 +200,7 @@ async function fetchStage(input: BuildInput, dir: string, signal: AbortSignal): 
 
 async function buildStage(
   input: BuildInput,
+  target: BuildTarget,
   podman: PodmanClient,
   checkout: string,
   manifest: string,
@@ -139,7 +218,7 @@ async function buildStage(
   } catch (err) {
     throw new StageError("fetching", "SourceFailed", err instanceof Error ? err.message : String(err));
   }
-  job.progress("building", `Building ${settings.platforms.join(", ")} on VM ${input.vm}`);
+  job.progress("building", `Building ${target.platforms.join(", ")} on VM ${target.vm}`);
   let error: string | undefined;
   try {
     await podman.manifestDelete(manifest, job.signal);
@@ -147,7 +226,7 @@ async function buildStage(
       {
         context: context.tar,
         dockerfile: context.dockerfile,
-        platforms: settings.platforms,
+        platforms: target.platforms,
         manifest,
         buildArgs: settings.buildArgs,
         registryConfig: input.credentials,
@@ -178,15 +257,16 @@ async function pushStage(
   input: BuildInput,
   podman: PodmanClient,
   manifest: string,
+  destination: string,
   signal: AbortSignal,
 ): Promise<ServedManifest> {
   const { settings } = input;
-  const login = credentialsFor(input.credentials, settings.image);
+  const login = credentialsFor(input.credentials, destination);
   let pushed: string;
   try {
     pushed = await podman.manifestPush(
       manifest,
-      settings.image,
+      destination,
       {
         all: true,
         tlsVerify: settings.tlsVerify,
@@ -199,7 +279,7 @@ async function pushStage(
   }
   let served: ServedManifest;
   try {
-    served = await inspectManifest(settings.image, login?.credentials, { tlsVerify: settings.tlsVerify, signal });
+    served = await inspectManifest(destination, login?.credentials, { tlsVerify: settings.tlsVerify, signal });
   } catch (err) {
     throw new StageError("pushing", "PushFailed", `pushed, but the registry does not serve it: ${String(err)}`);
   }

@@ -8,6 +8,7 @@ import { runBuild } from "./build.js";
 import type { JobBody } from "./jobs.js";
 import { maskSecrets } from "./log.js";
 import type { LogStore } from "./log-store.js";
+import type { JobVM } from "../reconcile/decide.js";
 
 // The body of one build job: the run's credentials read the Tekton way, its log opened with every secret
 // masked, then the build. Registry logins reach podman in request headers only; git credentials reach git only.
@@ -26,8 +27,7 @@ export function buildJob(
   run: CustomRun,
   attempt: number,
   settings: BuildSettings,
-  vm: { namespace: string; name: string },
-  address: string,
+  vms: readonly JobVM[],
 ): JobBody {
   const { namespace, name, uid } = run.metadata;
   const url = logURL(deps.publicURL, namespace, name, attempt);
@@ -60,9 +60,12 @@ export function buildJob(
       {
         run: { namespace, name, uid },
         attempt,
-        vm: vm.name,
-        vmNamespace: vm.namespace,
-        endpoint: `tcp://${address}:${deps.podmanPort}`,
+        targets: vms.map((vm) => ({
+          vm: vm.vm,
+          vmNamespace: vm.pool.split("/")[0] ?? "",
+          endpoint: `tcp://${vm.address}:${deps.podmanPort}`,
+          platforms: vm.platforms,
+        })),
         settings,
         credentials: creds.registry,
         ...(git?.kind === "basic" ? { gitAuth: { username: git.username, password: git.password } } : {}),

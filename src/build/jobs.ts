@@ -1,6 +1,6 @@
 import type { JobStage, JobView } from "../reconcile/observation.js";
 
-// The build jobs this process runs, by run UID, attempt and VM. Empty after a restart: that absence is how decide()
+// The build jobs this process runs, by run UID, attempt and VMs. Empty after a restart: that absence is how decide()
 // learns a build was in flight when the controller died.
 
 export interface JobHandle {
@@ -74,13 +74,13 @@ export class Jobs {
   }
 }
 
-/** One job per run attempt on one VM: a run that moves to another VM starts afresh there. */
+/** One job per run attempt on its VMs: a run that moves to other VMs starts afresh there. */
 export interface JobId {
   uid: string;
   attempt: number;
-  vm: string;
+  vms: readonly string[];
 }
 
 function jobKey(id: JobId): string {
-  return `${id.uid}/${id.attempt}/${id.vm}`;
+  return `${id.uid}/${id.attempt}/${id.vms.join("+")}`;
 }

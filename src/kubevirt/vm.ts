@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { VMView } from "../reconcile/observation.js";
+import type { VMLeaseView } from "../lease/leases.js";
 
 // What the controller reads from KubeVirt objects, validated at the edge. Unknown fields are ignored.
 
@@ -52,7 +53,7 @@ export function runPatch(vm: VirtualMachine, run: boolean): { spec: Record<strin
   return { spec: { runStrategy: run ? "Always" : "Halted" } };
 }
 
-export function vmView(vm: VirtualMachine, vmi: VMI | undefined, leaseHolder: string | undefined): VMView {
+export function vmView(vm: VirtualMachine, vmi: VMI | undefined, lease: VMLeaseView | undefined): VMView {
   const address = vmi?.status.interfaces?.[0]?.ipAddress;
   return {
     name: vm.metadata.name,
@@ -67,6 +68,6 @@ export function vmView(vm: VirtualMachine, vmi: VMI | undefined, leaseHolder: st
           },
         }
       : {}),
-    ...(leaseHolder ? { leaseHolder } : {}),
+    ...(lease?.holder ? { leaseHolder: lease.holder, ...(lease.since ? { leasedSince: lease.since } : {}) } : {}),
   };
 }

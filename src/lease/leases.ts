@@ -9,7 +9,9 @@ export const LEASE_SELECTOR = `${LEASE_LABEL_MANAGED}=${LEASE_MANAGED_VALUE}`;
 
 const VMLeaseSchema = z.object({
   metadata: z.object({ namespace: z.string(), labels: z.record(z.string(), z.string()).default({}) }),
-  spec: z.object({ holderIdentity: z.string().optional() }).default({}),
+  spec: z
+    .object({ holderIdentity: z.string().optional(), acquireTime: z.unknown().optional() })
+    .default({}),
 });
 
 /** What a VM Lease from the cache says: whose VM (pool, VM) it is and who holds it. */
@@ -18,6 +20,8 @@ export interface VMLeaseView {
   pool: string | undefined;
   vm: string | undefined;
   holder: string;
+  /** When the current holder took it (RFC3339), if the Lease says. */
+  since: string | undefined;
 }
 
 export function readVMLease(raw: unknown): VMLeaseView | undefined {
@@ -29,6 +33,7 @@ export function readVMLease(raw: unknown): VMLeaseView | undefined {
     pool: metadata.labels[LEASE_LABEL_POOL],
     vm: metadata.labels[LEASE_LABEL_VM],
     holder: spec.holderIdentity ?? "",
+    since: timeText(spec.acquireTime),
   };
 }
 
@@ -76,14 +81,8 @@ export async function releaseVMLease(
   holder: string,
 ): Promise<void> {
   const name = leaseName(target.vm);
-  let lease: V1Lease;
-  try {
-    lease = await api.readNamespacedLease({ name, namespace: target.namespace });
-  } catch (err) {
-    if (isNotFound(err)) return;
-    throw err;
-  }
-  if (lease.spec?.holderIdentity !== holder) return;
+  const lease = await readLease(api, target);
+  if (lease?.spec?.holderIdentity !== holder) return;
   try {
     await api.deleteNamespacedLease({
       name,
@@ -92,5 +91,47 @@ export async function releaseVMLease(
     });
   } catch (err) {
     if (!isNotFound(err)) throw err;
+  }
+}
+
+async function readLease(api: CoordinationV1Api, target: { namespace: string; vm: string }): Promise<V1Lease | undefined> {
+  try {
+    return await api.readNamespacedLease({ name: leaseName(target.vm), namespace: target.namespace });
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** The API returns MicroTime as a string; the client may hand back a Date. */
+function timeText(value: unknown): string | undefined {
+  if (value instanceof Date) return value.toISOString();
+  return typeof value === "string" ? value : undefined;
+}
+
+/**
+ * Moves a VM's Lease from one holder to another (a run taking a warm VM, a run handing its scratched VM back to
+ * the warm set, the keeper retiring one). The update carries the resourceVersion read: of two swaps at once,
+ * exactly one succeeds. Throws LeaseTakenError when the Lease is gone or held by someone else.
+ */
+export async function swapLeaseHolder(
+  api: CoordinationV1Api,
+  target: { namespace: string; vm: string },
+  from: string,
+  to: string,
+  now: Date,
+): Promise<void> {
+  const name = leaseName(target.vm);
+  const lease = await readLease(api, target);
+  if (!lease || lease.spec?.holderIdentity !== from) throw new LeaseTakenError(target.vm);
+  try {
+    await api.replaceNamespacedLease({
+      name,
+      namespace: target.namespace,
+      body: { ...lease, spec: { ...lease.spec, holderIdentity: to, acquireTime: new V1MicroTime(now.getTime()) } },
+    });
+  } catch (err) {
+    if (isConflict(err) || isNotFound(err)) throw new LeaseTakenError(target.vm);
+    throw err;
   }
 }

@@ -1,4 +1,5 @@
 import { parseHolder } from "./holder.js";
+import { RETIRING_HOLDER, WARM_HOLDER } from "./warm.js";
 
 // Which VM leases no live run stands behind any more: their VMs are scratched and the leases released. Pure.
 
@@ -21,6 +22,8 @@ export function orphanedLeases(
 ): { lease: HeldLease; why: string }[] {
   const orphans: { lease: HeldLease; why: string }[] = [];
   for (const lease of leases) {
+    // The warm-pool keeper's own VMs: it looks after them itself.
+    if (lease.holder === WARM_HOLDER || lease.holder === RETIRING_HOLDER) continue;
     const holder = parseHolder(lease.holder);
     if (!holder) {
       orphans.push({ lease, why: `unreadable holder "${lease.holder}"` });

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
 import type { JobView } from "../reconcile/observation.js";
-import { readRunState, type RunState } from "../reconcile/run-state.js";
+import { readRunState, statePools, type RunState } from "../reconcile/run-state.js";
 import type { Condition } from "../tekton/customrun.js";
 
 // Prometheus metrics per pool and platform, fed by the reconciler's transitions; the gauges are read off the
@@ -83,7 +83,9 @@ export function createMetrics(runs: () => ObjectCache<KubernetesObject>): Metric
   return {
     registry,
     record({ before, after, final, job, platforms, now }) {
-      const pool = after?.pool ?? before?.pool ?? "";
+      // A fan-out run over several pools is counted under all of them, comma-separated.
+      const st = after ?? before;
+      const pool = st ? statePools(st).join(",") : "";
       if (before?.phase === "Queued" && after?.leasedAt && after.leasedAt !== before.leasedAt) {
         observe(queueWait, { pool }, seconds(before.queuedAt, after.leasedAt));
       }

@@ -7,10 +7,11 @@ import { recordEvent } from "../kube/events.js";
 import { CUSTOM_RUNS } from "../kube/resources.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
-import { acquireVMLease, LeaseTakenError, releaseVMLease } from "../lease/leases.js";
+import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
+import { WARM_HOLDER } from "../lease/warm.js";
 import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
 import type { Caches } from "./observe.js";
-import type { Action, Decision } from "./decide.js";
+import type { Action, Decision, JobVM } from "./decide.js";
 import type { Observation } from "./observation.js";
 import type { BuildSettings } from "../spec/settings.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -22,7 +23,7 @@ export interface ApplyDeps {
   kube: Kube;
   caches: Caches;
   log: Logger;
-  startJob: (run: CustomRun, settings: BuildSettings, vm: { namespace: string; name: string }, address: string) => void;
+  startJob: (run: CustomRun, settings: BuildSettings, vms: readonly JobVM[]) => void;
   cancelJob: (run: CustomRun) => void;
   metrics: Pick<Metrics, "scratchFailed">;
 }
@@ -42,7 +43,7 @@ export async function apply(
   try {
     for (const action of decision.actions) {
       const updated = await perform(deps, run, obs, action).catch((err: unknown) => {
-        if (action.kind === "stopVM" || action.kind === "deleteVMI") deps.metrics.scratchFailed(poolKey(obs));
+        if (action.kind === "stopVM" || action.kind === "deleteVMI") deps.metrics.scratchFailed(action.pool);
         throw err;
       });
       if (updated) current = updated;
@@ -77,7 +78,6 @@ async function perform(
   action: Action,
 ): Promise<KubernetesObject | undefined> {
   const { kube } = deps;
-  const pool = obs.pool?.found ? obs.pool : undefined;
   const log = deps.log.child({ run: `${run.metadata.namespace}/${run.metadata.name}`, action: action.kind });
   switch (action.kind) {
     case "addFinalizer":
@@ -93,32 +93,46 @@ async function perform(
         },
         mergePatch,
       )) as KubernetesObject;
-    case "acquireLease":
-      if (!pool) throw new Error("acquireLease without a pool");
-      await acquireVMLease(kube.coordination, { namespace: pool.namespace, pool: pool.name, vm: action.vm }, action.holder, obs.now);
-      log.info({ vm: action.vm, holder: action.holder }, "leased VM");
+    case "acquireLease": {
+      const { namespace, name: pool } = splitKey(action.pool);
+      if (action.fromWarm) {
+        await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now);
+      } else {
+        await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, action.holder, obs.now);
+      }
+      log.info({ vm: action.vm, holder: action.holder, warm: action.fromWarm }, "leased VM");
       return;
-    case "releaseLease":
-      if (!pool) throw new Error("releaseLease without a pool");
-      await releaseVMLease(kube.coordination, { namespace: pool.namespace, vm: action.vm }, action.holder);
-      log.info({ vm: action.vm }, "released VM");
+    }
+    case "releaseLease": {
+      const { namespace } = splitKey(action.pool);
+      if (action.toWarm) {
+        // Someone else holding it (the sweeper released it first) is fine: it is not ours to hand back any more.
+        await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, action.holder, WARM_HOLDER, obs.now).catch(
+          (err: unknown) => {
+            if (!(err instanceof LeaseTakenError)) throw err;
+          },
+        );
+      } else {
+        await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, action.holder);
+      }
+      log.info({ vm: action.vm, warm: action.toWarm }, action.toWarm ? "handed VM back to the warm set" : "released VM");
       return;
+    }
     case "startVM":
     case "stopVM": {
-      if (!pool) throw new Error(`${action.kind} without a pool`);
-      const vm = VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, pool.namespace));
+      const { namespace } = splitKey(action.pool);
+      const vm = VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, namespace));
       await setRunning(kube, vm, action.kind === "startVM");
       log.info({ vm: action.vm }, action.kind === "startVM" ? "starting VM" : "stopping VM");
       return;
     }
     case "deleteVMI":
-      if (!pool) throw new Error("deleteVMI without a pool");
-      await deleteVMI(kube, pool.namespace, action.vm);
+      await deleteVMI(kube, splitKey(action.pool).namespace, action.vm);
       log.info({ vm: action.vm }, "deleted VMI");
       return;
     case "startJob":
-      if (!obs.settings.ok || !pool) throw new Error("startJob without valid settings or pool");
-      deps.startJob(run, obs.settings.settings, { namespace: pool.namespace, name: action.vm }, action.address);
+      if (!obs.settings.ok) throw new Error("startJob without valid settings");
+      deps.startJob(run, obs.settings.settings, action.vms);
       return;
     case "cancelJob":
       deps.cancelJob(run);
@@ -156,8 +170,9 @@ async function removeFinalizer(kube: Kube, raw: KubernetesObject): Promise<Kuber
   }
 }
 
-function poolKey(obs: Observation): string {
-  return obs.pool?.found ? `${obs.pool.namespace}/${obs.pool.name}` : "";
+function splitKey(key: string): { namespace: string; name: string } {
+  const [namespace = "", name = ""] = key.split("/");
+  return { namespace, name };
 }
 
 function target(r: { group: string; version: string; plural: string }, namespace: string, name: string) {

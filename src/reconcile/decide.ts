@@ -12,23 +12,35 @@ import {
 import { REASONS, type Reason } from "../tekton/reasons.js";
 import type { BuildSettings } from "../spec/settings.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
-import type { JobView, Observation, VMView } from "./observation.js";
-import { readRunState, type Outcome, type RunState } from "./run-state.js";
+import type { JobView, Observation, PoolObservation, VMView } from "./observation.js";
+import { readRunState, type Outcome, type RunState, type SlotState } from "./run-state.js";
+import { isWarmReady, WARM_HOLDER, warmCount } from "../lease/warm.js";
 
 // The reconcile decision: given a CustomRun and what was observed, what happens next. Pure: no I/O, no clock.
 
 /** How long a run waits for a VMBuild or pool it names to show up before failing. */
 export const NOT_FOUND_GRACE_MS = 10_000;
 
+/** `pool` is NAMESPACE/NAME of the VM's pool. */
 export type Action =
   | { kind: "addFinalizer" }
-  | { kind: "acquireLease"; vm: string; holder: string }
-  | { kind: "releaseLease"; vm: string; holder: string }
-  | { kind: "startVM"; vm: string }
-  | { kind: "stopVM"; vm: string }
-  | { kind: "deleteVMI"; vm: string }
-  | { kind: "startJob"; vm: string; address: string }
+  /** fromWarm: take the VM from the warm set (swap the Lease's holder) instead of creating its Lease. */
+  | { kind: "acquireLease"; pool: string; vm: string; holder: string; fromWarm: boolean }
+  /** toWarm: hand the scratched VM back to the warm set (the keeper boots it afresh) instead of deleting the Lease. */
+  | { kind: "releaseLease"; pool: string; vm: string; holder: string; toWarm: boolean }
+  | { kind: "startVM"; pool: string; vm: string }
+  | { kind: "stopVM"; pool: string; vm: string }
+  | { kind: "deleteVMI"; pool: string; vm: string }
+  | { kind: "startJob"; vms: JobVM[] }
   | { kind: "cancelJob" };
+
+/** One VM of a build job: where its podman answers and what it builds there. */
+export interface JobVM {
+  pool: string;
+  vm: string;
+  address: string;
+  platforms: string[];
+}
 
 export interface EventNote {
   type: "Normal" | "Warning";
@@ -88,12 +100,12 @@ function start(ctx: Ctx): Step {
   const stop = stopRequest(ctx);
   if (stop) return finishNow(ctx, stop);
   if (!obs.settings.ok) return cannotStart(ctx, obs.settings);
-  const pool = obs.pool;
-  if (!pool?.found) return cannotStart(ctx, pool ?? { reason: "PoolNotFound", message: "No pool was looked up." });
+  const plan = obs.plan ?? { ok: false, reason: "InvalidParams", message: "No pool was looked up." };
+  if (!plan.ok) return cannotStart(ctx, plan);
   const state: RunState = {
     phase: "Queued",
     attempt: 0,
-    pool: `${pool.namespace}/${pool.name}`,
+    slots: plan.slots.map((slot) => ({ platforms: slot.platforms, pool: slot.pool })),
     queuedAt: ctx.nowIso,
     phaseSince: ctx.nowIso,
     tried: [],
@@ -109,7 +121,8 @@ function proceed(ctx: Ctx, state: RunState): Step {
   if (stop) return beginScratch(ctx, state, stop);
   const { obs } = ctx;
   if (!obs.settings.ok) return beginScratch(ctx, state, failure(obs.settings.reason, obs.settings.message));
-  if (obs.pool && !obs.pool.found) return beginScratch(ctx, state, failure(obs.pool.reason, obs.pool.message));
+  const missing = state.slots.map((slot) => obs.pools[slot.pool]).find((pool) => pool && !pool.found);
+  if (missing && !missing.found) return beginScratch(ctx, state, failure(missing.reason, missing.message));
   const settings = obs.settings.settings;
   switch (state.phase) {
     case "Queued":
@@ -141,95 +154,130 @@ function stopRequest(ctx: Ctx): Outcome | undefined {
   return undefined;
 }
 
+/**
+ * A run takes all its VMs in one decision or none: holding some while waiting for others could deadlock two
+ * fan-out runs. Leases found that the status does not know (its write after acquiring them failed) are kept when
+ * the rest can be leased now, and given back otherwise.
+ */
 function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   const { obs } = ctx;
-  if (ctx.obs.heldLease) {
-    // The lease exists but the status does not know yet (the status write after acquiring it failed).
-    const next: RunState = { ...state, ...leasedTo(state, ctx.obs.heldLease, ctx.nowIso), phase: "Starting" };
-    return starting(ctx, next, settings);
-  }
+  const found: RunState = {
+    ...state,
+    slots: state.slots.map((slot, i) => {
+      const vm = obs.held[i];
+      return vm && !slot.vm ? { ...slot, ...leasedSlot(slot, vm) } : slot;
+    }),
+  };
+  const holdsSome = found.slots.some((slot) => slot.vm);
 
   const waited = elapsed(obs, state.queuedAt);
   if (waited >= settings.queueTimeout) {
     return beginScratch(
       ctx,
-      state,
+      found,
       failure(
         "QueueTimeout",
-        `No VM of pool ${state.pool} became free within ${formatDuration(settings.queueTimeout)} (${poolSummary(obs)}).`,
+        `No VM of pool ${poolsOf(state)} became free within ${formatDuration(settings.queueTimeout)} (${poolSummaries(obs, state)}).`,
       ),
     );
   }
-  const free = freeVMs(obs, state);
-  const vm = free[obs.queueAhead];
-  if (vm) {
-    const next: RunState = { ...state, ...leasedTo(state, vm.name, ctx.nowIso), phase: "Starting" };
-    const step = starting(ctx, next, settings, vm);
-    step.actions.unshift({ kind: "acquireLease", vm: vm.name, holder: holderIdentity(ctx.run.metadata, state.attempt) });
-    return step;
+  const picks = pickVMs(obs, found);
+  if (picks) {
+    const next: RunState = {
+      ...found,
+      slots: found.slots.map((slot, i) => {
+        const pick = picks.get(i);
+        return pick ? { ...slot, ...leasedSlot(slot, pick.name) } : slot;
+      }),
+      phase: "Starting",
+      leasedAt: ctx.nowIso,
+      phaseSince: ctx.nowIso,
+    };
+    const holder = holderIdentity(ctx.run.metadata, state.attempt);
+    const acquire: Action[] = [...picks].map(([i, vm]) => ({
+      kind: "acquireLease",
+      pool: found.slots[i]?.pool ?? "",
+      vm: vm.name,
+      holder,
+      fromWarm: isWarmReady(vm),
+    }));
+    const justLeased = picks.size > 0 ? new Set([...picks.values()].map((vm) => vm.name)) : undefined;
+    const step = starting(ctx, next, settings, justLeased);
+    return { ...step, actions: [...acquire, ...step.actions] };
   }
-  const position = obs.queueAhead + 1;
-  return {
-    actions: [],
-    state,
-    condition: progress(
-      ctx,
-      "WaitingForVM",
-      `Waiting for a free VM of pool ${state.pool}: position ${position} in the queue (${poolSummary(obs)}).`,
-    ),
-    requeueAfterMs: settings.queueTimeout - waited,
-  };
+  const waiting = progress(ctx, "WaitingForVM", waitingMessage(obs, found));
+  if (holdsSome) return beginScratch(ctx, found, { condition: waiting, results: [], next: "requeue" });
+  return { actions: [], state, condition: waiting, requeueAfterMs: settings.queueTimeout - waited };
 }
 
-function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased?: VMView): Step {
+function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased?: ReadonlySet<string>): Step {
   const { obs } = ctx;
-  const held = justLeased?.name ?? heldVMName(ctx, state);
-  if (!held) {
-    // Another run holds the VM our status names: we may not touch it any more; queue for another.
-    const requeued: RunState = { ...state, phase: "Queued", vm: undefined, lease: undefined, phaseSince: ctx.nowIso };
-    return queued(ctx, requeued, settings);
+  const held = state.slots.map((slot, i) => (justLeased && slot.vm && justLeased.has(slot.vm) ? slot.vm : heldVMName(ctx, state, i)));
+  if (held.some((name) => !name)) {
+    // Another run holds a VM our status names: we may not touch it any more; give back the rest and queue again.
+    const lost = state.slots.filter((_, i) => !held[i]).map((slot) => slot.vm ?? "?");
+    return beginScratch(ctx, state, {
+      condition: progress(ctx, "WaitingForVM", `VM ${lost.join(", ")} was leased by another run; queueing again.`),
+      results: [],
+      next: "requeue",
+    });
   }
-  const vm = justLeased ?? vmView(ctx, held);
-  const name = held;
+  const names = held as string[];
+  const vms = names.map((name, i) => vmView(ctx, state.slots[i]?.pool ?? "", name));
   const waited = elapsed(obs, state.phaseSince);
-  // The observed job belongs to the VM the status names; a VM leased in this very decision has none yet.
+  // The observed job belongs to the VMs the status names; VMs leased in this very decision have none yet.
   const job = justLeased ? undefined : obs.job;
   // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
   // (the run's credentials, say) and ends the run like any build failure.
   if (job?.state === "failed") return beginScratch(ctx, state, failure(job.reason, job.message));
-  if (!vm || waited >= settings.readyTimeout) {
-    const lastSeen = vm ? describeVM(vm, job) : "the VM was deleted";
-    const tried = [...state.tried, { vm: name, lastSeen }];
-    if (tried.length < 2) {
+  if (vms.some((vm) => !vm) || waited >= settings.readyTimeout) {
+    const unready = names.filter((_, i) => !vms[i]?.vmi?.ready);
+    const blamed = (unready.length > 0 ? unready : names).map((name) => {
+      const vm = vms[names.indexOf(name)];
+      return { vm: name, lastSeen: vm ? describeVM(vm, job) : "the VM was deleted" };
+    });
+    const tried = [...state.tried, ...blamed];
+    const seen = blamed.map((b) => `${b.vm} (${b.lastSeen})`).join("; ");
+    if (state.tried.length === 0) {
       return beginScratch(ctx, { ...state, tried }, {
         condition: progress(
           ctx,
           "StartingVM",
-          `VM ${name} did not get ready within ${formatDuration(settings.readyTimeout)} (${lastSeen}); trying another VM.`,
+          `${blamed.length > 1 ? "VMs" : "VM"} ${seen} did not get ready within ${formatDuration(settings.readyTimeout)}; trying another VM.`,
         ),
         results: [],
         next: "retryVM",
       });
     }
-    const names = tried.map((t) => `${t.vm} (${t.lastSeen})`).join("; ");
+    const all = tried.map((t) => `${t.vm} (${t.lastSeen})`).join("; ");
     return beginScratch(
       ctx,
       { ...state, tried },
-      failure("VMNotReady", `No VM got ready within ${formatDuration(settings.readyTimeout)}: ${names}.`),
+      failure("VMNotReady", `No VM got ready within ${formatDuration(settings.readyTimeout)}: ${all}.`),
     );
   }
   if (job && !(job.state === "running" && job.stage === "connecting")) {
     return building(ctx, { ...state, phase: "Building", phaseSince: ctx.nowIso }, settings);
   }
-  const actions: Action[] = [];
-  if (!vm.wantsRunning) actions.push({ kind: "startVM", vm: vm.name });
-  const vmi = vm.vmi;
-  if (!job && vmi?.ready && vmi.address && !vmi.deleting) {
-    actions.push({ kind: "startJob", vm: vm.name, address: vmi.address });
+  const ready = vms as VMView[];
+  const actions: Action[] = ready.flatMap((vm, i): Action[] =>
+    vm.wantsRunning ? [] : [{ kind: "startVM", pool: state.slots[i]?.pool ?? "", vm: vm.name }],
+  );
+  const allUp = ready.every((vm) => vm.vmi?.ready && vm.vmi.address && !vm.vmi.deleting);
+  if (!job && allUp) {
+    actions.push({
+      kind: "startJob",
+      vms: ready.map((vm, i) => ({
+        pool: state.slots[i]?.pool ?? "",
+        vm: vm.name,
+        address: vm.vmi?.address ?? "",
+        platforms: state.slots[i]?.platforms.length ? (state.slots[i]?.platforms ?? []) : settings.platforms,
+      })),
+    });
   }
   const message = job
-    ? `VM ${vm.name} is up at ${vmi?.address ?? "?"}; waiting for podman to answer.`
-    : `Starting VM ${vm.name} of pool ${state.pool} (${describeVM(vm, undefined)}).`;
+    ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; waiting for podman to answer.`
+    : `Starting ${ready.map((vm, i) => `VM ${vm.name} of pool ${state.slots[i]?.pool ?? "?"} (${describeVM(vm, undefined)})`).join("; ")}.`;
   return {
     actions,
     state,
@@ -244,7 +292,7 @@ function building(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
     return beginScratch(
       ctx,
       state,
-      failure("ControllerRestarted", `The controller restarted while the build was in flight on VM ${state.vm ?? "?"}.`),
+      failure("ControllerRestarted", `The controller restarted while the build was in flight on VM ${vmsOf(state)}.`),
     );
   }
   if (job.state === "succeeded") {
@@ -273,46 +321,60 @@ function building(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
 }
 
 function beginScratch(ctx: Ctx, state: RunState, outcome: Outcome): Step {
-  if (!heldVMName(ctx, state) && ctx.obs.job?.state !== "running") return finish(ctx, state, outcome);
+  const holds = state.slots.some((_, i) => heldVMName(ctx, state, i));
+  if (!holds && ctx.obs.job?.state !== "running") return finish(ctx, state, outcome);
   return scratching(ctx, { ...state, phase: "Scratching", phaseSince: ctx.nowIso, outcome });
 }
 
-/** Stop the VM so its disk is thrown away, confirm the instance is gone, then release the lease. */
+/** Stop every VM so its disk is thrown away, confirm each instance is gone, then release its lease. */
 function scratching(ctx: Ctx, state: RunState): Step {
   const outcome = state.outcome ?? failure("ControllerRestarted", "Scratch without an outcome.");
-  const actions: Action[] = [];
-  if (ctx.obs.job?.state === "running") actions.push({ kind: "cancelJob" });
-  const lease = heldVMName(ctx, state);
-  if (!lease) {
-    if (ctx.obs.job?.state === "running") return { actions, state, condition: scratchCondition(ctx, state) };
-    return finish(ctx, state, outcome);
-  }
-  const vm = ctx.obs.pool?.found ? ctx.obs.pool.vms.find((v) => v.name === lease) : undefined;
-  // Stop first, then delete the instance once the VM is seen stopped: deleting the instance of a VM that still
-  // wants to run makes KubeVirt start a new one.
-  if (vm?.wantsRunning) actions.push({ kind: "stopVM", vm: lease });
-  else if (vm?.vmi && !vm.vmi.deleting) actions.push({ kind: "deleteVMI", vm: lease });
-  const gone = !vm || (!vm.wantsRunning && !vm.vmi);
-  if (gone && ctx.obs.job?.state !== "running") {
-    actions.push({ kind: "releaseLease", vm: lease, holder: holderIdentity(ctx.run.metadata, state.attempt) });
-    const released: Ctx = { ...ctx, obs: { ...ctx.obs, heldLease: undefined, job: undefined } };
-    const step = finish(released, state, outcome);
-    return { ...step, actions: [...actions, ...step.actions] };
-  }
-  return { actions, state, condition: scratchCondition(ctx, state) };
+  const jobRunning = ctx.obs.job?.state === "running";
+  const actions: Action[] = jobRunning ? [{ kind: "cancelJob" }] : [];
+  const holder = holderIdentity(ctx.run.metadata, state.attempt);
+  let pending = jobRunning;
+  const handedBack = new Map<string, number>();
+  state.slots.forEach((slot, i) => {
+    const lease = heldVMName(ctx, state, i);
+    if (!lease) return;
+    const pool = ctx.obs.pools[slot.pool];
+    const vm = vmView(ctx, slot.pool, lease);
+    // Stop first, then delete the instance once the VM is seen stopped: deleting the instance of a VM that still
+    // wants to run makes KubeVirt start a new one.
+    if (vm?.wantsRunning) actions.push({ kind: "stopVM", pool: slot.pool, vm: lease });
+    else if (vm?.vmi && !vm.vmi.deleting) actions.push({ kind: "deleteVMI", pool: slot.pool, vm: lease });
+    const gone = !vm || (!vm.wantsRunning && !vm.vmi);
+    if (!gone || jobRunning) {
+      pending = true;
+      return;
+    }
+    const toWarm = rejoinsWarmSet(pool, handedBack.get(slot.pool) ?? 0);
+    if (toWarm) handedBack.set(slot.pool, (handedBack.get(slot.pool) ?? 0) + 1);
+    actions.push({ kind: "releaseLease", pool: slot.pool, vm: lease, holder, toWarm });
+  });
+  if (pending) return { actions, state, condition: scratchCondition(ctx, state) };
+  const released: Ctx = { ...ctx, obs: { ...ctx.obs, held: [], job: undefined } };
+  const step = finish(released, state, outcome);
+  return { ...step, actions: [...actions, ...step.actions] };
+}
+
+/** A scratched VM of a warm pool boots again from a fresh disk while the pool has fewer warm VMs than its max. */
+function rejoinsWarmSet(pool: PoolObservation | undefined, alreadyHandedBack: number): boolean {
+  if (!pool?.found || !pool.warm) return false;
+  return warmCount(pool.vms) + alreadyHandedBack < pool.warm.max;
 }
 
 function scratchCondition(ctx: Ctx, state: RunState): Condition {
   const why = state.outcome?.condition;
-  return progress(ctx, "Scratching", `Scratching VM ${state.vm ?? "?"} (${why?.reason ?? ""}): ${why?.message ?? ""}`);
+  return progress(ctx, "Scratching", `Scratching VM ${vmsOf(state)} (${why?.reason ?? ""}): ${why?.message ?? ""}`);
 }
 
 /** The attempt is over and holds nothing: retry, try another VM, or write the final condition. */
 function finish(ctx: Ctx, state: RunState, outcome: Outcome): Step {
   const { run, nowIso } = ctx;
   const settings = ctx.obs.settings.ok ? ctx.obs.settings.settings : undefined;
-  if (outcome.next === "retryVM" && settings) {
-    const requeued: RunState = { ...state, phase: "Queued", vm: undefined, lease: undefined, outcome: undefined, phaseSince: nowIso };
+  if (outcome.next !== "finish" && settings) {
+    const requeued: RunState = { ...state, phase: "Queued", slots: state.slots.map(freshSlot), outcome: undefined, phaseSince: nowIso };
     const step = queued(ctx, requeued, settings);
     if (step.condition.reason === "WaitingForVM") step.condition = { ...outcome.condition, lastTransitionTime: nowIso };
     return step;
@@ -332,7 +394,7 @@ function finish(ctx: Ctx, state: RunState, outcome: Outcome): Step {
     const next: RunState = {
       phase: "Queued",
       attempt: state.attempt + 1,
-      pool: state.pool,
+      slots: state.slots.map(freshSlot),
       queuedAt: nowIso,
       phaseSince: nowIso,
       tried: [],
@@ -379,16 +441,16 @@ function finishNow(ctx: Ctx, outcome: Outcome): Step {
   return { actions: [], condition: { ...outcome.condition, lastTransitionTime: ctx.nowIso }, results: [], final: true };
 }
 
-/** A run attempt holds one VM at most; any other it holds (two replicas raced) is scratched and given back. */
+/** Leases the attempt holds beyond its slots (two replicas raced) are scratched and given back. */
 function giveBackExtraLeases(ctx: Ctx): Action[] {
-  const { pool, extraLeases } = ctx.obs;
-  if (!pool?.found || !extraLeases) return [];
+  const { extraLeases } = ctx.obs;
+  if (!extraLeases) return [];
   const holder = holderIdentity(ctx.run.metadata, readRunState(ctx.base.extraFields)?.attempt ?? 0);
-  return extraLeases.flatMap((name): Action[] => {
-    const vm = pool.vms.find((v) => v.name === name);
-    if (vm?.wantsRunning) return [{ kind: "stopVM", vm: name }];
-    if (vm?.vmi) return vm.vmi.deleting ? [] : [{ kind: "deleteVMI", vm: name }];
-    return [{ kind: "releaseLease", vm: name, holder }];
+  return extraLeases.flatMap(({ pool, vm: name }): Action[] => {
+    const vm = vmView(ctx, pool, name);
+    if (vm?.wantsRunning) return [{ kind: "stopVM", pool, vm: name }];
+    if (vm?.vmi) return vm.vmi.deleting ? [] : [{ kind: "deleteVMI", pool, vm: name }];
+    return [{ kind: "releaseLease", pool, vm: name, holder, toWarm: false }];
   });
 }
 
@@ -458,42 +520,94 @@ function hasFinalizer(run: CustomRun): boolean {
   return run.metadata.finalizers?.includes(FINALIZER) ?? false;
 }
 
-function leasedTo(state: RunState, vm: string, nowIso: string): Pick<RunState, "vm" | "lease" | "leasedAt" | "phaseSince"> {
-  const namespace = state.pool.split("/")[0] ?? "";
-  return { vm, lease: `${namespace}/${leaseName(vm)}`, leasedAt: nowIso, phaseSince: nowIso };
+function leasedSlot(slot: SlotState, vm: string): Pick<SlotState, "vm" | "lease"> {
+  const namespace = slot.pool.split("/")[0] ?? "";
+  return { vm, lease: `${namespace}/${leaseName(vm)}` };
+}
+
+function freshSlot(slot: SlotState): SlotState {
+  return { platforms: slot.platforms, pool: slot.pool };
 }
 
 /**
- * The VM this attempt holds: the one its lease names, or the one its status names while no other run's lease
- * shows on it. The status only ever names a VM after its lease was created, so a lease missing from the cache
+ * The VM slot i of this attempt holds: the one its lease names, or the one its status names while no other run's
+ * lease shows on it. The status only ever names a VM after its lease was created, so a lease missing from the cache
  * there is the cache lagging behind our own write (or a lease already released by us), not a VM lost.
  */
-function heldVMName(ctx: Ctx, state: RunState): string | undefined {
-  if (ctx.obs.heldLease) return ctx.obs.heldLease;
-  if (!state.vm || !ctx.obs.pool?.found) return undefined;
-  const view = vmView(ctx, state.vm);
-  return view?.leaseHolder ? undefined : state.vm;
+function heldVMName(ctx: Ctx, state: RunState, i: number): string | undefined {
+  const held = ctx.obs.held[i];
+  if (held) return held;
+  const slot = state.slots[i];
+  if (!slot?.vm || !ctx.obs.pools[slot.pool]?.found) return undefined;
+  const view = vmView(ctx, slot.pool, slot.vm);
+  return view?.leaseHolder ? undefined : slot.vm;
 }
 
-function vmView(ctx: Ctx, name: string): VMView | undefined {
-  return ctx.obs.pool?.found ? ctx.obs.pool.vms.find((vm) => vm.name === name) : undefined;
+function vmView(ctx: Ctx, pool: string, name: string): VMView | undefined {
+  const found = ctx.obs.pools[pool];
+  return found?.found ? found.vms.find((vm) => vm.name === name) : undefined;
 }
 
-function freeVMs(obs: Observation, state: RunState): VMView[] {
-  if (!obs.pool?.found) return [];
+/**
+ * VMs for every slot still without one (none needed: an empty map), or undefined if some pool cannot serve the run
+ * yet. Each pool's free VMs
+ * (warm ones first) go to the waiting runs in fair-queue order: the runs ahead take the first ones.
+ */
+function pickVMs(obs: Observation, state: RunState): Map<number, VMView> | undefined {
+  const picks = new Map<number, VMView>();
+  const byPool = new Map<string, number[]>();
+  state.slots.forEach((slot, i) => {
+    if (!slot.vm) byPool.set(slot.pool, [...(byPool.get(slot.pool) ?? []), i]);
+  });
+  for (const [pool, slots] of byPool) {
+    const ahead = obs.demandAhead[pool] ?? 0;
+    const free = freeVMs(obs.pools[pool], state).slice(ahead, ahead + slots.length);
+    if (free.length < slots.length) return undefined;
+    slots.forEach((slot, k) => picks.set(slot, free[k] as VMView));
+  }
+  return picks;
+}
+
+function freeVMs(pool: PoolObservation | undefined, state: RunState): VMView[] {
+  if (!pool?.found) return [];
   const tried = new Set(state.tried.map((t) => t.vm));
-  return obs.pool.vms
-    .filter((vm) => !vm.leaseHolder && !vm.wantsRunning && !vm.vmi && !tried.has(vm.name))
-    .sort((a, b) => a.name.localeCompare(b.name));
+  const usable = pool.vms.filter((vm) => !tried.has(vm.name)).sort((a, b) => a.name.localeCompare(b.name));
+  const warm = usable.filter(isWarmReady);
+  const cold = usable.filter((vm) => !vm.leaseHolder && !vm.wantsRunning && !vm.vmi);
+  return [...warm, ...cold];
 }
 
-function poolSummary(obs: Observation): string {
-  if (!obs.pool?.found) return "pool not found";
-  const vms = obs.pool.vms;
+function poolsOf(state: RunState): string {
+  return [...new Set(state.slots.map((s) => s.pool))].join(", ");
+}
+
+function vmsOf(state: RunState): string {
+  return state.slots.map((s) => s.vm ?? "?").join(", ");
+}
+
+function waitingMessage(obs: Observation, state: RunState): string {
+  const pools = [...new Set(state.slots.filter((s) => !s.vm).map((s) => s.pool))];
+  const parts = pools.map((pool) => {
+    const need = state.slots.filter((s) => !s.vm && s.pool === pool).length;
+    const position = (obs.demandAhead[pool] ?? 0) + 1;
+    const what = need > 1 ? `${need} free VMs` : "a free VM";
+    return `${what} of pool ${pool}: position ${position} in the queue (${poolSummary(obs.pools[pool])})`;
+  });
+  return `Waiting for ${parts.join("; ")}.`;
+}
+
+function poolSummaries(obs: Observation, state: RunState): string {
+  return [...new Set(state.slots.map((s) => s.pool))].map((pool) => poolSummary(obs.pools[pool])).join("; ");
+}
+
+function poolSummary(pool: PoolObservation | undefined): string {
+  if (!pool?.found) return "pool not found";
+  const vms = pool.vms;
   if (vms.length === 0) return "the pool has no VMs";
-  const leased = vms.filter((vm) => vm.leaseHolder).length;
+  const leased = vms.filter((vm) => vm.leaseHolder && vm.leaseHolder !== WARM_HOLDER).length;
+  const warm = warmCount(vms);
   const busy = vms.filter((vm) => !vm.leaseHolder && (vm.wantsRunning || vm.vmi)).length;
-  return `${vms.length} VMs: ${leased} leased${busy ? `, ${busy} running without a lease` : ""}`;
+  return `${vms.length} VMs: ${leased} leased${warm ? `, ${warm} warm` : ""}${busy ? `, ${busy} running without a lease` : ""}`;
 }
 
 function describeVM(vm: VMView, job: JobView | undefined): string {

@@ -1,6 +1,8 @@
 import type { BuildSettings } from "../spec/settings.js";
 import type { FailureReason } from "../tekton/reasons.js";
 import type { RunResult } from "../tekton/customrun.js";
+import type { Slot } from "./plan.js";
+import type { WarmConfig } from "../lease/warm.js";
 
 // What observe() read from the caches for one run: the input of decide(), with no I/O behind it.
 
@@ -16,10 +18,20 @@ export interface VMView {
   };
   /** Holder identity of the VM's lease, if leased. */
   leaseHolder?: string;
+  /** When the lease was last taken (by a run, or by the warm-pool keeper). */
+  leasedSince?: string;
 }
 
 export type PoolObservation =
-  | { found: true; namespace: string; name: string; vms: VMView[] }
+  | {
+      found: true;
+      namespace: string;
+      name: string;
+      vms: VMView[];
+      /** The template's spec.template.spec.architecture, if set. */
+      architecture?: string;
+      warm?: WarmConfig;
+    }
   | { found: false; reason: "PoolNotFound" | "PoolNotAllowed"; message: string };
 
 export type SettingsObservation =
@@ -33,17 +45,23 @@ export type JobView =
   | { state: "succeeded"; results: RunResult[]; summary: string; durations?: { buildMs: number; pushMs: number } }
   | { state: "failed"; stage: JobStage; reason: FailureReason; message: string };
 
+export type PlanObservation =
+  | { ok: true; slots: Slot[] }
+  | { ok: false; reason: "InvalidParams" | "PoolNotFound" | "PoolNotAllowed"; message: string };
+
 export interface Observation {
   now: Date;
   settings: SettingsObservation;
-  /** Undefined when settings are invalid: the pool is not looked at then. */
-  pool?: PoolObservation;
-  /** The VM whose lease the run's current attempt holds, found by holder identity. */
-  heldLease?: string;
-  /** Further VMs leased by the same attempt: only possible when two replicas acted at once. Given back. */
-  extraLeases?: string[];
-  /** Runs ahead of this one in the pool's fair queue. */
-  queueAhead: number;
+  /** The VMs the run needs, from its settings and pools; undefined when settings are invalid. */
+  plan?: PlanObservation;
+  /** Every pool the plan or the run's status names, by NAMESPACE/NAME. */
+  pools: Record<string, PoolObservation>;
+  /** Per slot of the run's status: the VM whose lease the current attempt holds there. */
+  held: (string | undefined)[];
+  /** Leases the attempt holds beyond its slots (two replicas raced, or a lost status write): given back. */
+  extraLeases?: { pool: string; vm: string }[];
+  /** Per pool: how many of its free VMs the runs ahead of this one in the fair queue take first. */
+  demandAhead: Record<string, number>;
   /** The build job of this run's current attempt, if this controller process runs one. */
   job?: JobView;
 }

@@ -6,9 +6,12 @@ import { readVMLease } from "../lease/leases.js";
 import { belongsToPool, vmView, VirtualMachineSchema, VMISchema } from "../kubevirt/vm.js";
 import { resolveSettings } from "../spec/resolve.js";
 import { CustomRunSchema, runKey, type CustomRun } from "../tekton/customrun.js";
-import type { JobView, Observation, PoolObservation, SettingsObservation, VMView } from "./observation.js";
+import type { JobView, Observation, PlanObservation, PoolObservation, SettingsObservation, VMView } from "./observation.js";
 import type { JobId } from "../build/jobs.js";
-import { readRunState } from "./run-state.js";
+import { readRunState, type SlotState } from "./run-state.js";
+import { planSlots, poolKey, type NativePool } from "./plan.js";
+import { readWarmConfig } from "../lease/warm.js";
+import type { BuildSettings } from "../spec/settings.js";
 
 // observe: read the caches (never the API) into the input of decide().
 
@@ -26,6 +29,21 @@ export const ALLOWED_NAMESPACES_ANNOTATION = "vmbuild.dev/allowed-namespaces";
 
 const PoolSchema = z.object({
   metadata: z.object({ name: z.string(), namespace: z.string(), annotations: z.record(z.string(), z.string()).optional() }),
+  spec: z
+    .object({
+      virtualMachineTemplate: z
+        .object({
+          spec: z
+            .object({
+              template: z
+                .object({ spec: z.object({ architecture: z.string().optional() }).default({}) })
+                .default({ spec: {} }),
+            })
+            .default({ template: { spec: {} } }),
+        })
+        .default({ spec: { template: { spec: {} } } }),
+    })
+    .default({ virtualMachineTemplate: { spec: { template: { spec: {} } } } }),
 });
 const VMBuildSchema = z.object({ spec: z.unknown().optional() });
 
@@ -70,18 +88,46 @@ export function observe(
   const settings: SettingsObservation = problem
     ? { ok: false, reason: "InvalidParams", message: `the CustomRun's spec is malformed: ${problem}` }
     : settingsOf(run, caches);
-  const pool = settings.ok ? poolOf(run, settings.settings.pool, caches) : undefined;
-  const poolKey = pool?.found ? `${pool.namespace}/${pool.name}` : undefined;
-  const jobView = state?.vm ? job({ uid: run.metadata.uid, attempt, vm: state.vm }) : undefined;
+  const pools: Record<string, PoolObservation> = {};
+  const lookup = (key: string): PoolObservation => (pools[key] ??= poolOf(run, key, caches));
+  const plan = settings.ok ? planOf(run, settings.settings, lookup) : undefined;
+  const slots = state?.slots ?? (plan?.ok ? plan.slots : []);
+  for (const slot of slots) lookup(slot.pool);
+  const vms = state?.slots.map((s) => s.vm).filter((vm): vm is string => vm !== undefined) ?? [];
+  const jobView = state && vms.length === state.slots.length ? job({ uid: run.metadata.uid, attempt, vms }) : undefined;
+  // Only a run that may take VMs needs its place in the queues; building runs skip the scan of all runs.
+  const demandAhead: Record<string, number> = {};
+  if (state?.phase !== "Building") {
+    for (const key of new Set(slots.map((s) => s.pool))) {
+      if (pools[key]?.found) demandAhead[key] = demandAheadOf(run, key, caches);
+    }
+  }
   return {
     now,
     settings,
-    ...(pool ? { pool } : {}),
-    ...(pool?.found ? heldLeases(run, attempt, state?.vm, pool) : {}),
-    // Only a run that may take a VM needs its place in the queue; building runs skip the scan of all runs.
-    queueAhead: poolKey && state?.phase !== "Building" ? queueAhead(run, poolKey, caches) : 0,
+    ...(plan ? { plan } : {}),
+    pools,
+    ...heldLeases(run, attempt, slots, pools),
+    demandAhead,
     ...(jobView ? { job: jobView } : {}),
   };
+}
+
+function planOf(run: CustomRun, settings: BuildSettings, lookup: (key: string) => PoolObservation): PlanObservation {
+  const namespace = run.metadata.namespace;
+  const emulation = settings.pool ? poolKey(settings.pool, namespace) : undefined;
+  const natives = settings.nativePools.map((ref) => poolKey(ref, namespace));
+  const natived: NativePool[] = [];
+  for (const key of [...(emulation ? [emulation] : []), ...natives]) {
+    const pool = lookup(key);
+    if (!pool.found) return { ok: false, reason: pool.reason, message: pool.message };
+  }
+  for (const key of natives) {
+    const pool = lookup(key);
+    if (pool.found) natived.push({ key, architecture: pool.architecture });
+  }
+  const plan = planSlots(settings, emulation, natived);
+  return plan.ok ? plan : { ok: false, reason: "InvalidParams", message: plan.message };
 }
 
 function settingsOf(run: CustomRun, caches: Caches): SettingsObservation {
@@ -101,17 +147,16 @@ function settingsOf(run: CustomRun, caches: Caches): SettingsObservation {
   return resolveSettings(spec, run.spec.params);
 }
 
-function poolOf(run: CustomRun, ref: string, caches: Caches): PoolObservation {
-  const [namespace, name] = ref.includes("/") ? (ref.split("/") as [string, string]) : [run.metadata.namespace, ref];
+function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
+  const [namespace, name] = key.split("/") as [string, string];
   const raw = caches.pools.get(name, namespace);
   const parsed = PoolSchema.safeParse(raw);
   if (!raw || !parsed.success) {
     return { found: false, reason: "PoolNotFound", message: `VirtualMachinePool ${namespace}/${name} not found.` };
   }
+  const annotations = parsed.data.metadata.annotations;
   if (namespace !== run.metadata.namespace) {
-    const allowed = (parsed.data.metadata.annotations?.[ALLOWED_NAMESPACES_ANNOTATION] ?? "")
-      .split(",")
-      .map((s) => s.trim());
+    const allowed = (annotations?.[ALLOWED_NAMESPACES_ANNOTATION] ?? "").split(",").map((s) => s.trim());
     if (!allowed.includes("*") && !allowed.includes(run.metadata.namespace)) {
       return {
         found: false,
@@ -120,7 +165,16 @@ function poolOf(run: CustomRun, ref: string, caches: Caches): PoolObservation {
       };
     }
   }
-  return { found: true, namespace, name, vms: poolVMs(caches, namespace, name) };
+  const architecture = parsed.data.spec.virtualMachineTemplate.spec.template.spec.architecture;
+  const { config: warm } = readWarmConfig(annotations);
+  return {
+    found: true,
+    namespace,
+    name,
+    vms: poolVMs(caches, namespace, name),
+    ...(architecture ? { architecture } : {}),
+    ...(warm ? { warm } : {}),
+  };
 }
 
 /** The pool's VMs as the controller sees them: each with its VMI and its lease's holder. Shared with the web view. */
@@ -131,43 +185,65 @@ export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespa
     .flatMap((r) => (r.success && belongsToPool(r.data, pool) ? [r.data] : []))
     .map((vm) => {
       const vmiParsed = VMISchema.safeParse(caches.vmis.get(vm.metadata.name, namespace));
-      const holder = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace))?.holder;
-      return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, holder || undefined);
+      const lease = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace));
+      return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, lease);
     });
 }
 
-/** The lease this attempt holds (the VM its status names, if leased), and any others it should not hold. */
+/**
+ * Per slot, the VM whose lease this attempt holds: the one the status names, else (a status write lost after the
+ * lease was taken) one of the attempt's unclaimed leases in the slot's pool. Leases beyond that are extra.
+ */
 function heldLeases(
   run: CustomRun,
   attempt: number,
-  named: string | undefined,
-  pool: PoolObservation & { found: true },
-): { heldLease?: string; extraLeases?: string[] } {
+  slots: readonly SlotState[],
+  pools: Record<string, PoolObservation>,
+): Pick<Observation, "held" | "extraLeases"> {
   const me = holderIdentity(run.metadata, attempt);
-  const mine = pool.vms.filter((v) => v.leaseHolder === me).map((v) => v.name);
-  const held = named && mine.includes(named) ? named : mine[0];
-  if (!held) return {};
-  const extra = mine.filter((vm) => vm !== held);
-  return extra.length > 0 ? { heldLease: held, extraLeases: extra } : { heldLease: held };
+  const mine = new Map<string, string[]>();
+  for (const [key, pool] of Object.entries(pools)) {
+    if (pool.found) mine.set(key, pool.vms.filter((v) => v.leaseHolder === me).map((v) => v.name));
+  }
+  const take = (pool: string, vm?: string): string | undefined => {
+    const list = mine.get(pool) ?? [];
+    const at = vm === undefined ? 0 : list.indexOf(vm);
+    return at >= 0 && at < list.length ? list.splice(at, 1)[0] : undefined;
+  };
+  const held = slots.map((slot) => (slot.vm ? take(slot.pool, slot.vm) : undefined));
+  slots.forEach((slot, i) => {
+    if (!slot.vm && held[i] === undefined) held[i] = take(slot.pool);
+  });
+  const extraLeases = [...mine].flatMap(([pool, vms]) => vms.map((vm) => ({ pool, vm })));
+  return extraLeases.length > 0 ? { held, extraLeases } : { held };
 }
 
-function queueAhead(run: CustomRun, pool: string, caches: Caches): number {
-  return positionOf(runKey(run), poolQueue(pool, caches.runs.list()));
+function demandAheadOf(run: CustomRun, pool: string, caches: Caches): number {
+  const queue = poolQueue(pool, caches.runs.list());
+  const at = positionOf(runKey(run), queue.map((w) => w.key));
+  return queue.slice(0, at).reduce((sum, w) => sum + w.demand, 0);
 }
 
-/** The pool's waiting runs ("namespace/name"), first served first. Shared with the web view, so both agree. */
-export function poolQueue(pool: string, runs: Iterable<unknown>): string[] {
+/**
+ * The pool's waiting runs, first served first, each with the number of the pool's VMs it needs. Shared with the
+ * web view, so both agree.
+ */
+export function poolQueue(pool: string, runs: Iterable<unknown>): { key: string; demand: number }[] {
   const waiting: Waiting[] = [];
+  const demand = new Map<string, number>();
   const lastServed = new Map<string, string>();
   for (const raw of runs) {
     const other = raw as { metadata?: { namespace?: string; name?: string }; status?: { extraFields?: unknown; completionTime?: string } };
     const st = readRunState(other.status?.extraFields);
     const ns = other.metadata?.namespace;
-    if (!st || st.pool !== pool || !ns || !other.metadata?.name) continue;
+    const needs = st?.slots.filter((s) => s.pool === pool).length ?? 0;
+    if (!st || needs === 0 || !ns || !other.metadata?.name) continue;
     if (st.leasedAt && (lastServed.get(ns) ?? "") < st.leasedAt) lastServed.set(ns, st.leasedAt);
     if (st.phase === "Queued" && !other.status?.completionTime) {
-      waiting.push({ key: `${ns}/${other.metadata.name}`, namespace: ns, queuedAt: st.queuedAt });
+      const key = `${ns}/${other.metadata.name}`;
+      waiting.push({ key, namespace: ns, queuedAt: st.queuedAt });
+      demand.set(key, needs);
     }
   }
-  return fairOrder(waiting, lastServed);
+  return fairOrder(waiting, lastServed).map((key) => ({ key, demand: demand.get(key) ?? 1 }));
 }

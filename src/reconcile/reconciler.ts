@@ -1,7 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { isOurs } from "../tekton/customrun.js";
-import { readRunState } from "./run-state.js";
+import { readRunState, stateVMs } from "./run-state.js";
 import { apply, type ApplyDeps } from "./apply.js";
 import { decide } from "./decide.js";
 import { observe, parseRun, type Caches } from "./observe.js";
@@ -56,9 +56,12 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
     platforms: obs.settings.ok ? obs.settings.settings.platforms.join(",") : "",
     now: obs.now,
   });
-  const moved = after?.attempt !== before?.attempt || after?.vm !== before?.vm || after?.phase === "Done";
-  if (before?.vm && obs.job && obs.job.state !== "running" && moved) {
-    deps.forgetJob({ uid: run.metadata.uid, attempt: before.attempt, vm: before.vm });
+  const vmsBefore = before ? stateVMs(before) : [];
+  const vmsAfter = after ? stateVMs(after) : [];
+  const moved =
+    after?.attempt !== before?.attempt || vmsAfter.join("+") !== vmsBefore.join("+") || after?.phase === "Done";
+  if (before && vmsBefore.length > 0 && obs.job && obs.job.state !== "running" && moved) {
+    deps.forgetJob({ uid: run.metadata.uid, attempt: before.attempt, vms: vmsBefore });
   }
   if (decision.status && decision.status.conditions?.[0]?.reason !== run.status?.conditions?.[0]?.reason) {
     const c = decision.status?.conditions?.[0];

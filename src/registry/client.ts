@@ -41,6 +41,32 @@ export async function resolveDigest(
   return withSession(imageRef, creds, opts, (session) => session.resolve());
 }
 
+/** A manifest's bytes as served, with the media type the registry gave them. */
+export interface RawManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: string;
+}
+
+/** The manifest the registry serves for `imageRef`, byte for byte. */
+export async function getManifest(
+  imageRef: string,
+  creds: RegistryLogin | undefined,
+  opts: ResolveDigestOptions,
+): Promise<RawManifest> {
+  return withSession(imageRef, creds, opts, (session) => session.raw());
+}
+
+/** Uploads a manifest (e.g. an index of images already in the repository) under `imageRef`'s tag. */
+export async function putManifest(
+  imageRef: string,
+  manifest: { bytes: Buffer; mediaType: string },
+  creds: RegistryLogin | undefined,
+  opts: ResolveDigestOptions,
+): Promise<string> {
+  return withSession(imageRef, creds, opts, (session) => session.put(manifest));
+}
+
 /** The manifest the registry serves for `imageRef`, read with GET: digest and per-platform digests of an index. */
 export async function inspectManifest(
   imageRef: string,
@@ -128,12 +154,29 @@ class Session {
     return (await this.inspect()).digest;
   }
 
-  async inspect(): Promise<ServedManifest> {
+  async raw(): Promise<RawManifest> {
     const res = await this.manifest("GET");
     const bytes = Buffer.from(await res.body.arrayBuffer());
     this.check("GET", res.statusCode);
+    const header = res.headers["content-type"];
     // The hash of the bytes served is the digest users pull by, whatever the header says.
-    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    return { bytes, mediaType: typeof header === "string" ? header : "", digest: sha256(bytes) };
+  }
+
+  async put(manifest: { bytes: Buffer; mediaType: string }): Promise<string> {
+    const res = await this.manifest("PUT", manifest);
+    const text = await res.body.text();
+    if (res.statusCode !== 201 && res.statusCode !== 200) {
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        throw this.error("AuthFailed", res.statusCode, this.init.creds === undefined ? "credentials required" : "push refused");
+      }
+      throw this.error("Failed", res.statusCode, `PUT manifest: ${text.slice(0, 200)}`);
+    }
+    return sha256(manifest.bytes);
+  }
+
+  async inspect(): Promise<ServedManifest> {
+    const { bytes, digest } = await this.raw();
     const parsed = ServedManifestSchema.safeParse(safeJson(bytes.toString("utf8")));
     const manifest = parsed.success ? parsed.data : { manifests: [] };
     return {
@@ -146,24 +189,24 @@ class Session {
   }
 
   /** The manifest request, with one authentication round if the registry asks for it. */
-  private async manifest(method: "HEAD" | "GET"): Promise<Dispatcher.ResponseData> {
+  private async manifest(method: Method, body?: { bytes: Buffer; mediaType: string }): Promise<Dispatcher.ResponseData> {
     const { base, ref } = this.init;
     const url = `${base}/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag ?? "latest"}`;
-    let res = await this.send(method, url, "manifest");
+    let res = await this.send(method, url, "manifest", body);
     if (res.statusCode === 401) {
       await res.body.dump();
-      await this.authenticate(res.headers["www-authenticate"]);
-      res = await this.send(method, url, "manifest");
+      await this.authenticate(res.headers["www-authenticate"], method === "PUT" ? "pull,push" : "pull");
+      res = await this.send(method, url, "manifest", body);
     }
     return res;
   }
 
-  private async authenticate(header: string | string[] | undefined): Promise<void> {
+  private async authenticate(header: string | string[] | undefined, actions: string): Promise<void> {
     const challenges = parseWwwAuthenticate(Array.isArray(header) ? header.join(", ") : (header ?? ""));
     const bearer = challenges.find((challenge) => challenge.scheme === "bearer");
     const basic = challenges.find((challenge) => challenge.scheme === "basic");
     if (bearer !== undefined) {
-      this.authorization = `Bearer ${await this.token(bearer)}`;
+      this.authorization = `Bearer ${await this.token(bearer, actions)}`;
     } else if (basic !== undefined && this.init.creds !== undefined) {
       this.authorization = basicAuth(this.init.creds);
     } else {
@@ -172,12 +215,12 @@ class Session {
     }
   }
 
-  private async token(challenge: AuthChallenge): Promise<string> {
+  private async token(challenge: AuthChallenge, actions: string): Promise<string> {
     const realm = challenge.params.realm;
     if (realm === undefined) throw this.error("AuthFailed", 401, "Bearer challenge without realm");
     const url = new URL(realm);
     if (challenge.params.service !== undefined) url.searchParams.set("service", challenge.params.service);
-    url.searchParams.set("scope", challenge.params.scope ?? `repository:${this.init.ref.repository}:pull`);
+    url.searchParams.set("scope", challenge.params.scope ?? `repository:${this.init.ref.repository}:${actions}`);
     const res = await this.send("GET", url.toString(), "token");
     const text = await res.body.text();
     if (res.statusCode === 401 || res.statusCode === 403) {
@@ -198,11 +241,13 @@ class Session {
   }
 
   private async send(
-    method: "HEAD" | "GET",
+    method: Method,
     url: string,
     target: "manifest" | "token",
+    body?: { bytes: Buffer; mediaType: string },
   ): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = {};
+    if (body) headers["content-type"] = body.mediaType;
     if (target === "manifest") {
       headers.accept = MANIFEST_ACCEPT;
       if (this.authorization !== undefined) headers.authorization = this.authorization;
@@ -217,6 +262,7 @@ class Session {
         path: `${pathname}${search}`,
         method,
         headers,
+        ...(body ? { body: body.bytes } : {}),
         signal: this.init.signal ?? null,
         headersTimeout: TIMEOUT_MS,
         bodyTimeout: TIMEOUT_MS,
@@ -237,6 +283,12 @@ class Session {
   private error(reason: RegistryFailure, status: number, detail: string): RegistryError {
     return new RegistryError({ reason, image: this.init.image, status, detail });
   }
+}
+
+type Method = "HEAD" | "GET" | "PUT";
+
+function sha256(bytes: Buffer): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 function basicAuth(creds: RegistryLogin): string {

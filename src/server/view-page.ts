@@ -28,6 +28,8 @@ button { font: inherit; padding: 4px 12px; border-radius: 4px; border: 1px solid
 .chips { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px; }
 .chip { display: inline-block; padding: 3px 8px; border-radius: 12px; border: 1px solid; font-size: 12px; white-space: nowrap; }
 .chip.s-free { background: #e6f4ea; border-color: #1e7f34; }
+.chip.s-warming { background: #f0f9f2; border-color: #1e7f34; border-style: dashed; }
+.chip.s-warm { background: #c9ecd4; border-color: #1e7f34; }
 .chip.s-booting { background: #fff4d6; border-color: #a76b00; }
 .chip.s-leased { background: #e3efff; border-color: #1f5fbf; }
 .chip.s-building { background: #efe6ff; border-color: #6b3fc2; }

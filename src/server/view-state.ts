@@ -2,7 +2,8 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { parseHolder } from "../lease/holder.js";
 import type { VMView } from "../reconcile/observation.js";
 import { parseRun, poolQueue, poolVMs, type Caches } from "../reconcile/observe.js";
-import { readRunState, type Phase, type RunState } from "../reconcile/run-state.js";
+import { isWarmReady, RETIRING_HOLDER, WARM_HOLDER } from "../lease/warm.js";
+import { readRunState, statePools, stateVMs, type Phase, type RunState } from "../reconcile/run-state.js";
 import { isOurs, runKey, succeededCondition, type CustomRun } from "../tekton/customrun.js";
 
 // What the web view shows: the pools with each VM's state, each pool's fair queue and the recent runs, read from
@@ -10,7 +11,7 @@ import { isOurs, runKey, succeededCondition, type CustomRun } from "../tekton/cu
 
 export type ViewCaches = Pick<Caches, "runs" | "pools" | "vms" | "vmis" | "leases">;
 
-export const VM_STATES = ["free", "booting", "leased", "building", "scratching", "running-unleased"] as const;
+export const VM_STATES = ["free", "warming", "warm", "booting", "leased", "building", "scratching", "running-unleased"] as const;
 export type VMState = (typeof VM_STATES)[number];
 
 /** Most runs listed, newest first. */
@@ -86,7 +87,7 @@ export function buildViewState(caches: ViewCaches, now: Date, mayView: MayView):
     generatedAt: now.toISOString(),
     pools: poolKeys(caches).flatMap(([namespace, name]) => {
       const key = `${namespace}/${name}`;
-      const served = runs.filter((r) => r.state?.pool === key);
+      const served = runs.filter((r) => r.state?.slots.some((slot) => slot.pool === key));
       const visible = mayView(namespace) || served.some((r) => mayView(r.run.metadata.namespace));
       if (!visible) return [];
       const vms = poolVMs(caches, namespace, name).map((vm) => vmEntry(vm, byKey, mayView));
@@ -112,7 +113,9 @@ export function namespacesOf(caches: ViewCaches): string[] {
 
 /** The state of one VM, as an operator would name it. */
 export function vmState(vm: VMView, holderPhase: Phase | undefined): VMState {
-  if (vm.vmi?.deleting) return "scratching";
+  if (vm.vmi?.deleting || vm.leaseHolder === RETIRING_HOLDER) return "scratching";
+  // Booted ahead of demand by the warm-pool keeper: "warm" is what a run takes at once.
+  if (vm.leaseHolder === WARM_HOLDER) return isWarmReady(vm) ? "warm" : "warming";
   if (vm.leaseHolder) {
     if (holderPhase === "Scratching") return "scratching";
     if (!vm.vmi?.ready) return "booting";
@@ -162,7 +165,7 @@ function queueOf(
   return poolQueue(
     pool,
     served.map((r) => r.raw),
-  ).flatMap((key, index) => {
+  ).flatMap(({ key }, index) => {
     const r = byKey.get(key);
     if (!r?.state || !mayView(r.run.metadata.namespace)) return [];
     const waited = Math.floor((now.getTime() - Date.parse(r.state.queuedAt)) / 1000);
@@ -194,8 +197,8 @@ function runView({ run, state }: ParsedRun): RunView {
     reason: cond?.reason,
     message: cond?.message,
     phase: state?.phase,
-    pool: state?.pool,
-    vm: state?.vm,
+    pool: state ? statePools(state).join(", ") : undefined,
+    vm: state && stateVMs(state).length > 0 ? stateVMs(state).join(", ") : undefined,
     attempt: state?.attempt,
     createdAt: run.metadata.creationTimestamp,
     startTime: run.status?.startTime,

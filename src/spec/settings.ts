@@ -24,6 +24,14 @@ const relativePath = (what: string) =>
     })
     .refine((p) => !/[\0\r\n]/.test(p), { message: `${what} must not contain control characters` });
 
+const poolRef = z.string().refine(
+  (p) => {
+    const parts = p.split("/");
+    return parts.length <= 2 && parts.every((s, i) => (i === parts.length - 1 ? DNS_SUBDOMAIN : DNS_LABEL).test(s));
+  },
+  { message: "expected NAME or NAMESPACE/NAME of a VirtualMachinePool" },
+);
+
 const duration = (fallback: string) =>
   z
     .string()
@@ -52,13 +60,29 @@ const keyValueList = (v: unknown) => {
 };
 
 export const settingsShape = {
-  pool: z
-    .string()
-    .refine((p) => {
-      const parts = p.split("/");
-      return parts.length <= 2 && parts.every((s, i) => (i === parts.length - 1 ? DNS_SUBDOMAIN : DNS_LABEL).test(s));
-    }, { message: "expected NAME or NAMESPACE/NAME of a VirtualMachinePool" })
-    .describe("VirtualMachinePool to lease a build VM from: NAME (in the run's namespace) or NAMESPACE/NAME."),
+  pool: poolRef
+    .optional()
+    .describe(
+      "VirtualMachinePool to lease build VMs from: NAME (in the run's namespace) or NAMESPACE/NAME. Its VMs build any platform, foreign ones under qemu emulation; required unless nativePools cover every platform.",
+    ),
+  nativePools: z
+    .preprocess(
+      commaList,
+      z
+        .array(poolRef)
+        .max(16)
+        .refine((ps) => new Set(ps).size === ps.length, { message: "pools must not repeat" }),
+    )
+    .default([])
+    .describe(
+      "Pools of VMs that build their own architecture natively (read from the pool template's spec.template.spec.architecture): a platform of that architecture is built there instead of on `pool`.",
+    ),
+  strategy: z
+    .enum(["single", "fanout"])
+    .default("single")
+    .describe(
+      '"single": one VM builds every platform (the article\'s way). "fanout": one VM per platform in parallel, each pushes its image by digest, then the index is assembled and pushed.',
+    ),
   platforms: z
     .preprocess(
       commaList,

@@ -52,14 +52,24 @@ export class Cluster {
   }
 
   /** A VirtualMachinePool whose VMs start Halted, as the article's pool (but with runStrategy). */
-  async pool(namespace: string, name: string, replicas: number, annotations: Record<string, string> = {}): Promise<void> {
+  /**
+   * A pool of `replicas` halted VMs. `annotations` go on the VM template (the stand-in reads them); `pool` sets the
+   * pool's own annotations (warm settings) and its template's architecture.
+   */
+  async pool(
+    namespace: string,
+    name: string,
+    replicas: number,
+    annotations: Record<string, string> = {},
+    pool: { annotations?: Record<string, string>; architecture?: string } = {},
+  ): Promise<void> {
     await this.custom.createNamespacedCustomObject({
       ...POOLS,
       namespace,
       body: {
         apiVersion: "pool.kubevirt.io/v1beta1",
         kind: "VirtualMachinePool",
-        metadata: { name, namespace },
+        metadata: { name, namespace, ...(pool.annotations ? { annotations: pool.annotations } : {}) },
         spec: {
           replicas,
           selector: { matchLabels: { vmtype: name } },
@@ -67,7 +77,10 @@ export class Cluster {
             metadata: { labels: { vmtype: name }, annotations },
             spec: {
               runStrategy: "Halted",
-              template: { metadata: { labels: { vmtype: name } }, spec: { domain: { devices: {} } } },
+              template: {
+                metadata: { labels: { vmtype: name } },
+                spec: { domain: { devices: {} }, ...(pool.architecture ? { architecture: pool.architecture } : {}) },
+              },
             },
           },
         },

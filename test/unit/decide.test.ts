@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { decide, type Action, type Decision } from "../../src/reconcile/decide.js";
-import type { JobView, Observation, VMView } from "../../src/reconcile/observation.js";
+import type { JobView, Observation, PoolObservation, VMView } from "../../src/reconcile/observation.js";
 import type { RunState } from "../../src/reconcile/run-state.js";
 import { FINALIZER, type CustomRun, type RunStatus } from "../../src/tekton/customrun.js";
 import { resolveSettings } from "../../src/spec/resolve.js";
@@ -37,8 +37,13 @@ function run(overrides: { status?: RunStatus; spec?: Partial<CustomRun["spec"]>;
   };
 }
 
-function state(phase: RunState["phase"], extra: Partial<RunState> = {}): RunState {
-  return { phase, attempt: 0, pool: "team-a/builders", queuedAt: T0, phaseSince: T0, tried: [], ...extra };
+const POOL = "team-a/builders";
+
+/** A one-VM run's state; `vm` is the VM its slot names. */
+function state(phase: RunState["phase"], extra: Partial<Omit<RunState, "slots">> & { vm?: string } = {}): RunState {
+  const { vm, ...rest } = extra;
+  const slot = { platforms: settings.platforms, pool: POOL, ...(vm ? { vm } : {}) };
+  return { phase, attempt: 0, slots: [slot], queuedAt: T0, phaseSince: T0, tried: [], ...rest };
 }
 
 /** A run scratching builders-0 on its way to `outcome`. */
@@ -85,13 +90,30 @@ const ready = (name: string): VMView => ({
 });
 const halted = (name: string): VMView => ({ name, wantsRunning: false, leaseHolder: ME });
 
-function observe(seconds: number, vms: VMView[], extra: Partial<Observation> = {}): Observation {
+interface ObservationExtra extends Partial<Omit<Observation, "held" | "extraLeases" | "demandAhead" | "pools">> {
+  /** The VM whose lease the run's one slot holds. */
+  heldLease?: string;
+  /** Runs ahead in the pool's queue, each needing one VM. */
+  queueAhead?: number;
+  extraLeases?: string[];
+  pool?: PoolObservation;
+}
+
+/** What a one-VM run observes of the pool team-a/builders. */
+function observe(seconds: number, vms: VMView[], extra: ObservationExtra = {}): Observation {
+  const { heldLease, queueAhead, extraLeases, pool, ...rest } = extra;
+  const found: PoolObservation = pool ?? { found: true, namespace: "team-a", name: "builders", vms };
   return {
     now: at(seconds),
     settings: { ok: true, settings },
-    pool: { found: true, namespace: "team-a", name: "builders", vms },
-    queueAhead: 0,
-    ...extra,
+    plan: found.found
+      ? { ok: true, slots: [{ platforms: settings.platforms, pool: POOL }] }
+      : { ok: false, reason: found.reason, message: found.message },
+    pools: { [POOL]: found },
+    held: [heldLease],
+    demandAhead: { [POOL]: queueAhead ?? 0 },
+    ...(extraLeases ? { extraLeases: extraLeases.map((vm) => ({ pool: POOL, vm })) } : {}),
+    ...rest,
   };
 }
 
@@ -105,7 +127,9 @@ const succeeded: JobView = {
 const buildFailed: JobView = { state: "failed", stage: "building", reason: "BuildFailed", message: "RUN false: exit 1" };
 
 function kinds(d: Decision): string[] {
-  return d.actions.map((a: Action) => ("vm" in a ? `${a.kind}:${a.vm}` : a.kind));
+  return d.actions.map((a: Action) =>
+    "vm" in a ? `${a.kind}:${a.vm}` : "vms" in a ? `${a.kind}:${a.vms.map((v) => v.vm).join("+")}` : a.kind,
+  );
 }
 const cond = (d: Decision) => d.status?.conditions?.[0];
 const phase = (d: Decision) => (d.status?.extraFields as RunState | undefined)?.phase;
@@ -177,7 +201,7 @@ const rows: Row[] = [
   {
     name: "new run with a missing pool fails after the grace period",
     run: run({ finalizer: false, status: { startTime: T0 } }),
-    obs: { ...observe(11, []), pool: { found: false, reason: "PoolNotFound", message: "no pool team-a/builders" } },
+    obs: observe(11, [], { pool: { found: false, reason: "PoolNotFound", message: "no pool team-a/builders" } }),
     actions: [],
     reason: "PoolNotFound",
     status: "False",
@@ -517,7 +541,11 @@ describe("decide: every phase × event", () => {
 describe("decide: status bookkeeping", () => {
   it("records the VM and its lease in extraFields when it leases one", () => {
     const d = decide(run(), observe(0, [stopped("builders-0")]));
-    expect(d.status?.extraFields).toMatchObject({ phase: "Starting", vm: "builders-0", lease: "team-a/vmbuild-vm-builders-0", attempt: 0 });
+    expect(d.status?.extraFields).toMatchObject({
+      phase: "Starting",
+      slots: [{ pool: POOL, vm: "builders-0", lease: "team-a/vmbuild-vm-builders-0" }],
+      attempt: 0,
+    });
   });
 
   it("sets startTime on first reconcile and completionTime only at the end", () => {
@@ -590,8 +618,8 @@ describe("decide: status bookkeeping", () => {
     );
     const d = decide(run({ status: st, spec: { retries: 1 } }), observe(30, [halted("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }));
     expect(d.actions.filter((a) => "holder" in a)).toEqual([
-      { kind: "releaseLease", vm: "builders-0", holder: holderIdentity(RUN_ID, 0) },
-      { kind: "acquireLease", vm: "builders-1", holder: holderIdentity(RUN_ID, 1) },
+      { kind: "releaseLease", pool: POOL, vm: "builders-0", holder: holderIdentity(RUN_ID, 0), toWarm: false },
+      { kind: "acquireLease", pool: POOL, vm: "builders-1", holder: holderIdentity(RUN_ID, 1), fromWarm: false },
     ]);
   });
 
@@ -608,5 +636,154 @@ describe("decide: status bookkeeping", () => {
     );
     const d = decide(run({ status: st }), observe(30, [halted("builders-0")], { heldLease: "builders-0" }));
     expect(d.status?.results).toEqual([{ name: "IMAGE_DIGEST", value: "sha256:abc" }]);
+  });
+});
+
+describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => {
+  const EMU = "team-a/emu";
+  const ARM = "team-a/arm";
+  const fanout = resolveSettings(
+    { pool: "emu", nativePools: ["arm"], strategy: "fanout", image: "registry.test/app:1", gitUrl: "https://git.test/app.git" },
+    [{ name: "platforms", value: "linux/amd64,linux/arm64" }],
+  );
+  if (!fanout.ok) throw new Error(fanout.message);
+  const slots = [
+    { platforms: ["linux/amd64"], pool: EMU },
+    { platforms: ["linux/arm64"], pool: ARM },
+  ];
+  const fanState = (phase: RunState["phase"], vms: [string?, string?], extra: Partial<RunState> = {}): RunState => ({
+    ...state(phase, extra),
+    slots: slots.map((slot, i) => (vms[i] ? { ...slot, vm: vms[i] } : slot)),
+  });
+  const pool = (key: string, vms: VMView[], warm?: { min: number; max: number }): Observation["pools"][string] => {
+    const [namespace = "", name = ""] = key.split("/");
+    return { found: true, namespace, name, vms, ...(warm ? { warm: { ...warm, idleMs: 600_000 } } : {}) };
+  };
+  const fanObserve = (
+    seconds: number,
+    emu: VMView[],
+    arm: VMView[],
+    extra: Partial<Observation> & { warm?: { min: number; max: number } } = {},
+  ): Observation => {
+    const { warm, ...rest } = extra;
+    return {
+      now: at(seconds),
+      settings: { ok: true, settings: fanout.settings },
+      plan: { ok: true, slots },
+      pools: { [EMU]: pool(EMU, emu, warm), [ARM]: pool(ARM, arm) },
+      held: [],
+      demandAhead: { [EMU]: 0, [ARM]: 0 },
+      ...rest,
+    };
+  };
+
+  it("leases one VM per platform in one decision and starts both", () => {
+    const d = decide(run(), fanObserve(0, [stopped("emu-0")], [stopped("arm-0")]));
+    expect(kinds(d)).toEqual(["acquireLease:emu-0", "acquireLease:arm-0", "startVM:emu-0", "startVM:arm-0"]);
+    expect(d.status?.extraFields).toMatchObject({
+      phase: "Starting",
+      slots: [
+        { platforms: ["linux/amd64"], pool: EMU, vm: "emu-0", lease: "team-a/vmbuild-vm-emu-0" },
+        { platforms: ["linux/arm64"], pool: ARM, vm: "arm-0", lease: "team-a/vmbuild-vm-arm-0" },
+      ],
+    });
+  });
+
+  it("takes nothing while one pool has no free VM (no VM held while waiting: no deadlock)", () => {
+    const d = decide(run(), fanObserve(0, [stopped("emu-0")], [stopped("arm-0", "team-b/x/uid-9/0")]));
+    expect(kinds(d)).toEqual([]);
+    expect(cond(d)?.reason).toBe("WaitingForVM");
+    expect(cond(d)?.message).toMatch(/a free VM of pool team-a\/arm: position 1 in the queue \(1 VMs: 1 leased\)/);
+  });
+
+  it("counts the VMs runs ahead need, per pool", () => {
+    const d = decide(run(), fanObserve(0, [stopped("emu-0"), stopped("emu-1")], [stopped("arm-0")], { demandAhead: { [EMU]: 1, [ARM]: 1 } }));
+    expect(kinds(d)).toEqual([]);
+    expect(cond(d)?.message).toMatch(/pool team-a\/arm: position 2/);
+  });
+
+  it("gives back a lease found without the rest (a lost status write) when the other pool is full", () => {
+    const st = status(fanState("Queued", []), "WaitingForVM");
+    const d = decide(
+      run({ status: st }),
+      fanObserve(5, [halted("emu-0")], [stopped("arm-0", "team-b/x/uid-9/0")], { held: ["emu-0", undefined] }),
+    );
+    expect(kinds(d)).toEqual(["releaseLease:emu-0"]);
+    expect(phase(d)).toBe("Queued");
+    expect(cond(d)?.reason).toBe("WaitingForVM");
+  });
+
+  it("starts one job for both VMs once both are ready, each with its platform", () => {
+    const st = status(fanState("Starting", ["emu-0", "arm-0"]), "StartingVM");
+    const d = decide(run({ status: st }), fanObserve(5, [ready("emu-0")], [ready("arm-0")], { held: ["emu-0", "arm-0"] }));
+    expect(d.actions).toEqual([
+      {
+        kind: "startJob",
+        vms: [
+          { pool: EMU, vm: "emu-0", address: "127.0.0.10", platforms: ["linux/amd64"] },
+          { pool: ARM, vm: "arm-0", address: "127.0.0.10", platforms: ["linux/arm64"] },
+        ],
+      },
+    ]);
+  });
+
+  it("waits for the slower VM before starting the job", () => {
+    const st = status(fanState("Starting", ["emu-0", "arm-0"]), "StartingVM");
+    const d = decide(run({ status: st }), fanObserve(5, [ready("emu-0")], [booting("arm-0")], { held: ["emu-0", "arm-0"] }));
+    expect(kinds(d)).toEqual([]);
+    expect(cond(d)?.message).toMatch(/VM arm-0 of pool team-a\/arm \(VMI Scheduling, not ready\)/);
+  });
+
+  it("a failed platform scratches every VM and fails naming it", () => {
+    const st = status(fanState("Building", ["emu-0", "arm-0"]), "Building");
+    const failed: JobView = { state: "failed", stage: "building", reason: "BuildFailed", message: "linux/arm64 on VM arm-0: RUN false: exit 1" };
+    const d = decide(run({ status: st }), fanObserve(9, [ready("emu-0")], [ready("arm-0")], { held: ["emu-0", "arm-0"], job: failed }));
+    expect(kinds(d)).toEqual(["stopVM:emu-0", "stopVM:arm-0"]);
+    expect(phase(d)).toBe("Scratching");
+    expect(cond(d)?.message).toMatch(/linux\/arm64 on VM arm-0/);
+  });
+
+  it("releases each VM as soon as it is gone, and finishes once all are", () => {
+    const outcome = { condition: { type: "Succeeded", status: "False" as const, reason: "BuildFailed", message: "boom" }, results: [], next: "finish" as const };
+    const st = status(fanState("Scratching", ["emu-0", "arm-0"], { outcome }), "Scratching");
+    const partly = decide(run({ status: st }), fanObserve(10, [halted("emu-0")], [{ ...halted("arm-0"), vmi: { phase: "Running", ready: true, deleting: true } }], { held: ["emu-0", "arm-0"] }));
+    expect(kinds(partly)).toEqual(["releaseLease:emu-0"]);
+    expect(partly.status?.completionTime).toBeUndefined();
+    const done = decide(run({ status: st }), fanObserve(11, [stopped("emu-0")], [halted("arm-0")], { held: [undefined, "arm-0"] }));
+    // emu-0's lease is gone from the cache: releasing it again is a no-op that costs one read, never a loss.
+    expect(kinds(done)).toEqual(["releaseLease:emu-0", "releaseLease:arm-0"]);
+    expect(cond(done)?.reason).toBe("BuildFailed");
+    expect(done.removeFinalizer).toBe(true);
+  });
+});
+
+describe("decide: warm pools", () => {
+  const warmReady = (name: string): VMView => ({ ...ready(name), leaseHolder: "vmbuild/warm" });
+  const withWarm = (vms: VMView[], warm: { min: number; max: number }): PoolObservation => ({
+    found: true,
+    namespace: "team-a",
+    name: "builders",
+    vms,
+    warm: { ...warm, idleMs: 600_000 },
+  });
+
+  it("takes a warm VM first (a holder swap) and starts the build at once: no boot", () => {
+    const d = decide(run(), observe(0, [stopped("builders-0"), warmReady("builders-1")], { pool: withWarm([stopped("builders-0"), warmReady("builders-1")], { min: 1, max: 2 }) }));
+    expect(d.actions).toEqual([
+      { kind: "acquireLease", pool: POOL, vm: "builders-1", holder: ME, fromWarm: true },
+      { kind: "startJob", vms: [{ pool: POOL, vm: "builders-1", address: "127.0.0.10", platforms: settings.platforms }] },
+    ]);
+  });
+
+  it("hands a scratched VM back to the warm set while the pool is below its max", () => {
+    const st = status(scratchingOn("Succeeded", "True"), "Scratching");
+    const d = decide(run({ status: st }), observe(30, [], { heldLease: "builders-0", pool: withWarm([halted("builders-0"), warmReady("builders-1")], { min: 1, max: 2 }) }));
+    expect(d.actions).toContainEqual({ kind: "releaseLease", pool: POOL, vm: "builders-0", holder: ME, toWarm: true });
+  });
+
+  it("releases it for good when the warm set is full", () => {
+    const st = status(scratchingOn("Succeeded", "True"), "Scratching");
+    const d = decide(run({ status: st }), observe(30, [], { heldLease: "builders-0", pool: withWarm([halted("builders-0"), warmReady("builders-1")], { min: 1, max: 1 }) }));
+    expect(d.actions).toContainEqual({ kind: "releaseLease", pool: POOL, vm: "builders-0", holder: ME, toWarm: false });
   });
 });

@@ -103,8 +103,10 @@ describe("fuzzing the edge", () => {
         const d = decide(parsed.run, {
           now: new Date("2026-01-01T00:05:00Z"),
           settings,
-          pool: { found: true, namespace: "ns", name: "p", vms: [{ name: "p-0", wantsRunning: false }] },
-          queueAhead: 0,
+          ...(settings.ok ? { plan: { ok: true, slots: [{ platforms: settings.settings.platforms, pool: "ns/p" }] } } : {}),
+          pools: { "ns/p": { found: true, namespace: "ns", name: "p", vms: [{ name: "p-0", wantsRunning: false }] } },
+          held: [],
+          demandAhead: {},
         });
         expect(Array.isArray(d.actions)).toBe(true);
         if (!settings.ok) expect(d.actions.map((a) => a.kind)).not.toContain("acquireLease");

@@ -28,11 +28,12 @@ describe("KubeVirt VM adapter logic", () => {
       metadata: { name: "builders-0", namespace: "ns" },
       status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }], interfaces: [{ ipAddress: "10.0.0.5" }] },
     });
-    expect(vmView(vm({ runStrategy: "Always" }), vmi, "a/b/c/0")).toEqual({
+    expect(vmView(vm({ runStrategy: "Always" }), vmi, { namespace: "ns", pool: "builders", vm: "builders-0", holder: "a/b/c/0", since: "2026-01-01T00:00:00.000Z" })).toEqual({
       name: "builders-0",
       wantsRunning: true,
       vmi: { phase: "Running", ready: true, address: "10.0.0.5", deleting: false },
       leaseHolder: "a/b/c/0",
+      leasedSince: "2026-01-01T00:00:00.000Z",
     });
   });
 });

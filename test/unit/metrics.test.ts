@@ -6,7 +6,7 @@ import type { RunState } from "../../src/reconcile/run-state.js";
 const state = (phase: RunState["phase"], extra: Partial<RunState> = {}): RunState => ({
   phase,
   attempt: 0,
-  pool: "pools/builders",
+  slots: [{ platforms: ["linux/amd64"], pool: "pools/builders" }],
   queuedAt: "2026-01-01T00:00:00.000Z",
   phaseSince: "2026-01-01T00:00:00.000Z",
   tried: [],

@@ -31,7 +31,7 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
   });
 
   it.each([
-    [[{ name: "colour", value: "blue" }], /unknown param "colour"; allowed: pool, platforms/],
+    [[{ name: "colour", value: "blue" }], /unknown param "colour"; allowed: pool, nativePools, strategy, platforms/],
     [[{ name: "platforms", value: "linux/arm 64" }], /param "platforms"\[0\]: expected OS\/ARCH.*got "linux\/arm 64"/],
     [[{ name: "platforms", value: "linux/amd64,linux/amd64" }], /param "platforms": platforms must not repeat/],
     [[{ name: "dockerfile", value: "../../etc/passwd" }], /param "dockerfile": dockerfile must be a relative path/],

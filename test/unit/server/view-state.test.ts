@@ -162,6 +162,9 @@ describe("vmState", () => {
     ["VMI being deleted, no lease", { vmi: { ...ready, deleting: true } }, undefined, "scratching"],
     ["asked to run, no lease", { wantsRunning: true }, undefined, "running-unleased"],
     ["VMI left over, no lease", { vmi: ready }, undefined, "running-unleased"],
+    ["warm, booting", { leaseHolder: "vmbuild/warm", wantsRunning: true, vmi: booting }, undefined, "warming"],
+    ["warm, ready", { leaseHolder: "vmbuild/warm", wantsRunning: true, vmi: { ...ready, address: "10.0.0.1" } }, undefined, "warm"],
+    ["warm, retiring", { leaseHolder: "vmbuild/retiring", wantsRunning: true, vmi: ready }, undefined, "scratching"],
   ])("%s → %s", (_what, v, phase, expected) => {
     expect(vmState(vmView(v), phase)).toBe(expected);
   });
