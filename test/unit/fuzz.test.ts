@@ -4,40 +4,13 @@ import { buildQueryString } from "../../src/podman/build-query.js";
 import { decide } from "../../src/reconcile/decide.js";
 import { parseRun } from "../../src/reconcile/observe.js";
 import { resolveSettings } from "../../src/spec/resolve.js";
-import { SETTING_NAMES } from "../../src/spec/settings.js";
 import { isOurs } from "../../src/tekton/customrun.js";
+import { nasty, paramName, params, paramValue } from "../support/nasty.js";
 
 // Property-based: whatever a user (or an attacker with create on CustomRuns) puts in a run, the controller does
 // not crash, and what it accepts is safe to hand to podman and to the context packer.
 
 const RUNS = 1_000;
-
-const nasty = fc.oneof(
-  fc.string({ maxLength: 40 }),
-  fc.string({ unit: "grapheme", maxLength: 40 }),
-  fc.constantFrom(
-    "../../etc/passwd",
-    "/etc/passwd",
-    "a/../../b",
-    "--upload-pack=touch /tmp/x",
-    "ext::sh -c touch% /tmp/pwned",
-    "file:///etc",
-    "linux/amd64&platform=linux/evil",
-    "x\nRUN rm -rf /",
-    "$(id)",
-    "`id`",
-    "a\u0000b",
-    "registry.test/app:1?x=y",
-    "registry.test/app@sha256:" + "a".repeat(64),
-    "0s",
-    "-5m",
-    "1e9h",
-  ),
-  fc.string({ minLength: 5_000, maxLength: 20_000 }),
-);
-const paramValue = fc.oneof(nasty, fc.array(nasty, { maxLength: 5 }), fc.dictionary(nasty, nasty, { maxKeys: 4 }));
-const paramName = fc.oneof(fc.constantFrom(...SETTING_NAMES), nasty);
-const params = fc.array(fc.record({ name: paramName, value: paramValue }), { maxLength: 8 });
 
 describe("fuzzing the edge", () => {
   it("resolveSettings never throws, and what it accepts is safe for podman and the context packer", { timeout: 120_000 }, () => {
