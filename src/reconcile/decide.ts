@@ -585,13 +585,25 @@ function vmsOf(state: RunState): string {
   return state.slots.map((s) => s.vm ?? "?").join(", ");
 }
 
+/**
+ * An exact position far back in a queue changes at every lease turn: one status write per waiting run per turn,
+ * O(queue²) writes (found by bench b). So the position is exact only within the next round of the pool's VMs;
+ * further back the message stays put. The web view shows the live queue.
+ */
 function waitingMessage(obs: Observation, state: RunState): string {
-  const pools = [...new Set(state.slots.filter((s) => !s.vm).map((s) => s.pool))];
-  const parts = pools.map((pool) => {
-    const need = state.slots.filter((s) => !s.vm && s.pool === pool).length;
-    const position = (obs.demandAhead[pool] ?? 0) + 1;
-    const what = need > 1 ? `${need} free VMs` : "a free VM";
-    return `${what} of pool ${pool}: position ${position} in the queue (${poolSummary(obs.pools[pool])})`;
+  const needs = (pool: string) => state.slots.filter((s) => !s.vm && s.pool === pool).length;
+  // Only the pools that cannot serve the run yet: the others are not what it waits for.
+  const lacking = [...new Set(state.slots.filter((s) => !s.vm).map((s) => s.pool))].filter(
+    (pool) => freeVMs(obs.pools[pool], state).length < (obs.demandAhead[pool] ?? 0) + needs(pool),
+  );
+  const parts = lacking.map((pool) => {
+    const need = needs(pool);
+    const ahead = obs.demandAhead[pool] ?? 0;
+    const found = obs.pools[pool];
+    const round = Math.max(1, found?.found ? found.vms.length : 0);
+    const where =
+      ahead < round ? `position ${ahead + 1} in the queue` : `further back in the queue than the pool's ${round} VMs`;
+    return `${need > 1 ? `${need} free VMs` : "a free VM"} of pool ${pool}: ${where}`;
   });
   return `Waiting for ${parts.join("; ")}.`;
 }

@@ -159,11 +159,20 @@ const rows: Row[] = [
   {
     name: "new run, pool full: waits with its queue position",
     run: run(),
+    obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0"), stopped("builders-1", "team-b/y/uid-8/0")], { queueAhead: 1 }),
+    actions: [],
+    reason: "WaitingForVM",
+    phase: "Queued",
+    message: /: position 2 in the queue\.$/,
+  },
+  {
+    name: "new run, further back than one round of VMs: a message that stays put as the queue moves",
+    run: run(),
     obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0")], { queueAhead: 2 }),
     actions: [],
     reason: "WaitingForVM",
     phase: "Queued",
-    message: /position 3 in the queue \(1 VMs: 1 leased\)/,
+    message: /: further back in the queue than the pool's 1 VMs\.$/,
   },
   {
     name: "new run, second in line takes the second free VM",
@@ -693,13 +702,13 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
     const d = decide(run(), fanObserve(0, [stopped("emu-0")], [stopped("arm-0", "team-b/x/uid-9/0")]));
     expect(kinds(d)).toEqual([]);
     expect(cond(d)?.reason).toBe("WaitingForVM");
-    expect(cond(d)?.message).toMatch(/a free VM of pool team-a\/arm: position 1 in the queue \(1 VMs: 1 leased\)/);
+    expect(cond(d)?.message).toBe("Waiting for a free VM of pool team-a/arm: position 1 in the queue.");
   });
 
   it("counts the VMs runs ahead need, per pool", () => {
     const d = decide(run(), fanObserve(0, [stopped("emu-0"), stopped("emu-1")], [stopped("arm-0")], { demandAhead: { [EMU]: 1, [ARM]: 1 } }));
     expect(kinds(d)).toEqual([]);
-    expect(cond(d)?.message).toMatch(/pool team-a\/arm: position 2/);
+    expect(cond(d)?.message).toMatch(/pool team-a\/arm: further back in the queue than the pool's 1 VMs/);
   });
 
   it("gives back a lease found without the rest (a lost status write) when the other pool is full", () => {
