@@ -48,8 +48,11 @@ export async function createFaultRepos(h: Harness): Promise<void> {
 const REPO: Record<Phase, string> = { queued: "quick", starting: "quick", building: "slow", pushing: "big", scratching: "quick" };
 
 export async function runCell(ctx: FaultContext, cell: ApplicableCell): Promise<CellResult> {
+  const restartsBefore = ctx.controller.restarts();
   try {
     const { recoveryMs, run } = await drive(ctx, cell);
+    // Besides the kill itself: a controller that could not renew its leader lease in time exits (by design).
+    const restarts = ctx.controller.restarts() - restartsBefore;
     const c = succeeded(run);
     const problems: string[] = [];
     if (c?.reason !== cell.expect.reason) problems.push(`ended ${c?.reason ?? "?"}, expected ${cell.expect.reason}`);
@@ -57,7 +60,7 @@ export async function runCell(ctx: FaultContext, cell: ApplicableCell): Promise<
       problems.push(`message ${JSON.stringify(c?.message)} does not match ${String(cell.expect.message)}`);
     }
     if (recoveryMs > RECOVERY_BOUND_MS) problems.push(`recovered in ${recoveryMs} ms, over the bound of ${RECOVERY_BOUND_MS} ms`);
-    const detail = problems.length > 0 ? problems.join("; ") : `${c?.reason ?? "?"}`;
+    const detail = `${problems.length > 0 ? problems.join("; ") : (c?.reason ?? "?")}; controller restarts: ${restarts}`;
     return { cell, pass: problems.length === 0, recoveryMs, detail };
   } catch (err) {
     return { cell, pass: false, detail: err instanceof Error ? err.message.slice(0, 500) : String(err) };
