@@ -1,9 +1,9 @@
-// npm run testenv -- up|down|status. Progress on stderr, results on stdout; exit 0 on success.
-import { down, status, up, type StatusReport, type Testenv } from "./index.js";
+// npm run testenv -- up|down|status|restart COMPONENT. Progress on stderr, results on stdout; exit 0 on success.
+import { down, restartComponent, RestartableSchema, status, up, type StatusReport, type Testenv } from "./index.js";
 import { elapsed } from "./log.js";
 import { envFile, rel } from "./paths.js";
 
-const usage = "usage: npm run testenv -- up|down|status";
+const usage = "usage: npm run testenv -- up|down|status|restart apiserver|etcd|registry";
 
 function printEnv(env: Testenv): void {
   const lines = [
@@ -31,7 +31,7 @@ function printStatus(report: StatusReport): void {
   process.stdout.write(`env: ${envFile}\n`);
 }
 
-async function main(command: string | undefined): Promise<number> {
+async function main(command: string | undefined, arg: string | undefined): Promise<number> {
   const start = Date.now();
   switch (command) {
     case "up":
@@ -47,13 +47,19 @@ async function main(command: string | undefined): Promise<number> {
       printStatus(report);
       return report.up ? 0 : 1;
     }
-    default:
-      process.stderr.write(`${usage}\n`);
-      return 2;
+    case "restart": {
+      const component = RestartableSchema.safeParse(arg);
+      if (!component.success) break;
+      const pid = await restartComponent(component.data);
+      process.stderr.write(`testenv: ${component.data} restarted as pid ${pid} in ${elapsed(start)}\n`);
+      return 0;
+    }
   }
+  process.stderr.write(`${usage}\n`);
+  return 2;
 }
 
-main(process.argv[2]).then(
+main(process.argv[2], process.argv[3]).then(
   (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`testenv: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -4,3 +4,4 @@ export { down, type DownOptions } from "./down.js";
 export { status, type ComponentState, type ComponentStatus, type StatusReport } from "./status.js";
 export { readTestenv, type Pids, type RegistryInfo, type Testenv, type Tokens } from "./env-file.js";
 export { registryDockerConfigJson, registrySecretManifest } from "./registry.js";
+export { restartComponent, RestartableSchema, stopComponent, type Restartable, type StoppedComponent } from "./restart.js";

@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { parseBuildEvents, type BuildEvent } from "./build-events.js";
 import { buildQueryString, type BuildQuery } from "./build-query.js";
 import { connectEndpoint, type PodmanConnection } from "./connection.js";
-import { PodmanError } from "./errors.js";
+import { describeCause, PodmanError } from "./errors.js";
 import {
   encodeRegistryAuth,
   encodeRegistryConfig,
@@ -182,7 +182,13 @@ async function* buildEvents(http: Http, opts: BuildOptions, signal: AbortSignal)
   let res: Dispatcher.ResponseData | undefined;
   try {
     res = await http.expect(call, [200]);
-    yield* parseBuildEvents(res.body);
+    try {
+      yield* parseBuildEvents(res.body);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      // The stream broke off (the VM's podman died, the connection was cut): say where, not just undici's words.
+      throw http.error(call, res.statusCode, `the build's output broke off: ${describeCause(error)}`, error);
+    }
   } finally {
     // Early exit by the consumer: drop the connection so podman stops the build, and free the context's files.
     res?.body.destroy();
@@ -273,7 +279,7 @@ class Http {
     }
   }
 
-  private error(call: Call, status: number, message: string, cause?: unknown): PodmanError {
+  error(call: Call, status: number, message: string, cause?: unknown): PodmanError {
     return new PodmanError({
       status,
       method: call.method,

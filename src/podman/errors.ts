@@ -40,7 +40,7 @@ export class PodmanEndpointError extends Error {
   override readonly name = "PodmanEndpointError";
 }
 
-function describeCause(cause: unknown): string {
+export function describeCause(cause: unknown): string {
   if (cause instanceof Error) {
     return "code" in cause && typeof cause.code === "string" ? `${cause.code}: ${cause.message}` : cause.message;
   }

@@ -7,7 +7,7 @@ import { startController } from "../support/controller.js";
 import type { GitHttpServer } from "../support/git-http-server.js";
 import { openHarness, type Harness } from "../support/harness.js";
 import { createContextRepo } from "../support/context-repo.js";
-import { overlapping, watchLeases, type LeaseInterval } from "../support/lease-watch.js";
+import { overlapping, runsWithoutTheirLease, watchLeases, type LeaseInterval } from "../support/lease-watch.js";
 
 // Leasing under load: two replicas racing without leader election never lease one VM twice, and a busy
 // namespace does not starve another.
@@ -39,11 +39,7 @@ describe("leasing under load", () => {
   /** Every run's status names a VM whose lease it held; no VM was ever leased to two holders at once. */
   const noDoubleLeases = (runs: CustomRunObject[], leases: LeaseInterval[]) => {
     expect(overlapping(leases)).toEqual([]);
-    for (const run of runs.filter((r) => succeeded(r)?.status === "True")) {
-      const x = (run.status?.extraFields ?? {}) as { vm?: string; attempt?: number };
-      const holder = `${run.metadata?.namespace}/${run.metadata?.name}/${run.metadata?.uid}/${x.attempt ?? 0}`;
-      expect(leases.some((l) => l.vm === x.vm && l.holder === holder), `${holder} never held ${x.vm}`).toBe(true);
-    }
+    expect(runsWithoutTheirLease(runs, leases)).toEqual([]);
   };
 
   const raceOver = async (name: string, runs: number, extraEnv: NodeJS.ProcessEnv) => {

@@ -264,6 +264,37 @@ describe("podman client against a real podman service and registry", { timeout: 
     expect((await client.ping()).apiVersion).toBe("4.3.1");
   });
 
+  it("names podman and the endpoint when the service dies mid-build", async () => {
+    const doomed = await startPodmanService({ host: "127.0.0.3" });
+    const doomedClient = createPodmanClient(doomed.endpoint);
+    try {
+      await doomed.importBusybox(["amd64"]);
+      const root = await writeContext("doomed", "FROM localhost/busybox:amd64\nRUN echo started; sleep 5 # vmbuild-doomed-test\n");
+      const context = await packContext({ root, contextDir: ".", dockerfile: "Dockerfile", maxBytes: 1 << 20 });
+      const run = (async () => {
+        for await (const event of doomedClient.build(
+          { context: context.tar, dockerfile: context.dockerfile, platforms: ["linux/amd64"], manifest: "localhost/vmbuild-test/doomed" },
+          AbortSignal.timeout(60_000),
+        )) {
+          if (event.kind === "output" && event.text === "started") process.kill(doomed.pid, "SIGKILL");
+        }
+      })();
+      const error = await run.then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(PodmanError);
+      expect((error as PodmanError).message).toMatch(
+        new RegExp(`^podman POST /v4.0.0/libpod/build at ${doomed.endpoint}: HTTP 200: the build's output broke off: \\S+`),
+      );
+      // The orphaned RUN step ends by itself shortly; no process outlives the test.
+      await waitUntil(async () => !(await processRunning("vmbuild-doomed-test")), 30_000, () => "RUN step still running");
+    } finally {
+      await doomedClient.close();
+      await doomed.stop();
+    }
+  });
+
   it("reports an unreachable service without an HTTP status", async () => {
     const dead = createPodmanClient("tcp://127.0.0.2:1");
     try {

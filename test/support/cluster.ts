@@ -138,6 +138,10 @@ export class Cluster {
     })) as CustomRunObject;
   }
 
+  async listRuns(namespace: string): Promise<CustomRunObject[]> {
+    return ((await this.custom.listNamespacedCustomObject({ ...TEKTON, namespace })) as { items: CustomRunObject[] }).items;
+  }
+
   async getRun(namespace: string, name: string): Promise<CustomRunObject> {
     return (await this.custom.getNamespacedCustomObject({ ...TEKTON, namespace, name })) as CustomRunObject;
   }
@@ -153,13 +157,20 @@ export class Cluster {
     await this.custom.deleteNamespacedCustomObject({ ...TEKTON, namespace, name });
   }
 
-  /** Waits until the run's Succeeded condition has one of `reasons`. */
-  async waitForReason(namespace: string, name: string, reasons: string[], timeoutMs = 60_000): Promise<CustomRunObject> {
+  /** Waits until the run's Succeeded condition has one of `reasons` (and a message matching `message`). */
+  async waitForReason(
+    namespace: string,
+    name: string,
+    reasons: string[],
+    timeoutMs = 60_000,
+    message?: RegExp,
+  ): Promise<CustomRunObject> {
     let run: CustomRunObject | undefined;
     await waitUntil(
       async () => {
         run = await this.getRun(namespace, name);
-        return reasons.includes(succeeded(run)?.reason ?? "");
+        const c = succeeded(run);
+        return reasons.includes(c?.reason ?? "") && (message === undefined || message.test(c?.message ?? ""));
       },
       timeoutMs,
       () => `run ${namespace}/${name} never reached ${reasons.join("|")}; last: ${JSON.stringify(run?.status?.conditions)}`,

@@ -58,3 +58,66 @@ export async function startController(env: Testenv, opts: { name?: string; extra
   void proc.exited.then(() => writeFile(join(workDir, `controller-${proc.pid}.out`), proc.output()).catch(() => undefined));
   return Object.assign(proc, { url, logDir });
 }
+
+/** A controller kept running as a Deployment keeps its pod: whenever the process exits, a new one is started. */
+export interface SupervisedController {
+  /** The process running now (or the last one, while a replacement starts). */
+  current(): ControllerProcess;
+  /** How many times a replacement was started. */
+  restarts(): number;
+  /** SIGKILLs the running process; the supervisor starts a replacement. */
+  kill(): Promise<void>;
+  /** Resolves once a replacement (if one is due) is ready. */
+  settled(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function superviseController(
+  env: Testenv,
+  opts: { name?: string; extraEnv?: NodeJS.ProcessEnv } = {},
+): Promise<SupervisedController> {
+  let proc = await startController(env, opts);
+  let stopping = false;
+  let restarts = 0;
+  // Resolves once a live, ready process exists; replaced by a new promise each time one exits.
+  let ready: Promise<void> = Promise.resolve();
+  const replace = async (): Promise<void> => {
+    // The API server may be down (that may be why it exited): keep trying, as a kubelet would.
+    while (!stopping) {
+      try {
+        proc = await startController(env, opts);
+        restarts++;
+        watch(proc);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+  };
+  const watch = (p: ControllerProcess): void => {
+    void p.exited.then(() => {
+      if (!stopping) ready = replace();
+    });
+  };
+  watch(proc);
+  return {
+    current: () => proc,
+    restarts: () => restarts,
+    async kill() {
+      const victim = proc;
+      process.kill(victim.pid, "SIGKILL");
+      await victim.exited;
+    },
+    async settled() {
+      for (let seen = ready; ; seen = ready) {
+        await seen;
+        if (seen === ready) return;
+      }
+    },
+    async stop() {
+      stopping = true;
+      await ready;
+      await proc.stop();
+    },
+  };
+}
