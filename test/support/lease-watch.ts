@@ -1,4 +1,5 @@
 import { KubeConfig, Watch } from "@kubernetes/client-node";
+import { readRunState } from "../../src/reconcile/run-state.js";
 import { succeeded, type CustomRunObject } from "./cluster.js";
 
 // Every VM lease in a namespace as the API server reports it, in order: the ground truth for "no VM was ever
@@ -48,13 +49,15 @@ export function overlapping(intervals: readonly LeaseInterval[]): [LeaseInterval
   return found;
 }
 
-/** Succeeded runs whose status names a VM that no lease of theirs ever covered: must be none. */
+/** Succeeded runs whose status names a VM (one per slot) that no lease of theirs ever covered: must be none. */
 export function runsWithoutTheirLease(runs: readonly CustomRunObject[], intervals: readonly LeaseInterval[]): string[] {
   return runs
     .filter((r) => succeeded(r)?.status === "True")
-    .map((run) => {
-      const x = (run.status?.extraFields ?? {}) as { vm?: string; attempt?: number };
-      return { vm: x.vm, holder: `${run.metadata?.namespace}/${run.metadata?.name}/${run.metadata?.uid}/${x.attempt ?? 0}` };
+    .flatMap((run) => {
+      const state = readRunState(run.status?.extraFields);
+      const holder = `${run.metadata?.namespace}/${run.metadata?.name}/${run.metadata?.uid}/${state?.attempt ?? 0}`;
+      const vms = state?.slots.map((slot) => slot.vm) ?? [undefined];
+      return vms.map((vm) => ({ vm, holder }));
     })
     .filter(({ vm, holder }) => !intervals.some((l) => l.vm === vm && l.holder === holder))
     .map(({ vm, holder }) => `${holder} never held ${vm ?? "?"}`);
