@@ -16,7 +16,10 @@ export interface ControllerProcess extends TestProcess {
  * Runs the controller as its own process (as in a cluster), authenticated as the controller's identity, so it
  * gets only what deploy/rbac.yaml grants. Resolves once it reports ready.
  */
-export async function startController(env: Testenv, opts: { name?: string; extraEnv?: NodeJS.ProcessEnv } = {}): Promise<ControllerProcess> {
+export async function startController(
+  env: Testenv,
+  opts: { name?: string; extraEnv?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {},
+): Promise<ControllerProcess> {
   const name = opts.name ?? "controller";
   const port = await freePort("127.0.0.1");
   const workDir = join(env.stateDir, name);
@@ -48,7 +51,7 @@ export async function startController(env: Testenv, opts: { name?: string; extra
       const res = await fetch(`${url}/readyz`);
       return res.ok;
     },
-    60_000,
+    opts.readyTimeoutMs ?? 60_000,
     () => `controller not ready; output:\n${proc.output().slice(-4000)}`,
   ).catch(async (err: unknown) => {
     await proc.stop(2_000);
