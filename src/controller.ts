@@ -126,7 +126,7 @@ export async function startController(
 
   const jobs = new Jobs(enqueue);
   const metrics = createMetrics(() => caches.runs);
-  const jobDeps = { core: kube.core, ...config };
+  const jobDeps = { core: kube.core, caches: { vms: caches.vms, pools: caches.pools }, ...config };
   const startJob = (run: CustomRun, settings: BuildSettings, vm: { namespace: string; name: string }, address: string) => {
     const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
     const id = { uid: run.metadata.uid, attempt, vm: vm.name };

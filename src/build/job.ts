@@ -1,4 +1,6 @@
 import type { CoreV1Api } from "@kubernetes/client-node";
+import type { PodmanConnection } from "../podman/connection.js";
+import { podmanConnectionFor, poolOfVM, PoolTransportError } from "../podman/pool-transport.js";
 import { CredentialSourceError } from "../registry/credential-errors.js";
 import { gitCredentialFor, resolveCredentials, type ResolvedCredentials } from "../registry/tekton-credentials.js";
 import { logURL } from "../server/logs.js";
@@ -17,6 +19,8 @@ export interface BuildJobDeps {
   logs: LogStore;
   publicURL: string;
   podmanPort: number;
+  /** The informer caches a VM's pool is found in: its annotations choose tcp or ssh. */
+  caches: Parameters<typeof poolOfVM>[0];
   workDir: string;
   maxContextBytes: number;
 }
@@ -55,6 +59,15 @@ export function buildJob(
     for (const missing of creds.missingSecrets) {
       log.line(`warning: Secret ${namespace}/${missing}, linked to the run's ServiceAccount, does not exist; skipped`);
     }
+    let endpoint: PodmanConnection;
+    try {
+      endpoint = await podmanConnectionFor(deps.core, poolOfVM(deps.caches, vm), address, deps.podmanPort);
+    } catch (err) {
+      const message = err instanceof PoolTransportError ? err.message : `could not read the pool's ssh Secret: ${String(err)}`;
+      log.line(`error: ${message}`);
+      await log.close();
+      return { state: "failed", stage: "connecting", reason: "VMConnectionFailed", message };
+    }
     const git = gitCredentialFor(creds, settings.gitUrl);
     return runBuild(
       {
@@ -62,7 +75,7 @@ export function buildJob(
         attempt,
         vm: vm.name,
         vmNamespace: vm.namespace,
-        endpoint: `tcp://${address}:${deps.podmanPort}`,
+        endpoint,
         settings,
         credentials: creds.registry,
         ...(git?.kind === "basic" ? { gitAuth: { username: git.username, password: git.password } } : {}),
