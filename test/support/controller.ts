@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { freePort } from "./ports.js";
@@ -10,6 +10,8 @@ export interface ControllerProcess extends TestProcess {
   /** http://127.0.0.1:PORT of its HTTP server. */
   url: string;
   logDir: string;
+  /** Everything it printed (its pino log), whole; written as it runs. */
+  outputPath: string;
 }
 
 /**
@@ -25,6 +27,8 @@ export async function startController(
   const workDir = join(env.stateDir, name);
   const logDir = join(workDir, "logs");
   await mkdir(workDir, { recursive: true });
+  // Kept next to its work dir for whoever reads a failed test, and whole for tests that scan it.
+  const outputPath = join(workDir, `controller-${Date.now()}.out`);
   const proc = startProcess(process.execPath, ["--import", "tsx", join(ROOT, "src/main.ts")], {
     cwd: ROOT,
     env: {
@@ -39,6 +43,7 @@ export async function startController(
       VMBUILD_LOG_LEVEL: "debug",
       ...opts.extraEnv,
     },
+    outputFile: outputPath,
   });
   const url = `http://127.0.0.1:${port}`;
   let exited = false;
@@ -57,7 +62,5 @@ export async function startController(
     await proc.stop(2_000);
     throw err;
   });
-  // Keep what it printed next to its work dir, for whoever reads a failed test.
-  void proc.exited.then(() => writeFile(join(workDir, `controller-${proc.pid}.out`), proc.output()).catch(() => undefined));
-  return Object.assign(proc, { url, logDir });
+  return Object.assign(proc, { url, logDir, outputPath });
 }
