@@ -50,7 +50,12 @@ describe("podman over ssh: a real sshd tunnelling to podman's unix socket", { ti
 
   it("pings, reads info and builds through the tunnel", async () => {
     const podmanClient = client();
+    let started = performance.now();
     expect((await podmanClient.ping()).apiVersion).toMatch(/^\d+\.\d+\.\d+$/);
+    const first = performance.now() - started;
+    started = performance.now();
+    for (let i = 0; i < 20; i++) await podmanClient.ping();
+    console.log(`ssh: first ping (handshake included) ${first.toFixed(0)} ms, then ${((performance.now() - started) / 20).toFixed(1)} ms per ping`);
     expect(await podmanClient.info()).toMatchObject({ os: "linux", arch: "amd64" });
 
     const root = join(temp.path, "ctx");

@@ -7,24 +7,20 @@ import { freePort } from "./ports.js";
 import { startProcess, waitUntil } from "./processes.js";
 import { makeTempDir } from "./temp-dir.js";
 
-/** A real OpenSSH sshd on 127.0.0.1, with a host key and an authorized client key generated for it. */
-export interface Sshd {
-  host: string;
-  port: number;
-  username: string;
-  /** `TYPE BASE64` of its host key, as a known_hosts line carries it after the host field. */
+/** Keys for an sshd and its client, made with ssh-keygen in a temp dir. */
+export interface SshKeys {
+  dir: string;
+  /** `TYPE BASE64` of the host key, as a known_hosts line carries it after the host field. */
   hostKey: string;
-  /** OpenSSH private key whose public half is in authorized_keys. */
+  /** OpenSSH private key whose public half goes into authorized_keys. */
   clientKey: string;
-  /** `ssh-keygen`: a fresh key pair in `dir`; returns [private key, "TYPE BASE64" public key]. */
+  clientPub: string;
+  /** A fresh key pair; returns [private key, "TYPE BASE64" public key]. */
   newKey(name: string): Promise<[string, string]>;
-  output(): string;
-  stop(): Promise<void>;
+  remove(): Promise<void>;
 }
 
-const SSHD = "/usr/sbin/sshd";
-
-export async function startSshd(): Promise<Sshd> {
+export async function createSshKeys(): Promise<SshKeys> {
   const temp = await makeTempDir("sshd");
   const dir = temp.path;
   const newKey = async (name: string): Promise<[string, string]> => {
@@ -35,17 +31,36 @@ export async function startSshd(): Promise<Sshd> {
   };
   const [, hostKey] = await newKey("host_ed25519");
   const [clientKey, clientPub] = await newKey("client");
+  return { dir, hostKey, clientKey, clientPub, newKey, remove: temp.remove };
+}
+
+/** A real OpenSSH sshd on a loopback address, configured as SECURITY.md recommends for build VMs. */
+export interface Sshd extends SshKeys {
+  host: string;
+  port: number;
+  username: string;
+  output(): string;
+  /** Stops sshd; removes the keys too unless they were passed in. */
+  stop(): Promise<void>;
+}
+
+const SSHD = "/usr/sbin/sshd";
+
+export async function startSshd(opts: { keys?: SshKeys; host?: string; port?: number } = {}): Promise<Sshd> {
+  const keys = opts.keys ?? (await createSshKeys());
+  const host = opts.host ?? "127.0.0.1";
+  const { dir } = keys;
+  const port = opts.port ?? (await freePort(host));
   // The hardening SECURITY.md recommends: no shell, no pty, nothing but forwarding.
-  await writeFile(join(dir, "authorized_keys"), `restrict,port-forwarding,command="/bin/false" ${clientPub}\n`, { mode: 0o600 });
-  const port = await freePort("127.0.0.1");
-  const config = join(dir, "sshd_config");
+  await writeFile(join(dir, "authorized_keys"), `restrict,port-forwarding,command="/bin/false" ${keys.clientPub}\n`, { mode: 0o600 });
+  const config = join(dir, `sshd_config-${host}-${port}`);
   await writeFile(
     config,
     [
       `Port ${port}`,
-      "ListenAddress 127.0.0.1",
+      `ListenAddress ${host}`,
       `HostKey ${join(dir, "host_ed25519")}`,
-      `PidFile ${join(dir, "sshd.pid")}`,
+      `PidFile ${join(dir, `sshd-${host}-${port}.pid`)}`,
       `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
       "PubkeyAuthentication yes",
       "PasswordAuthentication no",
@@ -67,20 +82,20 @@ export async function startSshd(): Promise<Sshd> {
   const proc = startProcess(SSHD, ["-D", "-e", "-f", config]);
   const stop = async (): Promise<void> => {
     await proc.stop(5_000);
-    await temp.remove();
+    if (!opts.keys) await keys.remove();
   };
   try {
-    await waitUntil(() => canConnect(port), 15_000, () => `sshd on port ${port} did not start: ${proc.output()}`);
+    await waitUntil(() => canConnect(host, port), 15_000, () => `sshd on ${host}:${port} did not start: ${proc.output()}`);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { host: "127.0.0.1", port, username: userInfo().username, hostKey, clientKey, newKey, output: () => proc.output(), stop };
+  return { ...keys, host, port, username: userInfo().username, output: () => proc.output(), stop };
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port }, () => {
+    const socket = connect({ host, port }, () => {
       socket.destroy();
       resolve(true);
     });
