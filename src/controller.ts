@@ -133,7 +133,7 @@ export async function startController(
 
   const jobs = new Jobs(enqueue);
   const metrics = createMetrics(() => caches.runs);
-  const jobDeps = { core: kube.core, ...config };
+  const jobDeps = { core: kube.core, caches: { pools: caches.pools }, ...config };
   const startJob = (run: CustomRun, settings: BuildSettings, vms: readonly JobVM[]) => {
     const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
     const id = { uid: run.metadata.uid, attempt, vms: vms.map((vm) => vm.vm) };

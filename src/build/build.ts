@@ -5,6 +5,8 @@ import type { BuildSettings } from "../spec/settings.js";
 import type { FailureReason } from "../tekton/reasons.js";
 import type { JobStage, JobView } from "../reconcile/observation.js";
 import { createPodmanClient, type PodmanClient } from "../podman/client.js";
+import type { PodmanConnection } from "../podman/connection.js";
+import { permanentTransportError } from "../podman/errors.js";
 import { fetchSource, type GitAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
 import { getManifest, inspectManifest, putManifest, type ServedManifest } from "../registry/client.js";
@@ -23,8 +25,8 @@ import type { BuildLog } from "./log.js";
 export interface BuildTarget {
   vm: string;
   vmNamespace: string;
-  /** podman's endpoint on the VM, e.g. tcp://10.0.0.5:8888. */
-  endpoint: string;
+  /** podman's endpoint on the VM, e.g. tcp://10.0.0.5:8888, or a prepared (ssh) connection. */
+  endpoint: string | PodmanConnection;
   platforms: string[];
 }
 
@@ -176,7 +178,10 @@ async function waitForPodman(podman: PodmanClient, signal: AbortSignal): Promise
     try {
       await podman.ping(AbortSignal.any([signal, AbortSignal.timeout(5_000)]));
       return;
-    } catch {
+    } catch (err) {
+      // A host key that does not match, a key the VM refuses: waiting cannot help.
+      const fatal = permanentTransportError(err);
+      if (fatal) throw new StageError("connecting", "VMConnectionFailed", fatal.message);
       const delay = Math.min(2_000, 100 * 2 ** Math.min(attempt, 5));
       await new Promise((resolve) => setTimeout(resolve, delay));
     }

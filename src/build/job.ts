@@ -1,4 +1,6 @@
 import type { CoreV1Api } from "@kubernetes/client-node";
+import type { PodmanConnection } from "../podman/connection.js";
+import { knownPool, podmanConnectionFor, PoolTransportError } from "../podman/pool-transport.js";
 import { CredentialSourceError } from "../registry/credential-errors.js";
 import { gitCredentialFor, resolveCredentials, type ResolvedCredentials } from "../registry/tekton-credentials.js";
 import { logURL } from "../server/logs.js";
@@ -18,6 +20,8 @@ export interface BuildJobDeps {
   logs: LogStore;
   publicURL: string;
   podmanPort: number;
+  /** The informer cache the VMs' pools are found in: their annotations choose tcp or ssh. */
+  caches: { pools: Parameters<typeof knownPool>[0] };
   workDir: string;
   maxContextBytes: number;
 }
@@ -55,15 +59,26 @@ export function buildJob(
     for (const missing of creds.missingSecrets) {
       log.line(`warning: Secret ${namespace}/${missing}, linked to the run's ServiceAccount, does not exist; skipped`);
     }
+    let endpoints: PodmanConnection[];
+    try {
+      endpoints = await connectAll(
+        vms.map((vm) => () => podmanConnectionFor(deps.core, knownPool(deps.caches.pools, vm.pool), vm.address, deps.podmanPort)),
+      );
+    } catch (err) {
+      const message = err instanceof PoolTransportError ? err.message : `could not read the pool's ssh Secret: ${String(err)}`;
+      log.line(`error: ${message}`);
+      await log.close();
+      return { state: "failed", stage: "connecting", reason: "VMConnectionFailed", message };
+    }
     const git = gitCredentialFor(creds, settings.gitUrl);
     return runBuild(
       {
         run: { namespace, name, uid },
         attempt,
-        targets: vms.map((vm) => ({
+        targets: vms.map((vm, i) => ({
           vm: vm.vm,
           vmNamespace: vm.pool.split("/")[0] ?? "",
-          endpoint: `tcp://${vm.address}:${deps.podmanPort}`,
+          endpoint: endpoints[i] as PodmanConnection,
           platforms: vm.platforms,
         })),
         settings,
@@ -77,4 +92,14 @@ export function buildJob(
       handle,
     );
   };
+}
+
+/** Every VM's connection, or none: when one cannot be made, those already open (ssh sessions) are closed. */
+async function connectAll(connect: (() => Promise<PodmanConnection>)[]): Promise<PodmanConnection[]> {
+  const settled = await Promise.allSettled(connect.map((c) => c()));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  const open = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  if (!failed) return open;
+  await Promise.all(open.map((c) => c.close?.()));
+  throw failed.reason;
 }

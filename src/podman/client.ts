@@ -160,6 +160,7 @@ export function createPodmanClient(endpoint: string | PodmanConnection): PodmanC
     async close() {
       // destroy, not close: close() waits for requests in flight, and a cancelled build's may never finish.
       await connection.dispatcher.destroy();
+      await connection.close?.();
     },
   };
 }

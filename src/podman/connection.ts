@@ -11,6 +11,8 @@ export interface PodmanConnection {
   readonly dispatcher: Dispatcher;
   /** Safe for logs and errors: never carries credentials. */
   readonly label: string;
+  /** Frees what the transport holds besides the dispatcher's sockets (an ssh session). */
+  readonly close?: () => Promise<void>;
 }
 
 // A build stream holds one connection for its whole length; a few more keep ping/inspect/push responsive.
@@ -44,7 +46,7 @@ export function connectEndpoint(endpoint: string): PodmanConnection {
     }
     default:
       throw new PodmanEndpointError(
-        `podman endpoint scheme ${url.protocol} is not supported here; ssh endpoints need connectWith(tunnel)`,
+        `podman endpoint scheme ${url.protocol} is not supported here; ssh connections come from connectSsh`,
       );
   }
 }

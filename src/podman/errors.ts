@@ -46,3 +46,26 @@ export function describeCause(cause: unknown): string {
   }
   return "unknown error";
 }
+
+/**
+ * A transport that could not carry requests to podman. `permanent` when retrying cannot help (a host key that
+ * does not match, a key the VM refuses): the build then fails at once instead of waiting for podman.
+ */
+export class PodmanTransportError extends Error {
+  override readonly name = "PodmanTransportError";
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The permanent transport error behind `err` (itself or a cause of it), if there is one. */
+export function permanentTransportError(err: unknown): PodmanTransportError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof PodmanTransportError && e.permanent) return e;
+  }
+  return undefined;
+}

@@ -66,6 +66,12 @@ export const REASONS = {
     meaning: "Two VMs in a row did not get ready (podman answering) within readyTimeout; both were scratched.",
     action: "Check the pool's template, its readiness probe and the podman service on the VM.",
   },
+  VMConnectionFailed: {
+    status: "False",
+    meaning:
+      "The VM's podman could not be reached the way its pool says: the pool's ssh annotations or Secret are invalid, the VM's host key does not match the Secret's known_hosts, or the VM refused the Secret's key; the message says which. The VM was scratched.",
+    action: "Fix the pool's vmbuild.dev/* transport annotations or its ssh Secret (SECURITY.md, Transport).",
+  },
   InvalidSecret: {
     status: "False",
     meaning:

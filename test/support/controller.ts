@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { freePort } from "./ports.js";
@@ -10,18 +10,25 @@ export interface ControllerProcess extends TestProcess {
   /** http://127.0.0.1:PORT of its HTTP server. */
   url: string;
   logDir: string;
+  /** Everything it printed (its pino log), whole; written as it runs. */
+  outputPath: string;
 }
 
 /**
  * Runs the controller as its own process (as in a cluster), authenticated as the controller's identity, so it
  * gets only what deploy/rbac.yaml grants. Resolves once it reports ready.
  */
-export async function startController(env: Testenv, opts: { name?: string; extraEnv?: NodeJS.ProcessEnv } = {}): Promise<ControllerProcess> {
+export async function startController(
+  env: Testenv,
+  opts: { name?: string; extraEnv?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {},
+): Promise<ControllerProcess> {
   const name = opts.name ?? "controller";
   const port = await freePort("127.0.0.1");
   const workDir = join(env.stateDir, name);
   const logDir = join(workDir, "logs");
   await mkdir(workDir, { recursive: true });
+  // Kept next to its work dir for whoever reads a failed test, and whole for tests that scan it.
+  const outputPath = join(workDir, `controller-${Date.now()}.out`);
   const proc = startProcess(process.execPath, ["--import", "tsx", join(ROOT, "src/main.ts")], {
     cwd: ROOT,
     env: {
@@ -36,6 +43,7 @@ export async function startController(env: Testenv, opts: { name?: string; extra
       VMBUILD_LOG_LEVEL: "debug",
       ...opts.extraEnv,
     },
+    outputFile: outputPath,
   });
   const url = `http://127.0.0.1:${port}`;
   let exited = false;
@@ -48,15 +56,13 @@ export async function startController(env: Testenv, opts: { name?: string; extra
       const res = await fetch(`${url}/readyz`);
       return res.ok;
     },
-    60_000,
+    opts.readyTimeoutMs ?? 60_000,
     () => `controller not ready; output:\n${proc.output().slice(-4000)}`,
   ).catch(async (err: unknown) => {
     await proc.stop(2_000);
     throw err;
   });
-  // Keep what it printed next to its work dir, for whoever reads a failed test.
-  void proc.exited.then(() => writeFile(join(workDir, `controller-${proc.pid}.out`), proc.output()).catch(() => undefined));
-  return Object.assign(proc, { url, logDir });
+  return Object.assign(proc, { url, logDir, outputPath });
 }
 
 /** A controller kept running as a Deployment keeps its pod: whenever the process exits, a new one is started. */

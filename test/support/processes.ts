@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 
 /** A child process a test started, stopped by its PID only. */
 export interface TestProcess {
@@ -16,7 +17,8 @@ const OUTPUT_LIMIT = 64 * 1024;
 export function startProcess(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  /** outputFile: every byte it prints, kept whole (output() keeps only the last 64 KiB). */
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; outputFile?: string } = {},
 ): TestProcess {
   const child: ChildProcess = spawn(command, args, {
     env: options.env ?? process.env,
@@ -26,8 +28,10 @@ export function startProcess(
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${command}`);
   let output = "";
+  const file = options.outputFile === undefined ? undefined : createWriteStream(options.outputFile, { flags: "a" });
   const collect = (chunk: Buffer): void => {
     output = (output + chunk.toString("utf8")).slice(-OUTPUT_LIMIT);
+    file?.write(chunk);
   };
   child.stdout?.on("data", collect);
   child.stderr?.on("data", collect);
@@ -35,6 +39,7 @@ export function startProcess(
   const exited = new Promise<void>((resolve) => {
     child.once("exit", () => {
       running = false;
+      file?.end();
       resolve();
     });
     child.once("error", (error) => {

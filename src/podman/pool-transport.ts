@@ -1,0 +1,119 @@
+import type { CoreV1Api, KubernetesObject } from "@kubernetes/client-node";
+import { z } from "zod";
+import { isNotFound } from "../kube/errors.js";
+import { connectEndpoint, type PodmanConnection } from "./connection.js";
+import { KnownHostsError, parseKnownHosts } from "./known-hosts.js";
+import { connectSsh } from "./ssh.js";
+
+// How the controller reaches a VM's podman is a property of the pool (of the VM image), not of a pipeline:
+// annotations on the VirtualMachinePool choose plain TCP (the article's setup, the default) or ssh to podman's
+// unix socket, with the key and known_hosts in a Secret of the pool's namespace.
+
+export const TRANSPORT_ANNOTATIONS = {
+  connection: "vmbuild.dev/podman-connection",
+  secret: "vmbuild.dev/ssh-secret",
+  user: "vmbuild.dev/ssh-user",
+  port: "vmbuild.dev/ssh-port",
+  socket: "vmbuild.dev/podman-socket",
+} as const;
+
+/** Keys of the ssh Secret: `ssh-privatekey` as in a kubernetes.io/ssh-auth Secret, plus `known_hosts`. */
+export const SSH_SECRET_KEYS = { privateKey: "ssh-privatekey", knownHosts: "known_hosts" } as const;
+
+export type PoolTransport =
+  | { kind: "tcp" }
+  | { kind: "ssh"; secret: string; user: string; port: number; socketPath: string };
+
+/** A pool's transport settings or its Secret are unusable; the message names the pool and what to fix. */
+export class PoolTransportError extends Error {
+  override readonly name = "PoolTransportError";
+}
+
+const A = TRANSPORT_ANNOTATIONS;
+const SECRET_NAME = "expected the name of a Secret in the pool's namespace";
+const dnsName = z.string({ error: SECRET_NAME }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, SECRET_NAME);
+const annotationsSchema = z.discriminatedUnion(A.connection, [
+  z.object({ [A.connection]: z.literal("tcp") }).transform((): PoolTransport => ({ kind: "tcp" })),
+  z
+    .object({
+      [A.connection]: z.literal("ssh"),
+      [A.secret]: dnsName,
+      [A.user]: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, "expected a user name").default("root"),
+      [A.port]: z.coerce.number().int().min(1).max(65535).default(22),
+      [A.socket]: z.string().regex(/^\/[^\0]*$/, "expected an absolute path").default("/run/podman/podman.sock"),
+    })
+    .transform(
+      (a): PoolTransport => ({ kind: "ssh", secret: a[A.secret], user: a[A.user], port: a[A.port], socketPath: a[A.socket] }),
+    ),
+]);
+
+/** Reads the pool's annotations (pure). Without `vmbuild.dev/podman-connection`, the connection is tcp. */
+export function parsePoolTransport(pool: string, annotations: Readonly<Record<string, string>>): PoolTransport {
+  const parsed = annotationsSchema.safeParse({ [A.connection]: "tcp", ...annotations });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue?.path[0] ?? A.connection);
+    const got = annotations[key];
+    const detail = key === A.connection ? `expected "tcp" or "ssh"` : (issue?.message ?? "invalid");
+    const value = got === undefined ? "it is missing" : `got ${JSON.stringify(got)}`;
+    throw new PoolTransportError(`VirtualMachinePool ${pool}: annotation ${key}: ${detail} (${value})`);
+  }
+  return parsed.data;
+}
+
+/** A pool (NAMESPACE/NAME, as a run's slot names it) as the cache holds it: its annotations choose the transport. */
+export function knownPool(
+  pools: Pick<ObjectCacheLike, "get">,
+  key: string,
+): { namespace: string; name: string; annotations: Record<string, string> } {
+  const [namespace = "", name = ""] = key.split("/");
+  const pool = pools.get(name, namespace);
+  if (!pool) throw new PoolTransportError(`VirtualMachinePool ${key} is not known`);
+  return { namespace, name, annotations: pool.metadata?.annotations ?? {} };
+}
+
+interface ObjectCacheLike {
+  get(name: string, namespace?: string): KubernetesObject | undefined;
+}
+
+/**
+ * The connection to a VM's podman, as its pool says: `tcp://ADDRESS:PORT`, or an ssh session to ADDRESS with
+ * the pool's Secret. Reads the Secret each time, so a rotated key applies to the next build.
+ */
+export async function podmanConnectionFor(
+  core: Pick<CoreV1Api, "readNamespacedSecret">,
+  pool: { namespace: string; name: string; annotations: Readonly<Record<string, string>> },
+  address: string,
+  podmanPort: number,
+): Promise<PodmanConnection> {
+  const transport = parsePoolTransport(`${pool.namespace}/${pool.name}`, pool.annotations);
+  if (transport.kind === "tcp") return connectEndpoint(`tcp://${address.includes(":") ? `[${address}]` : address}:${podmanPort}`);
+  const source = `Secret ${pool.namespace}/${transport.secret}`;
+  const secret = await core.readNamespacedSecret({ name: transport.secret, namespace: pool.namespace }).catch((err: unknown) => {
+    if (isNotFound(err)) {
+      throw new PoolTransportError(`${source}, named by pool ${pool.name}'s ${A.secret} annotation, does not exist`);
+    }
+    throw err;
+  });
+  const read = (key: string): string => {
+    const value = secret.data?.[key];
+    if (value === undefined || value === "") throw new PoolTransportError(`${source} has no ${key} key`);
+    return Buffer.from(value, "base64").toString("utf8");
+  };
+  let knownHosts;
+  try {
+    knownHosts = parseKnownHosts(read(SSH_SECRET_KEYS.knownHosts));
+  } catch (err) {
+    if (err instanceof KnownHostsError) throw new PoolTransportError(`${source}: ${err.message}`);
+    throw err;
+  }
+  return connectSsh({
+    host: address,
+    port: transport.port,
+    username: transport.user,
+    privateKey: read(SSH_SECRET_KEYS.privateKey),
+    knownHosts,
+    socketPath: transport.socketPath,
+    source,
+  });
+}

@@ -1,0 +1,134 @@
+import type { Socket } from "node:net";
+import { Client, type ClientChannel, type ServerHostKeyAlgorithm } from "ssh2";
+import type { buildConnector } from "undici";
+import { connectWith, type PodmanConnection } from "./connection.js";
+import { PodmanTransportError } from "./errors.js";
+import { checkHostKey, hostKeyAlgorithms, hostName, type KnownHost } from "./known-hosts.js";
+
+// podman remote's ssh mode: one ssh session to the VM, and for each HTTP connection a stream forwarded to
+// podman's unix socket there (direct-streamlocal@openssh.com, what `ssh -L local:/run/podman/podman.sock` uses).
+// Nothing listens on a TCP port of the VM but sshd; the host key is checked against known_hosts before the key
+// is offered.
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  username: string;
+  /** OpenSSH or PEM private key. */
+  privateKey: string;
+  knownHosts: readonly KnownHost[];
+  /** podman's socket on the VM. */
+  socketPath: string;
+  /** Where the key and known_hosts came from, for messages (e.g. `Secret ns/name`). */
+  source: string;
+}
+
+// The host key types ssh2 can verify; offering an unknown name would make it throw.
+const SUPPORTED_HOST_KEYS: ReadonlySet<string> = new Set([
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+  "ssh-rsa",
+]);
+
+/**
+ * A podman connection tunnelled over ssh. The session opens with the first request and is shared by the
+ * dispatcher's connections; if it drops, the next request opens a new one.
+ */
+export function connectSsh(target: SshTarget, opts: { readyTimeoutMs?: number } = {}): PodmanConnection {
+  const where = `${target.username}@${hostName(target.host, target.port)}`;
+  let session: Promise<Client> | undefined;
+  const open = (): Promise<Client> => {
+    session ??= handshake(target, where, opts.readyTimeoutMs ?? 10_000).then(
+      (client) => {
+        client.once("close", () => {
+          session = undefined;
+        });
+        return client;
+      },
+      (err: unknown) => {
+        session = undefined;
+        throw err;
+      },
+    );
+    return session;
+  };
+  const connector: buildConnector.connector = (_options, callback) => {
+    open()
+      .then((client) => forward(client, target.socketPath, where))
+      // undici needs only a duplex stream: an ssh channel is one.
+      .then((channel) => callback(null, channel as unknown as Socket), (err: Error) => callback(err, null));
+  };
+  const connection = connectWith(connector, `ssh://${where}${target.socketPath}`);
+  return {
+    ...connection,
+    async close() {
+      const client = await session?.catch(() => undefined);
+      if (!client) return;
+      await new Promise<void>((resolve) => {
+        client.once("close", () => resolve());
+        client.end();
+      });
+    },
+  };
+}
+
+function handshake(target: SshTarget, where: string, readyTimeout: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let hostKeyProblem: string | undefined;
+    let ready = false;
+    client.on("ready", () => {
+      ready = true;
+      resolve(client);
+    });
+    // Always listened to: an 'error' without a listener would crash the controller.
+    client.on("error", (err: Error & { level?: string }) => {
+      if (ready) return;
+      if (hostKeyProblem !== undefined) {
+        reject(new PodmanTransportError(`ssh ${where}: ${hostKeyProblem} (known_hosts of ${target.source}); refusing to connect`, true));
+      } else if (err.level === "client-authentication") {
+        reject(new PodmanTransportError(`ssh ${where}: the VM refused the private key of ${target.source}`, true, { cause: err }));
+      } else {
+        const code = "code" in err && typeof err.code === "string" ? `${err.code}: ` : "";
+        reject(new PodmanTransportError(`ssh ${where}: ${code}${err.message}`, false, { cause: err }));
+      }
+    });
+    client.on("close", () => {
+      if (!ready) reject(new PodmanTransportError(`ssh ${where}: the connection closed during the handshake`, false));
+    });
+    const algorithms = hostKeyAlgorithms(target.knownHosts, target.host, target.port).filter((a) => SUPPORTED_HOST_KEYS.has(a));
+    try {
+      client.connect({
+        host: target.host,
+        port: target.port,
+        username: target.username,
+        privateKey: target.privateKey,
+        readyTimeout,
+        keepaliveInterval: 15_000,
+        hostVerifier: (key: Buffer) => {
+          const verdict = checkHostKey(target.knownHosts, target.host, target.port, key);
+          if (!verdict.ok) hostKeyProblem = verdict.message;
+          return verdict.ok;
+        },
+        ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms as ServerHostKeyAlgorithm[] } } : {}),
+      });
+    } catch (err) {
+      // ssh2 throws here for a key it cannot parse (malformed, or encrypted).
+      const detail = err instanceof Error ? err.message : String(err);
+      reject(new PodmanTransportError(`ssh ${where}: the private key of ${target.source} cannot be used: ${detail}`, true));
+    }
+  });
+}
+
+function forward(client: Client, socketPath: string, where: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    client.openssh_forwardOutStreamLocal(socketPath, (err, channel) => {
+      if (err) reject(new PodmanTransportError(`ssh ${where}: could not open podman's socket ${socketPath}: ${err.message}`, false, { cause: err }));
+      else resolve(channel);
+    });
+  });
+}

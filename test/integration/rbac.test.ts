@@ -1,0 +1,275 @@
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { RbacAuthorizationV1Api, type KubernetesObject, type V1PolicyRule } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { canI, loadKubeconfig } from "../../hack/testenv/apply.js";
+import type { Testenv } from "../../hack/testenv/index.js";
+import { mergePatch } from "../../src/kube/client.js";
+import { acquireVMLease } from "../../src/lease/leases.js";
+import { Cluster, result, succeeded } from "../support/cluster.js";
+import { createContextRepo } from "../support/context-repo.js";
+import { startController, type ControllerProcess } from "../support/controller.js";
+import { openHarness, type Harness } from "../support/harness.js";
+import { waitUntil } from "../support/processes.js";
+
+// deploy/rbac.yaml is least privilege: no wildcard, and every verb of every resource it grants is one the
+// controller visibly fails without. For each grant, the ClusterRole is replaced by a copy without it and the
+// controller runs, under its own identity, one scenario that needs them all: a sweep of an orphaned lease (its
+// VM's instance deleted by the controller itself), a build by VMBuild name with the ServiceAccount's and the
+// named Secret's credentials, its log read through the token check, its Events, and a cancel mid-build. The
+// full role is restored after each case.
+
+const ROLE_FILE = new URL("../../deploy/rbac.yaml", import.meta.url).pathname;
+const ROLE_NAME = "vmbuild-controller";
+const LEADER_LEASE = "vmbuild-controller-leader";
+const VMS = { group: "kubevirt.io", version: "v1", plural: "virtualmachines" };
+const VMIS = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
+const FAST = { VMBUILD_SWEEP_SECONDS: "1", VMBUILD_LEADER_LEASE_SECONDS: "3" };
+
+/** One verb on one resource of one API group: the smallest thing the role grants. */
+interface Grant {
+  group: string;
+  resource: string;
+  verb: string;
+}
+
+const label = (g: Grant) => `${g.verb} ${g.resource}${g.group === "" ? "" : `.${g.group}`}`;
+
+function readRole(): V1PolicyRule[] {
+  const docs = parseAllDocuments(readFileSync(ROLE_FILE, "utf8")).map((d) => d.toJS() as { kind?: string; rules?: V1PolicyRule[] });
+  const role = docs.find((d) => d.kind === "ClusterRole");
+  if (!role?.rules) throw new Error(`no ClusterRole with rules in ${ROLE_FILE}`);
+  return role.rules;
+}
+
+function grantsOf(rules: readonly V1PolicyRule[]): Grant[] {
+  return rules.flatMap((rule) =>
+    (rule.apiGroups ?? []).flatMap((group) =>
+      (rule.resources ?? []).flatMap((resource) => rule.verbs.map((verb) => ({ group, resource, verb }))),
+    ),
+  );
+}
+
+/** The role without one grant: the verb leaves its rule, a rule left without verbs or resources goes. */
+function without(rules: readonly V1PolicyRule[], drop: Grant): V1PolicyRule[] {
+  return rules.flatMap((rule) => {
+    const matches = (rule.apiGroups ?? []).includes(drop.group) && (rule.resources ?? []).includes(drop.resource);
+    if (!matches || !rule.verbs.includes(drop.verb)) return [rule];
+    const others = (rule.resources ?? []).filter((r) => r !== drop.resource);
+    const verbs = rule.verbs.filter((v) => v !== drop.verb);
+    return [
+      ...(others.length > 0 ? [{ ...rule, resources: others }] : []),
+      ...(verbs.length > 0 ? [{ ...rule, resources: [drop.resource], verbs }] : []),
+    ];
+  });
+}
+
+/** The API server's 403 message names verb, resource and group; logs escape its quotes, once or more. */
+const FORBIDDEN = /cannot (\S+) resource \\*"([^"\\]+)\\*" in API group \\*"([^"\\]*)\\*"/g;
+
+// A refused watch reaches the informer as a bare "Forbidden", logged with the resource it watches but not its
+// API group: such a 403 matches the grant by verb and resource.
+const WATCHED_GROUP = "(group not logged)";
+const WATCH_FORBIDDEN = /"resource":"([^"]+)","err":"Error: Forbidden"[^\n]*"msg":"watch failed/g;
+
+function forbiddenIn(output: string): Grant[] {
+  return [
+    ...[...output.matchAll(FORBIDDEN)].map(([, verb, resource, group]) => ({ verb: verb ?? "", resource: resource ?? "", group: group ?? "" })),
+    ...[...output.matchAll(WATCH_FORBIDDEN)].map(([, resource]) => ({ verb: "watch", resource: resource ?? "", group: WATCHED_GROUP })),
+  ];
+}
+
+const sameGrant = (a: Grant, b: Grant) =>
+  a.verb === b.verb && a.resource === b.resource && (a.group === b.group || a.group === WATCHED_GROUP || b.group === WATCHED_GROUP);
+
+class Visible extends Error {}
+
+describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
+  const rules = readRole();
+  const grants = grantsOf(rules);
+  let h: Harness;
+  let env: Testenv;
+  let cluster: Cluster;
+  let rbac: RbacAuthorizationV1Api;
+  const namespaces: string[] = [];
+  const findings: string[] = [];
+
+  const setRole = async (next: V1PolicyRule[], check: Grant | undefined, allowed: boolean) => {
+    const current = await rbac.readClusterRole({ name: ROLE_NAME });
+    await rbac.replaceClusterRole({ name: ROLE_NAME, body: { ...current, rules: next } });
+    // RBAC reaches the authorizer through an informer: wait until the change is in effect.
+    if (!check) return;
+    const [resource = "", subresource] = check.resource.split("/");
+    const controllerKc = loadKubeconfig(env.controllerKubeconfig);
+    await waitUntil(
+      async () => (await canI(controllerKc, { group: check.group, resource, subresource, verb: check.verb })) === allowed,
+      20_000,
+      () => `RBAC change for ${label(check)} not in effect`,
+    );
+  };
+
+  /** Runs the scenario; returns the first visible failure, or undefined when everything worked. */
+  async function scenario(removed: Grant | undefined): Promise<string | undefined> {
+    const ns = await cluster.namespace("rbac");
+    namespaces.push(ns);
+    await cluster.pool(ns, "builders", 3);
+    await cluster.custom.createNamespacedCustomObject({
+      group: "vmbuild.dev",
+      version: "v1alpha1",
+      plural: "vmbuilds",
+      namespace: ns,
+      body: {
+        apiVersion: "vmbuild.dev/v1alpha1",
+        kind: "VMBuild",
+        metadata: { name: "app" },
+        spec: { pool: "builders", gitUrl: `${h.git.url}/quick.git`, image: `${env.registry.host}/${ns}/app:1`, tlsVerify: false },
+      },
+    });
+    // Credentials both ways the controller reads them: a Secret linked to the ServiceAccount, and a named one.
+    await cluster.core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "pipeline" }, secrets: [{ name: "registry" }] } });
+    // An orphan: a lease whose run does not exist, on a VM that is not meant to run but whose instance is up
+    // (runStrategy Manual leaves it to whoever started it). The sweeper must delete the instance itself.
+    const orphan = (await cluster.custom.getNamespacedCustomObject({ ...VMS, namespace: ns, name: "builders-2" })) as KubernetesObject;
+    await cluster.custom.patchNamespacedCustomObject({ ...VMS, namespace: ns, name: "builders-2", body: { spec: { runStrategy: "Manual" } } }, mergePatch);
+    await cluster.custom.createNamespacedCustomObject({
+      ...VMIS,
+      namespace: ns,
+      body: {
+        apiVersion: "kubevirt.io/v1",
+        kind: "VirtualMachineInstance",
+        metadata: {
+          name: "builders-2",
+          ownerReferences: [{ apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "builders-2", uid: orphan.metadata?.uid ?? "", controller: true }],
+        },
+        spec: { domain: { devices: {} } },
+      },
+    });
+    await acquireVMLease(cluster.coordination, { namespace: ns, pool: "builders", vm: "builders-2" }, `${ns}/gone/0000/0`, new Date());
+
+    let controller: ControllerProcess | undefined;
+    // The whole log: a 403 early in a chatty run would have left the in-memory tail.
+    const output = async () => (controller ? readFile(controller.outputPath, "utf8") : "");
+    // Each step ends early once the controller logs a 403 for the removed grant: that is the visible failure.
+    const step = async (what: string, timeoutMs: number, probe: () => Promise<boolean>) => {
+      let denied: Grant | undefined;
+      await waitUntil(
+        async () => {
+          denied = removed && forbiddenIn(await output()).find((g) => sameGrant(g, removed));
+          return denied !== undefined || (await probe());
+        },
+        timeoutMs,
+        () => what,
+      ).catch((err: unknown) => {
+        throw new Visible(`${what} (${err instanceof Error ? err.message : String(err)})`);
+      });
+      if (denied) throw new Visible(`${what}: the controller logged a 403 for ${label(denied)}`);
+    };
+    try {
+      try {
+        controller = await startController(env, { name: "rbac", extraEnv: FAST, readyTimeoutMs: 30_000 });
+      } catch (err) {
+        // Not ready within 30 s (a healthy one is within 10): its caches could not sync. Say which 403s it logged.
+        const denied = forbiddenIn(String(err)).map(label);
+        return `never ready${denied.length > 0 ? `; logged 403 for ${[...new Set(denied)].join(", ")}` : " (no 403 logged)"}`;
+      }
+      const c = controller;
+      await step("the orphaned lease was not swept", 20_000, async () =>
+        (await cluster.leases(ns)).length === 0 && (await cluster.vmis(ns)).length === 0,
+      );
+      await cluster.createRun(ns, "built", { registrySecret: "registry" }, {
+        customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" },
+        serviceAccountName: "pipeline",
+      });
+      await cluster.createRun(ns, "cancelled", { pool: "builders", gitUrl: `${h.git.url}/slow.git`, image: `${env.registry.host}/${ns}/slow:1`, tlsVerify: "false" });
+      await step("the cancelled run never reached Building", 60_000, async () => succeeded(await cluster.getRun(ns, "cancelled"))?.reason === "Building");
+      await cluster.patchRun(ns, "cancelled", { spec: { status: "RunCancelled", statusMessage: "rbac" } });
+      await step("the cancel did not end the run", 30_000, async () => succeeded(await cluster.getRun(ns, "cancelled"))?.reason === "CustomRunCancelled");
+      await step("the build did not finish", 90_000, async () => ["True", "False"].includes(succeeded(await cluster.getRun(ns, "built"))?.status ?? ""));
+      const built = succeeded(await cluster.getRun(ns, "built"));
+      if (built?.reason !== "Succeeded") return `the build ended ${built?.reason}: ${built?.message?.split("\n")[0]}`;
+      const logURL = result(await cluster.getRun(ns, "built"), "LOG_URL") ?? "";
+      await step("its log was not served to a token that may read the run", 10_000, async () =>
+        logURL.startsWith(c.url) && (await fetch(logURL, { headers: { authorization: `Bearer ${env.tokens.admin}` } })).status === 200,
+      );
+      await step("no Event was recorded for the run", 10_000, async () =>
+        (await cluster.core.listNamespacedEvent({ namespace: ns })).items.some((e) => e.involvedObject.name === "built"),
+      );
+      await step("a VM was left unscratched", 30_000, async () =>
+        (await cluster.leases(ns)).length === 0 && (await cluster.vmis(ns)).length === 0,
+      );
+      const denied = forbiddenIn(await output());
+      if (denied.length > 0) return `logged 403 for ${[...new Set(denied.map(label))].join(", ")}`;
+      return undefined;
+    } catch (err) {
+      if (err instanceof Visible) return err.message;
+      throw err;
+    } finally {
+      await controller?.stop(5_000);
+      // A controller without lease rights cannot give leadership back: do it for the next one.
+      await cluster.coordination.deleteNamespacedLease({ name: LEADER_LEASE, namespace: "vmbuild-system" }).catch(() => undefined);
+    }
+  }
+
+  beforeAll(async () => {
+    h = await openHarness("rbac");
+    ({ env, cluster } = h);
+    rbac = loadKubeconfig(env.adminKubeconfig).makeApiClient(RbacAuthorizationV1Api);
+    // The role as the file says now (the testenv applied it when it came up, perhaps from an older file).
+    await setRole(rules, undefined, true);
+    await createContextRepo(h.repos, "quick", { Dockerfile: `FROM ${env.baseImage}\nRUN true\n` });
+    await createContextRepo(h.repos, "slow", { Dockerfile: `FROM ${env.baseImage}\nRUN sleep 60\n` });
+  });
+
+  afterAll(async () => {
+    if (rbac) await setRole(rules, grants[0], true);
+    // Whatever a crippled controller left behind, the full one finishes and scratches.
+    if (env && namespaces.length > 0) {
+      const controller = await startController(env, { name: "rbac", extraEnv: FAST });
+      try {
+        for (const ns of namespaces) {
+          for (const run of ["built", "cancelled"]) await cluster.deleteRun(ns, run).catch(() => undefined);
+          // A crippled controller may have let a run end with its VM still up: stop those as an admin would.
+          for (const vm of await cluster.vms(ns)) {
+            const name = vm.metadata?.name ?? "";
+            await cluster.custom.patchNamespacedCustomObject({ ...VMS, namespace: ns, name, body: { spec: { runStrategy: "Halted" } } }, mergePatch);
+          }
+          await h.everyVMScratched(ns);
+        }
+      } finally {
+        await controller.stop();
+      }
+    }
+    console.log(`RBAC findings (${findings.length}):\n${findings.join("\n")}`);
+    await h?.close();
+  });
+
+  it("grants no wildcard, reads Secrets only by name, and each grant is one verb the test can remove", () => {
+    for (const rule of rules) {
+      for (const field of [rule.apiGroups, rule.resources, rule.verbs, rule.resourceNames, rule.nonResourceURLs]) {
+        expect(field ?? []).not.toContain("*");
+      }
+    }
+    const secretVerbs = grants.filter((g) => g.group === "" && g.resource === "secrets").map((g) => g.verb);
+    expect(secretVerbs).toEqual(["get"]);
+    expect(new Set(grants.map(label)).size).toBe(grants.length);
+  });
+
+  it("with the full role, the whole scenario works and no request is forbidden", async () => {
+    const failure = await scenario(undefined);
+    findings.push(`full role: ${failure ?? "all steps pass"}`);
+    expect(failure).toBeUndefined();
+  });
+
+  it.each(grants.map((g) => [label(g), g] as const))("without %s, the controller visibly fails", async (name, grant) => {
+    await setRole(without(rules, grant), grant, false);
+    try {
+      const failure = await scenario(grant);
+      findings.push(`${name}: ${failure ?? "SUPERFLUOUS (everything worked)"}`);
+      console.log(findings.at(-1));
+      expect(failure, `${name} looks superfluous: the scenario passed without it`).toBeDefined();
+    } finally {
+      await setRole(rules, grant, true);
+    }
+  });
+});

@@ -1,0 +1,104 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { userInfo } from "node:os";
+import { join } from "node:path";
+import { run } from "./exec.js";
+import { freePort } from "./ports.js";
+import { startProcess, waitUntil } from "./processes.js";
+import { makeTempDir } from "./temp-dir.js";
+
+/** Keys for an sshd and its client, made with ssh-keygen in a temp dir. */
+export interface SshKeys {
+  dir: string;
+  /** `TYPE BASE64` of the host key, as a known_hosts line carries it after the host field. */
+  hostKey: string;
+  /** OpenSSH private key whose public half goes into authorized_keys. */
+  clientKey: string;
+  clientPub: string;
+  /** A fresh key pair; returns [private key, "TYPE BASE64" public key]. */
+  newKey(name: string): Promise<[string, string]>;
+  remove(): Promise<void>;
+}
+
+export async function createSshKeys(): Promise<SshKeys> {
+  const temp = await makeTempDir("sshd");
+  const dir = temp.path;
+  const newKey = async (name: string): Promise<[string, string]> => {
+    const file = join(dir, name);
+    await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", file]);
+    const pub = (await readFile(`${file}.pub`, "utf8")).trim().split(/\s+/).slice(0, 2).join(" ");
+    return [await readFile(file, "utf8"), pub];
+  };
+  const [, hostKey] = await newKey("host_ed25519");
+  const [clientKey, clientPub] = await newKey("client");
+  return { dir, hostKey, clientKey, clientPub, newKey, remove: temp.remove };
+}
+
+/** A real OpenSSH sshd on a loopback address, configured as SECURITY.md recommends for build VMs. */
+export interface Sshd extends SshKeys {
+  host: string;
+  port: number;
+  username: string;
+  output(): string;
+  /** Stops sshd; removes the keys too unless they were passed in. */
+  stop(): Promise<void>;
+}
+
+const SSHD = "/usr/sbin/sshd";
+
+export async function startSshd(opts: { keys?: SshKeys; host?: string; port?: number } = {}): Promise<Sshd> {
+  const keys = opts.keys ?? (await createSshKeys());
+  const host = opts.host ?? "127.0.0.1";
+  const { dir } = keys;
+  const port = opts.port ?? (await freePort(host));
+  // The hardening SECURITY.md recommends: no shell, no pty, nothing but forwarding.
+  await writeFile(join(dir, "authorized_keys"), `restrict,port-forwarding,command="/bin/false" ${keys.clientPub}\n`, { mode: 0o600 });
+  const config = join(dir, `sshd_config-${host}-${port}`);
+  await writeFile(
+    config,
+    [
+      `Port ${port}`,
+      `ListenAddress ${host}`,
+      `HostKey ${join(dir, "host_ed25519")}`,
+      `PidFile ${join(dir, `sshd-${host}-${port}.pid`)}`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      "PubkeyAuthentication yes",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "UsePAM no",
+      // The temp dir is not owned the way StrictModes wants for a home directory.
+      "StrictModes no",
+      // What podman remote needs: a stream to a unix socket; no remote forwarding, X11 or pty.
+      "AllowStreamLocalForwarding local",
+      // OpenSSH ties streamlocal forwarding to AllowTcpForwarding's local permission: "no" would refuse it too.
+      "AllowTcpForwarding local",
+      "X11Forwarding no",
+      "PermitTTY no",
+      "",
+    ].join("\n"),
+  );
+  // sshd's privilege-separation directory, as Debian's service unit creates it.
+  await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+  const proc = startProcess(SSHD, ["-D", "-e", "-f", config]);
+  const stop = async (): Promise<void> => {
+    await proc.stop(5_000);
+    if (!opts.keys) await keys.remove();
+  };
+  try {
+    await waitUntil(() => canConnect(host, port), 15_000, () => `sshd on ${host}:${port} did not start: ${proc.output()}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { ...keys, host, port, username: userInfo().username, output: () => proc.output(), stop };
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}

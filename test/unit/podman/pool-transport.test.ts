@@ -1,0 +1,63 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { knownPool, parsePoolTransport, PoolTransportError } from "../../../src/podman/pool-transport.js";
+
+describe("parsePoolTransport: the pool's annotations choose how podman is reached", () => {
+  it("is tcp without annotations, or when they say so", () => {
+    expect(parsePoolTransport("ns/pool", {})).toEqual({ kind: "tcp" });
+    expect(parsePoolTransport("ns/pool", { "vmbuild.dev/podman-connection": "tcp", "other/annotation": "x" })).toEqual({ kind: "tcp" });
+  });
+
+  it("is ssh with the Secret named, and podman remote's defaults for the rest", () => {
+    expect(parsePoolTransport("ns/pool", { "vmbuild.dev/podman-connection": "ssh", "vmbuild.dev/ssh-secret": "build-vm-ssh" })).toEqual({
+      kind: "ssh",
+      secret: "build-vm-ssh",
+      user: "root",
+      port: 22,
+      socketPath: "/run/podman/podman.sock",
+    });
+    expect(
+      parsePoolTransport("ns/pool", {
+        "vmbuild.dev/podman-connection": "ssh",
+        "vmbuild.dev/ssh-secret": "build-vm-ssh",
+        "vmbuild.dev/ssh-user": "core",
+        "vmbuild.dev/ssh-port": "2222",
+        "vmbuild.dev/podman-socket": "/run/user/1000/podman/podman.sock",
+      }),
+    ).toEqual({ kind: "ssh", secret: "build-vm-ssh", user: "core", port: 2222, socketPath: "/run/user/1000/podman/podman.sock" });
+  });
+
+  it.each([
+    [{ "vmbuild.dev/podman-connection": "telnet" }, `annotation vmbuild.dev/podman-connection: expected "tcp" or "ssh" (got "telnet")`],
+    [{ "vmbuild.dev/podman-connection": "ssh" }, "annotation vmbuild.dev/ssh-secret: expected the name of a Secret in the pool's namespace (it is missing)"],
+    [{ "vmbuild.dev/podman-connection": "ssh", "vmbuild.dev/ssh-secret": "Other/Ns" }, `annotation vmbuild.dev/ssh-secret: expected the name of a Secret in the pool's namespace (got "Other/Ns")`],
+    [{ "vmbuild.dev/podman-connection": "ssh", "vmbuild.dev/ssh-secret": "s", "vmbuild.dev/ssh-port": "70000" }, `annotation vmbuild.dev/ssh-port:`],
+    [{ "vmbuild.dev/podman-connection": "ssh", "vmbuild.dev/ssh-secret": "s", "vmbuild.dev/ssh-user": "-oProxyCommand=x" }, `annotation vmbuild.dev/ssh-user: expected a user name`],
+    [{ "vmbuild.dev/podman-connection": "ssh", "vmbuild.dev/ssh-secret": "s", "vmbuild.dev/podman-socket": "podman.sock" }, `annotation vmbuild.dev/podman-socket: expected an absolute path`],
+  ])("refuses %j, naming the pool and the annotation", (annotations: Record<string, string>, message) => {
+    expect(() => parsePoolTransport("ns/pool", annotations)).toThrow(PoolTransportError);
+    expect(() => parsePoolTransport("ns/pool", annotations)).toThrow(`VirtualMachinePool ns/pool: ${message}`);
+  });
+});
+
+describe("knownPool", () => {
+  const pools = {
+    get: (name: string, namespace?: string): KubernetesObject | undefined =>
+      name === "builders" && namespace === "ns"
+        ? { metadata: { name, namespace, annotations: { "vmbuild.dev/podman-connection": "ssh" } } }
+        : undefined,
+  };
+
+  it("finds the pool a run's slot names, with its annotations", () => {
+    expect(knownPool(pools, "ns/builders")).toEqual({
+      namespace: "ns",
+      name: "builders",
+      annotations: { "vmbuild.dev/podman-connection": "ssh" },
+    });
+  });
+
+  it("refuses a pool it does not know rather than guess the transport", () => {
+    expect(() => knownPool(pools, "ns/gone")).toThrow(/VirtualMachinePool ns\/gone is not known/);
+    expect(() => knownPool(pools, "ns/gone")).toThrow(PoolTransportError);
+  });
+});
