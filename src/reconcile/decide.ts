@@ -168,15 +168,18 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
     step.actions.unshift({ kind: "acquireLease", vm: vm.name, holder: holderIdentity(ctx.run.metadata, state.attempt) });
     return step;
   }
-  const position = obs.queueAhead + 1;
+  // An exact position (and pool summary) far back in the queue changes at every lease turn: one status write per
+  // waiting run per turn, O(queue²) writes (bench b). Exact only within the next round of VMs; the web view shows
+  // the live queue.
+  const round = Math.max(1, obs.pool?.found ? obs.pool.vms.length : 0);
+  const where =
+    obs.queueAhead < round
+      ? `position ${obs.queueAhead + 1} in the queue`
+      : `at least ${round} run${round === 1 ? "" : "s"} ahead in the queue`;
   return {
     actions: [],
     state,
-    condition: progress(
-      ctx,
-      "WaitingForVM",
-      `Waiting for a free VM of pool ${state.pool}: position ${position} in the queue (${poolSummary(obs)}).`,
-    ),
+    condition: progress(ctx, "WaitingForVM", `Waiting for a free VM of pool ${state.pool}: ${where}.`),
     requeueAfterMs: settings.queueTimeout - waited,
   };
 }

@@ -135,11 +135,20 @@ const rows: Row[] = [
   {
     name: "new run, pool full: waits with its queue position",
     run: run(),
+    obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0")], { queueAhead: 0 }),
+    actions: [],
+    reason: "WaitingForVM",
+    phase: "Queued",
+    message: /: position 1 in the queue\.$/,
+  },
+  {
+    name: "new run, pool full, further back than one round of VMs: a message that stays put as the queue moves",
+    run: run(),
     obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0")], { queueAhead: 2 }),
     actions: [],
     reason: "WaitingForVM",
     phase: "Queued",
-    message: /position 3 in the queue \(1 VMs: 1 leased\)/,
+    message: /: at least 1 run ahead in the queue\.$/,
   },
   {
     name: "new run, second in line takes the second free VM",
