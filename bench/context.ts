@@ -10,6 +10,8 @@ export interface BenchContext {
   h: Harness;
   /** Tiny sizes: CI checks the report's shape, not the figures. */
   smoke: boolean;
+  /** Run the controller from dist/ (as deployed: without tsx's compiler in its memory), else from src/ via tsx. */
+  compiled: boolean;
   progress(message: string): void;
 }
 
@@ -34,7 +36,11 @@ export async function stage(
   const leases = await watchLeases(env.adminKubeconfig, ns);
   await cluster.pool(ns, "builders", vms, annotations);
   // info, not the harness's debug: the bench measures the controller as operated.
-  const controller = await startController(env, { name: `bench-${name}`, extraEnv: { VMBUILD_LOG_LEVEL: "info" } });
+  const controller = await startController(env, {
+    name: `bench-${name}`,
+    compiled: ctx.compiled,
+    extraEnv: { VMBUILD_LOG_LEVEL: "info" },
+  });
   return {
     ns,
     watch,

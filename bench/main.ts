@@ -1,6 +1,7 @@
 // npm run bench [-- --scenarios a,b,c,d,e] [--smoke] [--out bench/results]: the benchmark suite against the testenv
 // (issue #6). Progress on stderr; the report's paths on stdout. Brings the testenv up if it is down, and down again.
-import { parseArgs } from "node:util";
+import { execFile } from "node:child_process";
+import { parseArgs, promisify } from "node:util";
 import { z } from "zod";
 import { down, readTestenv, up } from "../hack/testenv/index.js";
 import { openHarness } from "../test/support/harness.js";
@@ -26,14 +27,23 @@ async function main(): Promise<void> {
   }
   const opts = parsed.data;
   const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
+  // Full runs measure the controller as deployed (compiled); the smoke checks correctness and runs it from src/.
+  const compiled = !opts.smoke;
+  if (compiled) {
+    progress("npm run build");
+    await promisify(execFile)("npm", ["run", "build"], { cwd: new URL("..", import.meta.url).pathname });
+  }
   const wasUp = readTestenv() !== undefined;
   await up();
   const h = await openHarness("bench");
   try {
-    const report = await runBench({ h, smoke: opts.smoke, progress }, opts.scenarios);
+    const report = await runBench({ h, smoke: opts.smoke, compiled, progress }, opts.scenarios, (r) =>
+      writeReport(r, opts.out).then(() => undefined),
+    );
     const paths = await writeReport(report, opts.out);
     process.stdout.write(`${paths.md}\n${paths.json}\n`);
     for (const t of report.targets) progress(`${t.met ? "met   " : "MISSED"} (${t.scenario}) ${t.target}: ${t.measured}`);
+    if (report.errors.length > 0) process.exitCode = 1;
   } finally {
     await h.close();
     if (!wasUp) await down();

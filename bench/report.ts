@@ -30,22 +30,35 @@ export interface Report {
   strategies?: StrategiesResult;
   warm?: WarmResult;
   context?: ContextStreamResult;
+  /** Scenarios that threw: the others still ran and are reported. */
+  errors: { scenario: Scenario; message: string }[];
   targets: Target[];
 }
 
-export async function runBench(ctx: BenchContext, scenarios: readonly Scenario[]): Promise<Report> {
+/** Runs `scenarios` in order; `onProgress` gets the report so far after each one (a long run keeps what it has). */
+export async function runBench(
+  ctx: BenchContext,
+  scenarios: readonly Scenario[],
+  onProgress: (r: Report) => Promise<void> = async () => undefined,
+): Promise<Report> {
   const startedAt = new Date().toISOString();
-  const report: Report = { startedAt, finishedAt: startedAt, smoke: ctx.smoke, machine: machine(), targets: [] };
+  const report: Report = { startedAt, finishedAt: startedAt, smoke: ctx.smoke, machine: machine(), errors: [], targets: [] };
   for (const s of scenarios) {
     ctx.progress(`scenario ${s}`);
-    if (s === "a") report.latency = await latency(ctx);
-    if (s === "b") report.throughput = await throughput(ctx);
-    if (s === "c") report.strategies = await strategies(ctx);
-    if (s === "d") report.warm = await warm(ctx);
-    if (s === "e") report.context = await contextStream(ctx);
+    try {
+      if (s === "a") report.latency = await latency(ctx);
+      if (s === "b") report.throughput = await throughput(ctx);
+      if (s === "c") report.strategies = await strategies(ctx);
+      if (s === "d") report.warm = await warm(ctx);
+      if (s === "e") report.context = await contextStream(ctx);
+    } catch (err) {
+      report.errors.push({ scenario: s, message: err instanceof Error ? err.message : String(err) });
+      ctx.progress(`scenario ${s} failed: ${String(err)}`);
+    }
+    report.finishedAt = new Date().toISOString();
+    report.targets = targets(report);
+    await onProgress(report);
   }
-  report.finishedAt = new Date().toISOString();
-  report.targets = targets(report);
   return report;
 }
 
@@ -78,7 +91,8 @@ export function targets(r: Report): Target[] {
   if (r.warm) {
     const w = r.warm.warm.leaseToBuild;
     const note = r.warm.warmPoolsSupported ? "" : " (no warm pools in this controller: a cold start)";
-    out.push({ scenario: "d", target: "warm lease → build start p50 < 2 s", measured: `${s1(w.p50)}${note}`, met: w.count > 0 && w.p50 < 2000 });
+    const met = r.warm.warmPoolsSupported && w.count > 0 && w.p50 < 2000;
+    out.push({ scenario: "d", target: "warm lease → build start p50 < 2 s", measured: `${s1(w.p50)}${note}`, met });
   }
   if (r.context) {
     const c = r.context;
@@ -95,6 +109,7 @@ export function markdown(r: Report): string {
   lines.push(`Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, load average ${m.loadAverage} at start, Node ${m.node}.`, "");
   lines.push("| | target | measured | met |", "|---|---|---|---|");
   for (const t of r.targets) lines.push(`| ${t.scenario} | ${t.target} | ${t.measured} | ${t.met ? "yes" : "**no**"} |`);
+  for (const e of r.errors) lines.push("", `Scenario ${e.scenario} failed: ${e.message}`);
   if (r.latency) {
     const l = r.latency;
     lines.push("", `## (a) hand-off latency: ${l.runs} runs, ${l.inFlight} at a time, ${l.measured} fully measured`, "");

@@ -16,13 +16,22 @@ export interface ControllerProcess extends TestProcess {
  * Runs the controller as its own process (as in a cluster), authenticated as the controller's identity, so it
  * gets only what deploy/rbac.yaml grants. Resolves once it reports ready.
  */
-export async function startController(env: Testenv, opts: { name?: string; extraEnv?: NodeJS.ProcessEnv } = {}): Promise<ControllerProcess> {
+export async function startController(
+  env: Testenv,
+  opts: {
+    name?: string;
+    extraEnv?: NodeJS.ProcessEnv;
+    /** Run the compiled dist/main.js (after `npm run build`) instead of src/ under tsx, as deployed (the bench). */
+    compiled?: boolean;
+  } = {},
+): Promise<ControllerProcess> {
   const name = opts.name ?? "controller";
   const port = await freePort("127.0.0.1");
   const workDir = join(env.stateDir, name);
   const logDir = join(workDir, "logs");
   await mkdir(workDir, { recursive: true });
-  const proc = startProcess(process.execPath, ["--import", "tsx", join(ROOT, "src/main.ts")], {
+  const args = opts.compiled ? [join(ROOT, "dist/main.js")] : ["--import", "tsx", join(ROOT, "src/main.ts")];
+  const proc = startProcess(process.execPath, args, {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
