@@ -20,7 +20,7 @@ import { leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
 import { sweep } from "./lease/sweeper.js";
 import { startLeaderElection } from "./kube/leader.js";
-import type { Caches } from "./reconcile/observe.js";
+import { poolQueue, poolVMs, type Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
 import { readRunState } from "./reconcile/run-state.js";
@@ -91,12 +91,13 @@ export async function startController(
     leases: informers.leases.cache,
   };
 
-  // Every change is mapped to the runs it concerns.
+  // Every change is mapped to the runs it concerns. Of a pool's waiting runs, only those within one round of its
+  // VMs can take one or see their queue message change (decide); waking every waiting run at every VM change cost
+  // O(queue²) reconciles, each ranking the whole queue (bench b). The others wake at their own queue timeout.
   const enqueueWaiting = (poolKey: string) => {
-    for (const raw of caches.runs.list()) {
-      const st = readRunState((raw as { status?: { extraFields?: unknown } }).status?.extraFields);
-      if (st?.pool === poolKey && st.phase === "Queued") enqueue(keyOf(raw));
-    }
+    const [namespace = "", name = ""] = poolKey.split("/");
+    const round = Math.max(1, poolVMs(caches, namespace, name).length);
+    for (const key of poolQueue(poolKey, caches.runs.list()).slice(0, round)) enqueue(key);
   };
   const byVM = (obj: KubernetesObject) => {
     const namespace = obj.metadata?.namespace ?? "";
