@@ -32,11 +32,16 @@ const FILE_BYTES = 16 * MiB;
 export async function contextStream(ctx: BenchContext, totalBytes = ctx.smoke ? 16 * MiB : 1024 * MiB): Promise<ContextStreamResult> {
   const { h } = ctx;
   const made = Date.now();
-  await createContextRepo(h.repos, "large", { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=context\n` }, (dir) =>
-    generate(join(dir, "data"), totalBytes),
-  );
-  // Store, not deflate, what is random anyway: the fetch then sends the pack as it lies.
-  await promisify(execFile)("git", ["-c", "pack.compression=0", "repack", "-a", "-d", "-q"], { cwd: join(h.repos, "large.git") });
+  // The checkout's .git holds the same bytes again (loose objects): without the .dockerignore a user would write,
+  // the context is twice the repository and over the controller's 2 GiB limit.
+  const files = { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=context\n`, ".dockerignore": ".git\n" };
+  await createContextRepo(h.repos, "large", files, (dir) => generate(join(dir, "data"), totalBytes));
+  // Random data neither deflates nor deltas: without these, the repack and every fetch's upload-pack spend minutes
+  // on a delta search over 16 MiB blobs. The fetch then sends the pack as it lies.
+  const git = (...args: string[]) => promisify(execFile)("git", args, { cwd: join(h.repos, "large.git") });
+  await git("config", "pack.window", "0");
+  await git("config", "pack.compression", "0");
+  await git("repack", "-a", "-d", "-q");
   ctx.progress(`context: ${totalBytes / MiB} MiB repository ready in ${Date.now() - made} ms`);
 
   const s = await stage(ctx, "context", 1, { "sim.vmbuild.dev/boot-delay-ms": "0" });
