@@ -20,10 +20,6 @@ export function distribution(values: readonly number[]): Distribution {
   return { count: sorted.length, p50: rank(50), p99: rank(99), max: sorted.at(-1) ?? 0 };
 }
 
-export function median(values: readonly number[]): number {
-  return distribution(values).p50;
-}
-
 /** Resident set of a process (VmRSS) and its peak since it started (VmHWM), in bytes. */
 export function memoryOf(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");

@@ -121,7 +121,7 @@ export async function watchNamespace(kubeconfig: string, namespace: string): Pro
           });
         },
         timeoutMs,
-        () => `${names.filter((n) => !finalCondition(runs.get(n)?.last ?? ({} as CustomRunObject))).length} runs not finished ${failures.join("; ")}`,
+        () => `${names.filter((n) => !finalCondition(runs.get(n)?.last ?? { spec: {} })).length} runs not finished ${failures.join("; ")}`,
       );
       return names.map((n) => runs.get(n)?.last).filter((r): r is CustomRunObject => r !== undefined);
     },
