@@ -21,7 +21,7 @@ import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
 import { sweep } from "./lease/sweeper.js";
 import { keepWarm } from "./lease/warm-keeper.js";
 import { startLeaderElection } from "./kube/leader.js";
-import type { Caches } from "./reconcile/observe.js";
+import { poolQueue, poolVMs, type Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
 import { readRunState, stateVMs } from "./reconcile/run-state.js";
@@ -93,16 +93,23 @@ export async function startController(
     leases: informers.leases.cache,
   };
 
-  // Every change is mapped to the runs it concerns, and to the pool's warm-set keeper.
+  // Every change is mapped to the runs it concerns, and to the pool's warm-set keeper. Of a pool's waiting runs,
+  // only those within one round of its VMs can take one or see their queue message change (decide); waking every
+  // waiting run at every VM change cost O(queue²) reconciles, each ranking the whole queue (bench b). The others
+  // wake at their own queue timeout.
   let warmQueue: WorkQueue | undefined;
   const enqueuePool = (poolKey: string) => {
     if (synced && leading) warmQueue?.add(poolKey);
   };
   const enqueueWaiting = (poolKey: string) => {
     enqueuePool(poolKey);
-    for (const raw of caches.runs.list()) {
-      const st = readRunState((raw as { status?: { extraFields?: unknown } }).status?.extraFields);
-      if (st?.phase === "Queued" && st.slots.some((slot) => slot.pool === poolKey)) enqueue(keyOf(raw));
+    const [namespace = "", name = ""] = poolKey.split("/");
+    const round = Math.max(1, poolVMs(caches, namespace, name).length);
+    let ahead = 0;
+    for (const { key, demand } of poolQueue(poolKey, caches.runs.list())) {
+      if (ahead >= round) break;
+      enqueue(key);
+      ahead += demand;
     }
   };
   const byVM = (obj: KubernetesObject) => {

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { CredentialFiles } from "./credentials.js";
+import { controllerUser, type CredentialFiles } from "./credentials.js";
 import { httpsGet } from "./https.js";
 import { isRunning, startDetached } from "./processes.js";
 import { logsDir, pidsDir, rel, repoRoot, stateDir } from "./paths.js";
@@ -17,6 +17,18 @@ export interface ApiserverHandle {
 
 export const apiserverLog: string = join(logsDir, "kube-apiserver.log");
 export const apiserverPidFile: string = join(pidsDir, "kube-apiserver.pid");
+/** One JSON line per request of the controller's identity, when it completed: how the bench counts API calls. */
+export const controllerAuditLog: string = join(logsDir, "audit-controller.jsonl");
+
+// Metadata level (verb, resource, user, timestamps), no bodies; one event per request at ResponseComplete.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    users: [${JSON.stringify(controllerUser)}]
+  - level: None
+`;
 
 export async function startApiserver(
   binary: string,
@@ -27,6 +39,8 @@ export async function startApiserver(
   const dir = join(stateDir, "apiserver");
   const certDir = join(dir, "certs");
   await mkdir(certDir, { recursive: true, mode: 0o700 });
+  const auditPolicyFile = join(dir, "audit-policy.yaml");
+  await writeFile(auditPolicyFile, auditPolicy);
   const url = `https://127.0.0.1:${port}`;
   const pid = startDetached({
     cmd: binary,
@@ -48,6 +62,8 @@ export async function startApiserver(
       "--disable-admission-plugins=ServiceAccount",
       // The default reconciler writes 127.0.0.1 into Endpoints "kubernetes", which validation rejects every 10s.
       "--endpoint-reconciler-type=none",
+      `--audit-policy-file=${auditPolicyFile}`,
+      `--audit-log-path=${controllerAuditLog}`,
     ],
     cwd: repoRoot,
     logFile: apiserverLog,

@@ -10,7 +10,9 @@ import { basicAuth } from "./registry.js";
 import { busyboxRootfsTar } from "./rootfs.js";
 
 export const baseImageRepository = "vmbuild/busybox";
-export const baseImageArchitectures: readonly string[] = ["amd64", "arm64"];
+/** OCI architecture → Debian's name for it: the bench builds for all four of Debian's busybox-static ports. */
+const debianArchitectures: Readonly<Record<string, string>> = { amd64: "amd64", arm64: "arm64", ppc64le: "ppc64el", s390x: "s390x" };
+export const baseImageArchitectures: readonly string[] = Object.keys(debianArchitectures);
 
 const indexMediaTypes = [
   "application/vnd.oci.image.index.v1+json",
@@ -21,14 +23,16 @@ export function baseImageRef(registry: RegistryInfo): string {
   return `${registry.host}/${baseImageRepository}:latest`;
 }
 
-/** True if the registry already serves the image as an index. */
+/** True if the registry already serves the image as an index of every architecture (an older one had two). */
 async function registryHasBaseImage(registry: RegistryInfo): Promise<boolean> {
   const res = await fetch(`http://${registry.host}/v2/${baseImageRepository}/manifests/latest`, {
-    method: "HEAD",
     headers: { Authorization: basicAuth(registry), Accept: indexMediaTypes },
     signal: AbortSignal.timeout(5000),
   });
-  return res.status === 200 && indexMediaTypes.includes(res.headers.get("content-type") ?? "-");
+  if (res.status !== 200 || !indexMediaTypes.includes(res.headers.get("content-type") ?? "-")) return false;
+  const index = (await res.json()) as { manifests?: { platform?: { architecture?: string } }[] };
+  const served = new Set(index.manifests?.map((m) => m.platform?.architecture));
+  return baseImageArchitectures.every((arch) => served.has(arch));
 }
 
 export async function ensureBaseImage(registry: RegistryInfo): Promise<string> {
@@ -51,7 +55,7 @@ export async function ensureBaseImage(registry: RegistryInfo): Promise<string> {
   await podman("manifest", "rm", list).catch(() => undefined);
   await podman("manifest", "create", list);
   for (const arch of baseImageArchitectures) {
-    const tar = await busyboxRootfsTar(arch, dir);
+    const tar = await busyboxRootfsTar(debianArchitectures[arch] ?? arch, dir);
     const image = `localhost/vmbuild-busybox:${arch}`;
     await podman("import", `--arch=${arch}`, "--os=linux", "--change", 'CMD ["/bin/sh"]', tar, image);
     await podman("manifest", "add", list, `containers-storage:${image}`);

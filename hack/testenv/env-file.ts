@@ -38,7 +38,7 @@ export interface Testenv {
   users: { controller: string; nobody: string };
   etcdURL: string;
   registry: RegistryInfo;
-  /** Multi-arch (amd64, arm64) busybox image in the registry, e.g. "127.0.0.1:5000/vmbuild/busybox:latest". */
+  /** Multi-arch (amd64, arm64, ppc64le, s390x) busybox image in the registry, e.g. "127.0.0.1:5000/vmbuild/busybox:latest". */
   baseImage: string;
   simStateDir: string;
   stateDir: string;

@@ -13,7 +13,7 @@ const applets: readonly string[] = [
   "gunzip", "expr", "yes", "sync", "which", "ps", "kill", "arch",
 ];
 
-/** Arch names: Debian/OCI "amd64"/"arm64". Returns the path of a tar of the rootfs, created under `workDir`. */
+/** Arch names: Debian's (amd64, arm64, ppc64el, s390x). Returns the path of a tar of the rootfs, created under `workDir`. */
 export async function busyboxRootfsTar(arch: string, workDir: string): Promise<string> {
   const deb = await debFor("busybox-static", arch);
   const tmp = await mkdtemp(join(workDir, `rootfs-${arch}-`));

@@ -11,8 +11,16 @@ const IDENTITY = {
   GIT_COMMITTER_EMAIL: "test@vmbuild.invalid",
 };
 
-/** A bare repo `<root>/<name>.git` whose main branch holds `files`; resolves with the commit. */
-export async function createContextRepo(root: string, name: string, files: Record<string, string>): Promise<string> {
+/**
+ * A bare repo `<root>/<name>.git` whose main branch holds `files`, and whatever `fill` writes into the work tree
+ * (large generated content); resolves with the commit.
+ */
+export async function createContextRepo(
+  root: string,
+  name: string,
+  files: Record<string, string>,
+  fill?: (workTree: string) => Promise<void>,
+): Promise<string> {
   const work = join(root, `${name}-work`);
   const env = { ...process.env, ...IDENTITY };
   const git = (args: string[], cwd = work) => exec("git", args, { cwd, env });
@@ -22,6 +30,7 @@ export async function createContextRepo(root: string, name: string, files: Recor
     await mkdir(dirname(join(work, path)), { recursive: true });
     await writeFile(join(work, path), content);
   }
+  await fill?.(work);
   await git(["add", "--all"]);
   await git(["commit", "--quiet", "-m", name]);
   await exec("git", ["clone", "--quiet", "--bare", work, join(root, `${name}.git`)], { env });

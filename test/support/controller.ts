@@ -20,7 +20,13 @@ export interface ControllerProcess extends TestProcess {
  */
 export async function startController(
   env: Testenv,
-  opts: { name?: string; extraEnv?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {},
+  opts: {
+    name?: string;
+    extraEnv?: NodeJS.ProcessEnv;
+    readyTimeoutMs?: number;
+    /** Run the compiled dist/main.js (after `npm run build`) instead of src/ under tsx, as deployed (the bench). */
+    compiled?: boolean;
+  } = {},
 ): Promise<ControllerProcess> {
   const name = opts.name ?? "controller";
   const port = await freePort("127.0.0.1");
@@ -29,7 +35,8 @@ export async function startController(
   await mkdir(workDir, { recursive: true });
   // Kept next to its work dir for whoever reads a failed test, and whole for tests that scan it.
   const outputPath = join(workDir, `controller-${Date.now()}.out`);
-  const proc = startProcess(process.execPath, ["--import", "tsx", join(ROOT, "src/main.ts")], {
+  const args = opts.compiled ? [join(ROOT, "dist/main.js")] : ["--import", "tsx", join(ROOT, "src/main.ts")];
+  const proc = startProcess(process.execPath, args, {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

@@ -11,6 +11,8 @@ describe("buildQueryString", () => {
       }),
     );
     expect(query.getAll("platform")).toEqual(["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    // One build job per platform: they build in parallel.
+    expect(query.get("jobs")).toBe("3");
     expect(query.get("dockerfile")).toBe("docker/Dockerfile");
     expect(query.get("manifest")).toBe("localhost/vmbuild/run-1:latest");
     expect(query.has("isolation")).toBe(false);

@@ -1,0 +1,100 @@
+import type { Harness } from "../test/support/harness.js";
+import { startController, type ControllerProcess } from "../test/support/controller.js";
+import { overlapping, watchLeases, type LeaseInterval } from "../test/support/lease-watch.js";
+import { watchNamespace, type NamespaceWatch } from "./observe.js";
+
+// What every scenario starts from: the test harness (testenv, admin client, git server), a fresh namespace with
+// its watches, and a controller process of its own so that its peak RSS belongs to that scenario alone.
+
+export interface BenchContext {
+  h: Harness;
+  /** Tiny sizes: CI checks the report's shape, not the figures. */
+  smoke: boolean;
+  /** Run the controller from dist/ (as deployed: without tsx's compiler in its memory), else from src/ via tsx. */
+  compiled: boolean;
+  progress(message: string): void;
+}
+
+export interface Stage {
+  ns: string;
+  watch: NamespaceWatch;
+  leases: { intervals(): LeaseInterval[]; stop(): void };
+  controller: ControllerProcess;
+  stop(): Promise<void>;
+}
+
+/** A namespace with a pool of `vms` VMs (template annotations as given), watched, and a controller just for it. */
+export async function stage(
+  ctx: BenchContext,
+  name: string,
+  vms: number,
+  annotations: Record<string, string> = {},
+): Promise<Stage> {
+  const { cluster, env } = ctx.h;
+  const ns = await cluster.namespace(`bench-${name}`);
+  const watch = await watchNamespace(env.adminKubeconfig, ns);
+  const leases = await watchLeases(env.adminKubeconfig, ns);
+  await cluster.pool(ns, "builders", vms, annotations);
+  // info, not the harness's debug: the bench measures the controller as operated.
+  const controller = await startController(env, {
+    name: `bench-${name}`,
+    compiled: ctx.compiled,
+    extraEnv: { VMBUILD_LOG_LEVEL: "info" },
+  });
+  return {
+    ns,
+    watch,
+    leases,
+    controller,
+    async stop() {
+      await controller.stop();
+      watch.stop();
+      leases.stop();
+    },
+  };
+}
+
+/** CustomRun params for a build of `repo` (served by the harness's git server) pushed to a per-run image. */
+export function buildParams(
+  ctx: BenchContext,
+  ns: string,
+  repo: string,
+  run: string,
+  extra: Record<string, string | string[]> = {},
+): Record<string, string | string[]> {
+  const { env, git } = ctx.h;
+  return {
+    pool: "builders",
+    gitUrl: `${git.url}/${repo}.git`,
+    image: `${env.registry.host}/${imageRepository(ns, run)}:1`,
+    registrySecret: "registry",
+    tlsVerify: "false",
+    ...extra,
+  };
+}
+
+/** The registry repository a run pushes to (what the registry's log names). */
+export function imageRepository(ns: string, run: string): string {
+  return `${ns}/${run}`;
+}
+
+/** Pairs of lease intervals on one VM that overlapped in time. */
+export function doubleLeases(intervals: readonly LeaseInterval[]): number {
+  return overlapping(intervals).length;
+}
+
+export function runNames(prefix: string, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
+}
+
+/** Runs `task` over `items` with at most `limit` at once. */
+export async function eachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await task(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

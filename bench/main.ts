@@ -1,0 +1,56 @@
+// npm run bench [-- --scenarios a,b,c,d,e] [--smoke] [--out bench/results]: the benchmark suite against the testenv
+// (issue #6). Progress on stderr; the report's paths on stdout. Brings the testenv up if it is down, and down again.
+import { execFile } from "node:child_process";
+import { parseArgs, promisify } from "node:util";
+import { z } from "zod";
+import { down, readTestenv, up } from "../hack/testenv/index.js";
+import { openHarness } from "../test/support/harness.js";
+import { runBench, SCENARIOS, writeReport } from "./report.js";
+
+const Options = z.object({
+  scenarios: z
+    .string()
+    .default(SCENARIOS.join(","))
+    .transform((s) => s.split(",").map((x) => x.trim()))
+    .pipe(z.array(z.enum(SCENARIOS)).min(1)),
+  smoke: z.boolean().default(false),
+  out: z.string().default(new URL("results", import.meta.url).pathname),
+});
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { scenarios: { type: "string" }, smoke: { type: "boolean" }, out: { type: "string" } },
+  });
+  const parsed = Options.safeParse(values);
+  if (!parsed.success) {
+    throw new Error(`usage: npm run bench -- [--scenarios a,b,c,d,e] [--smoke] [--out DIR]: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  }
+  const opts = parsed.data;
+  const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
+  // Full runs measure the controller as deployed (compiled); the smoke checks correctness and runs it from src/.
+  const compiled = !opts.smoke;
+  if (compiled) {
+    progress("npm run build");
+    await promisify(execFile)("npm", ["run", "build"], { cwd: new URL("..", import.meta.url).pathname });
+  }
+  const wasUp = readTestenv() !== undefined;
+  await up();
+  const h = await openHarness("bench");
+  try {
+    const report = await runBench({ h, smoke: opts.smoke, compiled, progress }, opts.scenarios, (r) =>
+      writeReport(r, opts.out).then(() => undefined),
+    );
+    const paths = await writeReport(report, opts.out);
+    process.stdout.write(`${paths.md}\n${paths.json}\n`);
+    for (const t of report.targets) progress(`${t.met ? "met   " : "MISSED"} (${t.scenario}) ${t.target}: ${t.measured}`);
+    if (report.errors.length > 0) process.exitCode = 1;
+  } finally {
+    await h.close();
+    if (!wasUp) await down();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,64 @@
+import { createContextRepo } from "../test/support/context-repo.js";
+import { readRecord, unscratchedVMIs } from "../hack/kubevirt-sim/record.js";
+import { buildParams, doubleLeases, eachLimited, runNames, stage, type BenchContext } from "./context.js";
+import { controllerRequests, memoryOf, type ApiRequests } from "./measure.js";
+import { finalCondition } from "./observe.js";
+
+// (b) Many runs over a small pool at once, each an instant build through real podman: how long the lot takes,
+// the controller's peak memory, the API requests it makes per run, and that no VM was ever leased twice at once.
+
+export interface ThroughputResult {
+  runs: number;
+  vms: number;
+  succeeded: number;
+  failed: number;
+  /** First create sent → last run finished. */
+  totalMs: number;
+  runsPerMinute: number;
+  /** VmHWM of the controller process, started fresh for this scenario. */
+  peakRssBytes: number;
+  apiRequests: ApiRequests & { perRun: number };
+  doubleLeases: number;
+  /** VM instances the stand-in created (it may start one's podman twice), and of those, not scratched at the end. */
+  vmsStarted: number;
+  vmsLeftUnscratched: number;
+}
+
+export async function throughput(ctx: BenchContext, runs = ctx.smoke ? 6 : 500, vms = ctx.smoke ? 2 : 10): Promise<ThroughputResult> {
+  const { h } = ctx;
+  await createContextRepo(h.repos, "instant-b", { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=throughput\n` });
+  const s = await stage(ctx, "throughput", vms, { "sim.vmbuild.dev/boot-delay-ms": "0" });
+  try {
+    const names = runNames("tp", runs);
+    const started = Date.now();
+    // Created as fast as the API takes them (a PipelineRun fan-out), a few at a time.
+    await eachLimited(names, 8, (name) => h.cluster.createRun(s.ns, name, buildParams(ctx, s.ns, "instant-b", name)).then(() => undefined));
+    ctx.progress(`throughput: ${runs} runs created in ${Date.now() - started} ms`);
+    const timer = setInterval(() => {
+      const done = names.filter((n) => finalCondition(s.watch.runs.get(n)?.last ?? { spec: {} })).length;
+      ctx.progress(`throughput: ${done}/${runs} runs finished, controller RSS ${Math.round(memoryOf(s.controller.pid).rss / 2 ** 20)} MiB`);
+    }, 15_000);
+    const done = await s.watch.waitForRuns(names, 3_600_000).finally(() => clearInterval(timer));
+    const finished = Date.now();
+    const peakRssBytes = memoryOf(s.controller.pid).peak;
+    await h.everyVMScratched(s.ns);
+    const requests = controllerRequests(started, finished);
+    const record = readRecord(h.env.simStateDir).filter((e) => e.namespace === s.ns);
+    const succeeded = done.filter((r) => finalCondition(r)?.reason === "Succeeded").length;
+    return {
+      runs,
+      vms,
+      succeeded,
+      failed: runs - succeeded,
+      totalMs: finished - started,
+      runsPerMinute: Math.round((runs / ((finished - started) / 60_000)) * 10) / 10,
+      peakRssBytes,
+      apiRequests: { ...requests, perRun: Math.round((requests.total / runs) * 10) / 10 },
+      doubleLeases: doubleLeases(s.leases.intervals()),
+      vmsStarted: record.filter((e) => e.event === "vmi-created").length,
+      vmsLeftUnscratched: unscratchedVMIs(record).length,
+    };
+  } finally {
+    await s.stop();
+  }
+}
