@@ -41,10 +41,13 @@ export async function warm(ctx: BenchContext): Promise<WarmResult> {
     "vmbuild.dev/warm-idle": "10m",
   });
   let warmPoolsSupported = true;
-  // A warm VM is one with a ready instance and no lease: wait for one before each run, as a pool at rest has.
+  // A warm VM is one with a ready instance and no run's lease: wait for one before each run, as a pool at rest has.
   const warmVMReady = async () => {
     if (!warmPoolsSupported) return;
-    const leased = new Set(warmStage.leases.intervals().filter((l) => l.to === undefined).map((l) => l.vm));
+    // Warm VMs are held by the keeper (holder vmbuild/warm): "leased" here means held by a run.
+    const leased = new Set(
+      warmStage.leases.intervals().filter((l) => l.to === undefined && l.holder !== "vmbuild/warm").map((l) => l.vm),
+    );
     await waitUntil(
       async () => warmStage.watch.vmis.some((v) => v.ready !== undefined && v.deleted === undefined && !leased.has(v.vm)),
       bootDelayMs * 2 + 10_000,

@@ -23,10 +23,18 @@ export async function watchLeases(kubeconfig: string, namespace: string): Promis
     (type: string, obj: { metadata?: { name?: string; labels?: Record<string, string> }; spec?: { holderIdentity?: string } }) => {
       const name = obj.metadata?.name ?? "";
       const now = Date.now();
-      if (type === "ADDED") {
-        const interval = { vm: obj.metadata?.labels?.["vmbuild.dev/vm"] ?? name, holder: obj.spec?.holderIdentity ?? "", from: now, to: undefined };
+      const holder = obj.spec?.holderIdentity ?? "";
+      const begin = () => {
+        const interval = { vm: obj.metadata?.labels?.["vmbuild.dev/vm"] ?? name, holder, from: now, to: undefined };
         intervals.push(interval);
         open.set(name, interval);
+      };
+      if (type === "ADDED") begin();
+      else if (type === "MODIFIED" && open.get(name)?.holder !== holder) {
+        // A holder swap (a run taking a warm VM, handing it back): one holder's interval ends as the next begins.
+        const interval = open.get(name);
+        if (interval) interval.to = now;
+        begin();
       } else if (type === "DELETED") {
         const interval = open.get(name);
         if (interval) interval.to = now;
