@@ -57,20 +57,31 @@ export async function stopComponent(name: Restartable, graceMs = 5000): Promise<
   };
 }
 
+const START_ATTEMPTS = 10;
+
 async function startAgain(name: Restartable, spec: { cmd: string; args: string[]; cwd: string }): Promise<number> {
   const files = COMPONENTS[name];
   const env = readTestenv();
   if (!env) throw new Error("no testenv is up (.testenv/env.json missing)");
-  const pid = startDetached({ ...spec, logFile: files.logFile, pidFile: files.pidFile });
-  env.pids[files.pidKey] = pid;
-  await writeTestenv(env);
-  await poll(async () => ((await files.healthy(env)) ? true : undefined), {
-    timeoutMs: 60_000,
-    what: `${name} did not answer again after its restart`,
-    hint: `; see ${rel(files.logFile)}`,
-    failFast: () => (isRunning(pid) ? undefined : `${name} exited right after its restart`),
-  });
-  return pid;
+  // Its ports were free only while it ran: an outgoing connection may take one as its ephemeral port meanwhile
+  // (seen: etcd's peer port, "bind: address already in use"). Such a connection ends soon; try again.
+  for (let attempt = 1; ; attempt++) {
+    const pid = startDetached({ ...spec, logFile: files.logFile, pidFile: files.pidFile });
+    env.pids[files.pidKey] = pid;
+    await writeTestenv(env);
+    try {
+      await poll(async () => ((await files.healthy(env)) ? true : undefined), {
+        timeoutMs: 60_000,
+        what: `${name} did not answer again after its restart`,
+        hint: `; see ${rel(files.logFile)}`,
+        failFast: () => (isRunning(pid) ? undefined : `${name} exited right after its restart`),
+      });
+      return pid;
+    } catch (err) {
+      if (isRunning(pid) || attempt >= START_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
 }
 
 /** Stop, stay down for `downMs`, start again; resolves with the new PID once the component answers. */
