@@ -152,7 +152,7 @@ describe("testenv registry", () => {
     expect(Buffer.from(secret.data?.[".dockerconfigjson"] ?? "", "base64").toString()).toBe(registryDockerConfigJson(env));
   });
 
-  it("serves the base image as an index for amd64 and arm64", async () => {
+  it("serves the base image as an index for amd64, arm64, ppc64le and s390x", async () => {
     const ref = env.baseImage;
     const [, repoAndTag = ""] = ref.split(`${env.registry.host}/`);
     const [repository, tag] = repoAndTag.split(":");
@@ -166,6 +166,6 @@ describe("testenv registry", () => {
     const index = (await res.json()) as { mediaType?: string; manifests: { platform?: { architecture: string; os: string } }[] };
     expect(index.mediaType).toMatch(/index|manifest\.list/);
     const platforms = index.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`).sort();
-    expect(platforms).toEqual(["linux/amd64", "linux/arm64"]);
+    expect(platforms).toEqual(["linux/amd64", "linux/arm64", "linux/ppc64le", "linux/s390x"]);
   });
 });
