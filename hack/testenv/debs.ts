@@ -24,19 +24,27 @@ async function ensureForeignArch(arch: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * An index of one of the foreign architectures may be mid-sync on the mirror (seen: ppc64el's security index) and
+ * fail the whole update while the package we need is listed fine: the download that follows says if it is not.
+ */
+async function tolerantUpdate(): Promise<void> {
+  await aptUpdate(true).catch((err: unknown) => progress(`apt-get update failed, trying the download anyway: ${String(err).slice(0, 300)}`));
+}
+
 /** Path of `<pkg>_<version>_<arch>.deb` in the cache, downloading it if needed. */
 export async function debFor(pkg: string, arch: string): Promise<string> {
   const cached = await cachedDeb(pkg, arch);
   if (cached) return cached;
   await mkdir(debCacheDir, { recursive: true });
   const added = await ensureForeignArch(arch);
-  if (added) await aptUpdate(true);
+  if (added) await tolerantUpdate();
   progress(`apt-get download ${pkg}:${arch}`);
   try {
     await run("apt-get", ["download", `${pkg}:${arch}`], { cwd: debCacheDir });
   } catch {
     // Package lists may predate the architecture (or be missing entirely in a slim image): refresh and retry.
-    await aptUpdate(true);
+    await tolerantUpdate();
     await run("apt-get", ["download", `${pkg}:${arch}`], { cwd: debCacheDir });
   }
   const downloaded = await cachedDeb(pkg, arch);
