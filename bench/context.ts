@@ -28,13 +28,16 @@ export async function stage(
   ctx: BenchContext,
   name: string,
   vms: number,
+  /** On the VM template (the stand-in's boot delay). */
   annotations: Record<string, string> = {},
+  /** On the pool itself (warm settings). */
+  poolAnnotations: Record<string, string> = {},
 ): Promise<Stage> {
   const { cluster, env } = ctx.h;
   const ns = await cluster.namespace(`bench-${name}`);
   const watch = await watchNamespace(env.adminKubeconfig, ns);
   const leases = await watchLeases(env.adminKubeconfig, ns);
-  await cluster.pool(ns, "builders", vms, annotations);
+  await cluster.pool(ns, "builders", vms, annotations, { annotations: poolAnnotations });
   // info, not the harness's debug: the bench measures the controller as operated.
   const controller = await startController(env, {
     name: `bench-${name}`,

@@ -34,8 +34,7 @@ export async function warm(ctx: BenchContext): Promise<WarmResult> {
   const cold = await stage(ctx, "cold", 2, boot);
   const coldMode = await measure(ctx, cold, runsPerMode, async () => undefined).finally(() => cold.stop());
 
-  const warmStage = await stage(ctx, "warm", 2, {
-    ...boot,
+  const warmStage = await stage(ctx, "warm", 2, boot, {
     "vmbuild.dev/warm-min": "1",
     "vmbuild.dev/warm-max": "2",
     "vmbuild.dev/warm-idle": "10m",

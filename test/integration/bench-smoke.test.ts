@@ -75,15 +75,15 @@ describe("bench smoke", () => {
     expect(limit?.limitMs).toBe(Math.max(limit?.slowestMs ?? NaN, limit?.sumPerCoreMs ?? NaN));
     expect(c.runs.map((r) => r.strategy)).toEqual(["single", "fanout"]);
     expect(c.runs[0]).toMatchObject({ supported: true, reason: "Succeeded" });
-    // fanout is measured where the controller has it, and reported as unsupported where it rejects the param.
-    const fanout = c.runs[1];
-    expect(fanout?.supported ? fanout.reason : "InvalidParams").toMatch(/^(Succeeded|InvalidParams)$/);
+    expect(c.runs[1]).toMatchObject({ supported: true, reason: "Succeeded" });
   });
 
   it("(d) times lease → build start from a cold and from a warm pool", () => {
     const d = report.warm;
     expect(d).toBeDefined();
     if (!d) return;
+    // The warm pool's VM was seen booted before each warm run asked for it.
+    expect(d.warmPoolsSupported).toBe(true);
     for (const mode of [d.cold, d.warm]) {
       expect(mode.succeeded).toBe(d.runsPerMode);
       expect(mode.leaseToBuild.count).toBe(d.runsPerMode);
