@@ -1,13 +1,10 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Testenv } from "../../hack/testenv/index.js";
-import { readRecord, scratchedVMs, startedVMs } from "../../hack/kubevirt-sim/record.js";
-import { Cluster, result, succeeded } from "../support/cluster.js";
-import { startController, type ControllerProcess } from "../support/controller.js";
-import type { GitHttpServer } from "../support/git-http-server.js";
-import { openHarness, type Harness } from "../support/harness.js";
+import { describe, expect, it } from "vitest";
+import { readRecord, startedVMs } from "../../hack/kubevirt-sim/record.js";
+import { result, succeeded } from "../support/cluster.js";
+import { controllerSuite } from "../support/controller-suite.js";
 import { inspectRaw } from "../support/skopeo.js";
 import { createContextRepo } from "../support/context-repo.js";
 
@@ -15,47 +12,26 @@ import { createContextRepo } from "../support/context-repo.js";
 // the emulation pool otherwise; the index is assembled from what each VM pushed.
 
 describe("fan-out builds over a native arm64 pool and an emulation pool", () => {
-  let h: Harness;
-  let env: Testenv;
-  let cluster: Cluster;
-  let controller: ControllerProcess;
-  let git: GitHttpServer;
-  let repos: string;
-  let ns: string;
-
-  beforeAll(async () => {
-    h = await openHarness("fanout");
-    ({ env, cluster, git, repos } = h);
-    controller = await startController(env, { name: "fanout-test" });
-    ns = await cluster.namespace("fanout");
+  const s = controllerSuite("fanout", async ({ cluster, ns }) => {
     await cluster.pool(ns, "emu", 2);
     await cluster.pool(ns, "arm", 1, {}, { architecture: "arm64" });
-  });
-
-  afterAll(async () => {
-    await controller?.stop();
-    await h?.close();
   });
 
   const params = (name: string, extra: Record<string, string> = {}) => ({
     pool: "emu",
     nativePools: "arm",
     strategy: "fanout",
-    gitUrl: `${git.url}/${name}.git`,
-    image: `${env.registry.host}/${ns}/${name}:1`,
+    gitUrl: `${s.git.url}/${name}.git`,
+    image: `${s.env.registry.host}/${s.ns}/${name}:1`,
     platforms: "linux/amd64,linux/arm64",
     registrySecret: "registry",
     tlsVerify: "false",
     ...extra,
   });
 
-  async function assertAllScratched(): Promise<void> {
-    const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
-    expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
-    expect(await cluster.leases(ns)).toEqual([]);
-  }
 
   it("builds each platform on its own VM (arm64 on the native pool) and pushes one index of both", async () => {
+    const { env, cluster, controller, repos, ns } = s;
     await createContextRepo(repos, "ok", { Dockerfile: `FROM ${env.baseImage}\nRUN uname -m > /arch\nRUN cat /arch\n` });
     await cluster.createRun(ns, "ok", params("ok"));
     const run = await cluster.waitForRun(ns, "ok", 300_000);
@@ -81,10 +57,11 @@ describe("fan-out builds over a native arm64 pool and an emulation pool", () => 
     const log = await readFile(join(controller.logDir, ns, "ok", `${run.metadata?.uid}-0.log`), "utf8");
     expect(log.split("\n")).toContain("aarch64");
     expect(log.split("\n")).toContain("x86_64");
-    await assertAllScratched();
+    await s.h.everyVMScratched(s.ns);
   });
 
   it("fails naming the platform whose build failed, and scratches every VM", async () => {
+    const { env, cluster, repos, ns } = s;
     await createContextRepo(repos, "arm-fails", {
       Dockerfile: `FROM ${env.baseImage}\nRUN if [ "$(uname -m)" = aarch64 ]; then echo no arm here; exit 7; fi\n`,
     });
@@ -94,10 +71,11 @@ describe("fan-out builds over a native arm64 pool and an emulation pool", () => 
     expect(c).toMatchObject({ status: "False", reason: "BuildFailed" });
     expect(c?.message).toMatch(/^linux\/arm64 on VM arm-\d+: /);
     expect(c?.message).toMatch(/no arm here/);
-    await assertAllScratched();
+    await s.h.everyVMScratched(s.ns);
   });
 
   it("fails fast, before leasing anything, when a platform has no pool", async () => {
+    const { env, cluster, ns } = s;
     const before = startedVMs(readRecord(env.simStateDir).filter((e) => e.namespace === ns)).length;
     const { pool: _emulation, ...withoutPool } = params("no-pool");
     await cluster.createRun(ns, "no-pool", { ...withoutPool, platforms: "linux/arm64,linux/s390x" });
@@ -105,6 +83,6 @@ describe("fan-out builds over a native arm64 pool and an emulation pool", () => 
     expect(succeeded(run)).toMatchObject({ status: "False", reason: "InvalidParams" });
     expect(succeeded(run)?.message).toMatch(/platform linux\/s390x has no pool/);
     expect(startedVMs(readRecord(env.simStateDir).filter((e) => e.namespace === ns)).length).toBe(before);
-    await assertAllScratched();
+    await s.h.everyVMScratched(s.ns);
   });
 });

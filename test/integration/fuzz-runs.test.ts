@@ -1,13 +1,9 @@
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Testenv } from "../../hack/testenv/index.js";
-import { readRecord, scratchedVMs, startedVMs } from "../../hack/kubevirt-sim/record.js";
+import { describe, expect, it } from "vitest";
 import { SETTING_NAMES } from "../../src/spec/settings.js";
-import { Cluster, succeeded } from "../support/cluster.js";
-import { startController, type ControllerProcess } from "../support/controller.js";
+import { succeeded } from "../support/cluster.js";
+import { controllerSuite } from "../support/controller-suite.js";
 import { createContextRepo } from "../support/context-repo.js";
-import type { GitHttpServer } from "../support/git-http-server.js";
-import { openHarness, type Harness } from "../support/harness.js";
 import { paramValue } from "../support/nasty.js";
 
 // Fuzzed CustomRuns against the live controller: a valid run with one or two params replaced by hostile or
@@ -30,33 +26,17 @@ const EXPECTED = new Set([
 ]);
 
 describe(`${CASES} fuzzed CustomRuns against the live controller`, () => {
-  let h: Harness;
-  let env: Testenv;
-  let cluster: Cluster;
-  let controller: ControllerProcess;
-  let git: GitHttpServer;
-  let repos: string;
-  let ns: string;
-  let controllerExited = false;
-
-  beforeAll(async () => {
-    h = await openHarness("fuzz");
-    ({ env, cluster, git, repos } = h);
-    controller = await startController(env, { name: "fuzz-test" });
+  const s = controllerSuite("fuzz", async ({ cluster, ns, repos, env, controller }) => {
     void controller.exited.then(() => {
       controllerExited = true;
     });
-    ns = await cluster.namespace("fuzz");
     await cluster.pool(ns, "builders", 3);
     await createContextRepo(repos, "fuzz", { Dockerfile: `FROM ${env.baseImage}\nRUN true\n` });
   });
-
-  afterAll(async () => {
-    await controller?.stop();
-    await h?.close();
-  });
+  let controllerExited = false;
 
   it("ends every run with an expected reason, never crashes, scratches every VM", { timeout: 600_000 }, async () => {
+    const { env, cluster, controller, git, ns } = s;
     const base: Record<string, string | string[]> = {
       pool: "builders",
       gitUrl: `${git.url}/fuzz.git`,
@@ -117,9 +97,7 @@ describe(`${CASES} fuzzed CustomRuns against the live controller`, () => {
     expect(reasons.get("Succeeded") ?? 0).toBeGreaterThan(0);
     // Not one crash or restart of the controller along the way.
     expect(controllerExited, controller.output().slice(-2000)).toBe(false);
-    const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
-    expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
-    expect(await cluster.leases(ns)).toEqual([]);
+    await s.h.everyVMScratched(ns);
     console.log(`fuzzed runs: ${created.length} created, ${refusedByAPI} refused by the API; outcomes ${JSON.stringify(Object.fromEntries(reasons))}`);
   });
 });
