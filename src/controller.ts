@@ -20,6 +20,7 @@ import { leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
 import { sweep } from "./lease/sweeper.js";
 import { keepWarm } from "./lease/warm-keeper.js";
+import { splitPoolKey } from "./kubevirt/pool-key.js";
 import { startLeaderElection } from "./kube/leader.js";
 import { poolQueue, poolVMs, type Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
@@ -103,7 +104,7 @@ export async function startController(
   };
   const enqueueWaiting = (poolKey: string) => {
     enqueuePool(poolKey);
-    const [namespace = "", name = ""] = poolKey.split("/");
+    const { namespace, name } = splitPoolKey(poolKey);
     const round = Math.max(1, poolVMs(caches, namespace, name).length);
     let ahead = 0;
     for (const { key, demand } of poolQueue(poolKey, caches.runs.list())) {

@@ -11,6 +11,7 @@ import type { JobBody } from "./jobs.js";
 import { maskSecrets } from "./log.js";
 import type { LogStore } from "./log-store.js";
 import type { JobVM } from "../reconcile/decide.js";
+import { splitPoolKey } from "../kubevirt/pool-key.js";
 
 // The body of one build job: the run's credentials read the Tekton way, its log opened with every secret
 // masked, then the build. Registry logins reach podman in request headers only; git credentials reach git only.
@@ -77,7 +78,7 @@ export function buildJob(
         attempt,
         targets: vms.map((vm, i) => ({
           vm: vm.vm,
-          vmNamespace: vm.pool.split("/")[0] ?? "",
+          vmNamespace: splitPoolKey(vm.pool).namespace,
           endpoint: endpoints[i] as PodmanConnection,
           platforms: vm.platforms,
         })),

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Kube } from "../kube/client.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
+import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { poolQueue, poolVMs, type Caches } from "../reconcile/observe.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "./leases.js";
@@ -18,7 +19,7 @@ export interface KeeperDeps {
 }
 
 export async function keepWarm(deps: KeeperDeps, key: string): Promise<{ requeueAfterMs?: number }> {
-  const [namespace = "", name = ""] = key.split("/");
+  const { namespace, name } = splitPoolKey(key);
   const pool = deps.caches.pools.get(name, namespace);
   if (!pool) return {};
   const { config, problem } = readWarmConfig(pool.metadata?.annotations);

@@ -1,6 +1,7 @@
 import type { CoreV1Api, KubernetesObject } from "@kubernetes/client-node";
 import { z } from "zod";
 import { isNotFound } from "../kube/errors.js";
+import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { connectEndpoint, type PodmanConnection } from "./connection.js";
 import { KnownHostsError, parseKnownHosts } from "./known-hosts.js";
 import { connectSsh } from "./ssh.js";
@@ -66,7 +67,7 @@ export function knownPool(
   pools: Pick<ObjectCacheLike, "get">,
   key: string,
 ): { namespace: string; name: string; annotations: Record<string, string> } {
-  const [namespace = "", name = ""] = key.split("/");
+  const { namespace, name } = splitPoolKey(key);
   const pool = pools.get(name, namespace);
   if (!pool) throw new PoolTransportError(`VirtualMachinePool ${key} is not known`);
   return { namespace, name, annotations: pool.metadata?.annotations ?? {} };

@@ -9,6 +9,7 @@ import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
 import { WARM_HOLDER } from "../lease/warm.js";
+import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
 import type { Caches } from "./observe.js";
 import type { Action, Decision, JobVM } from "./decide.js";
@@ -94,7 +95,7 @@ async function perform(
         mergePatch,
       )) as KubernetesObject;
     case "acquireLease": {
-      const { namespace, name: pool } = splitKey(action.pool);
+      const { namespace, name: pool } = splitPoolKey(action.pool);
       if (action.fromWarm) {
         await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now);
       } else {
@@ -104,7 +105,7 @@ async function perform(
       return;
     }
     case "releaseLease": {
-      const { namespace } = splitKey(action.pool);
+      const { namespace } = splitPoolKey(action.pool);
       if (action.toWarm) {
         // Someone else holding it (the sweeper released it first) is fine: it is not ours to hand back any more.
         await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, action.holder, WARM_HOLDER, obs.now).catch(
@@ -120,14 +121,14 @@ async function perform(
     }
     case "startVM":
     case "stopVM": {
-      const { namespace } = splitKey(action.pool);
+      const { namespace } = splitPoolKey(action.pool);
       const vm = VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, namespace));
       await setRunning(kube, vm, action.kind === "startVM");
       log.info({ vm: action.vm }, action.kind === "startVM" ? "starting VM" : "stopping VM");
       return;
     }
     case "deleteVMI":
-      await deleteVMI(kube, splitKey(action.pool).namespace, action.vm);
+      await deleteVMI(kube, splitPoolKey(action.pool).namespace, action.vm);
       log.info({ vm: action.vm }, "deleted VMI");
       return;
     case "startJob":
@@ -170,11 +171,6 @@ async function removeFinalizer(kube: Kube, raw: KubernetesObject): Promise<Kuber
     if (!isNotFound(err) && apiStatus(err) !== 422) throw err;
     return undefined;
   }
-}
-
-function splitKey(key: string): { namespace: string; name: string } {
-  const [namespace = "", name = ""] = key.split("/");
-  return { namespace, name };
 }
 
 function target(r: { group: string; version: string; plural: string }, namespace: string, name: string) {

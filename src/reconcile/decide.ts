@@ -15,6 +15,7 @@ import { holderIdentity, leaseName } from "../lease/holder.js";
 import type { JobView, Observation, PoolObservation, VMView } from "./observation.js";
 import { readRunState, type Outcome, type RunState, type SlotState } from "./run-state.js";
 import { isWarmReady, WARM_HOLDER, warmCount } from "../lease/warm.js";
+import { splitPoolKey } from "../kubevirt/pool-key.js";
 
 // The reconcile decision: given a CustomRun and what was observed, what happens next. Pure: no I/O, no clock.
 
@@ -181,8 +182,9 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
       ),
     );
   }
-  const picks = pickVMs(obs, found);
-  if (picks) {
+  const chosen = pickVMs(obs, found);
+  if ("picks" in chosen) {
+    const { picks } = chosen;
     const next: RunState = {
       ...found,
       slots: found.slots.map((slot, i) => {
@@ -205,7 +207,7 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
     const step = starting(ctx, next, settings, justLeased);
     return { ...step, actions: [...acquire, ...step.actions] };
   }
-  const waiting = progress(ctx, "WaitingForVM", waitingMessage(obs, found));
+  const waiting = progress(ctx, "WaitingForVM", waitingMessage(obs, chosen.lacking));
   if (holdsSome) return beginScratch(ctx, found, { condition: waiting, results: [], next: "requeue" });
   return { actions: [], state, condition: waiting, requeueAfterMs: settings.queueTimeout - waited };
 }
@@ -521,8 +523,7 @@ function hasFinalizer(run: CustomRun): boolean {
 }
 
 function leasedSlot(slot: SlotState, vm: string): Pick<SlotState, "vm" | "lease"> {
-  const namespace = slot.pool.split("/")[0] ?? "";
-  return { vm, lease: `${namespace}/${leaseName(vm)}` };
+  return { vm, lease: `${splitPoolKey(slot.pool).namespace}/${leaseName(vm)}` };
 }
 
 function freshSlot(slot: SlotState): SlotState {
@@ -548,13 +549,20 @@ function vmView(ctx: Ctx, pool: string, name: string): VMView | undefined {
   return found?.found ? found.vms.find((vm) => vm.name === name) : undefined;
 }
 
+/** A pool that cannot serve the run yet: how many VMs the run needs there. */
+interface Lacking {
+  pool: string;
+  need: number;
+}
+
 /**
- * VMs for every slot still without one (none needed: an empty map), or undefined if some pool cannot serve the run
- * yet. Each pool's free VMs
- * (warm ones first) go to the waiting runs in fair-queue order: the runs ahead take the first ones.
+ * VMs for every slot still without one (none needed: an empty map), or the pools that cannot serve the run yet.
+ * Each pool's free VMs (warm ones first) go to the waiting runs in fair-queue order: the runs ahead take the
+ * first ones.
  */
-function pickVMs(obs: Observation, state: RunState): Map<number, VMView> | undefined {
+function pickVMs(obs: Observation, state: RunState): { picks: Map<number, VMView> } | { lacking: Lacking[] } {
   const picks = new Map<number, VMView>();
+  const lacking: Lacking[] = [];
   const byPool = new Map<string, number[]>();
   state.slots.forEach((slot, i) => {
     if (!slot.vm) byPool.set(slot.pool, [...(byPool.get(slot.pool) ?? []), i]);
@@ -562,10 +570,10 @@ function pickVMs(obs: Observation, state: RunState): Map<number, VMView> | undef
   for (const [pool, slots] of byPool) {
     const ahead = obs.demandAhead[pool] ?? 0;
     const free = freeVMs(obs.pools[pool], state).slice(ahead, ahead + slots.length);
-    if (free.length < slots.length) return undefined;
-    slots.forEach((slot, k) => picks.set(slot, free[k] as VMView));
+    if (free.length < slots.length) lacking.push({ pool, need: slots.length });
+    else slots.forEach((slot, k) => picks.set(slot, free[k] as VMView));
   }
-  return picks;
+  return lacking.length > 0 ? { lacking } : { picks };
 }
 
 function freeVMs(pool: PoolObservation | undefined, state: RunState): VMView[] {
@@ -590,14 +598,8 @@ function vmsOf(state: RunState): string {
  * O(queue²) writes (found by bench b). So the position is exact only within the next round of the pool's VMs;
  * further back the message stays put. The web view shows the live queue.
  */
-function waitingMessage(obs: Observation, state: RunState): string {
-  const needs = (pool: string) => state.slots.filter((s) => !s.vm && s.pool === pool).length;
-  // Only the pools that cannot serve the run yet: the others are not what it waits for.
-  const lacking = [...new Set(state.slots.filter((s) => !s.vm).map((s) => s.pool))].filter(
-    (pool) => freeVMs(obs.pools[pool], state).length < (obs.demandAhead[pool] ?? 0) + needs(pool),
-  );
-  const parts = lacking.map((pool) => {
-    const need = needs(pool);
+function waitingMessage(obs: Observation, lacking: readonly Lacking[]): string {
+  const parts = lacking.map(({ pool, need }) => {
     const ahead = obs.demandAhead[pool] ?? 0;
     const found = obs.pools[pool];
     const round = Math.max(1, found?.found ? found.vms.length : 0);

@@ -9,7 +9,8 @@ import { CustomRunSchema, runKey, type CustomRun } from "../tekton/customrun.js"
 import type { JobView, Observation, PlanObservation, PoolObservation, SettingsObservation, VMView } from "./observation.js";
 import type { JobId } from "../build/jobs.js";
 import { readRunState, type SlotState } from "./run-state.js";
-import { planSlots, poolKey, type NativePool } from "./plan.js";
+import { planSlots, type NativePool } from "./plan.js";
+import { poolKey, splitPoolKey } from "../kubevirt/pool-key.js";
 import { readWarmConfig } from "../lease/warm.js";
 import type { BuildSettings } from "../spec/settings.js";
 
@@ -117,15 +118,14 @@ function planOf(run: CustomRun, settings: BuildSettings, lookup: (key: string) =
   const namespace = run.metadata.namespace;
   const emulation = settings.pool ? poolKey(settings.pool, namespace) : undefined;
   const natives = settings.nativePools.map((ref) => poolKey(ref, namespace));
-  const natived: NativePool[] = [];
   for (const key of [...(emulation ? [emulation] : []), ...natives]) {
     const pool = lookup(key);
     if (!pool.found) return { ok: false, reason: pool.reason, message: pool.message };
   }
-  for (const key of natives) {
+  const natived = natives.map((key): NativePool => {
     const pool = lookup(key);
-    if (pool.found) natived.push({ key, architecture: pool.architecture });
-  }
+    return { key, architecture: pool.found ? pool.architecture : undefined };
+  });
   const plan = planSlots(settings, emulation, natived);
   return plan.ok ? plan : { ok: false, reason: "InvalidParams", message: plan.message };
 }
@@ -148,7 +148,7 @@ function settingsOf(run: CustomRun, caches: Caches): SettingsObservation {
 }
 
 function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
-  const [namespace, name] = key.split("/") as [string, string];
+  const { namespace, name } = splitPoolKey(key);
   const raw = caches.pools.get(name, namespace);
   const parsed = PoolSchema.safeParse(raw);
   if (!raw || !parsed.success) {

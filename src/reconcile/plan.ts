@@ -17,11 +17,6 @@ export interface NativePool {
   architecture: string | undefined;
 }
 
-/** NAMESPACE/NAME of a pool reference (NAME means the run's namespace). */
-export function poolKey(ref: string, runNamespace: string): string {
-  return ref.includes("/") ? ref : `${runNamespace}/${ref}`;
-}
-
 /** `linux/arm64/v8` → `arm64`: the part KubeVirt's architecture names. */
 export function platformArch(platform: string): string {
   return platform.split("/")[1] ?? "";
