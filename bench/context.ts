@@ -12,6 +12,10 @@ export interface BenchContext {
   smoke: boolean;
   /** Run the controller from dist/ (as deployed: without tsx's compiler in its memory), else from src/ via tsx. */
   compiled: boolean;
+  /** Overrides the run count of scenarios a and b (a quick look at a change before a full-size run). */
+  runs?: number;
+  /** Directory for the controller's V8 CPU profile (`--cpu-prof`), written when it exits. */
+  cpuProfDir?: string;
   progress(message: string): void;
 }
 
@@ -43,6 +47,7 @@ export async function stage(
     name: `bench-${name}`,
     compiled: ctx.compiled,
     extraEnv: { VMBUILD_LOG_LEVEL: "info" },
+    ...(ctx.cpuProfDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}/${name}`] } : {}),
   });
   return {
     ns,

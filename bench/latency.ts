@@ -29,7 +29,7 @@ export interface LatencyResult {
   doubleLeases: number;
 }
 
-export async function latency(ctx: BenchContext, runs = ctx.smoke ? 3 : 200, inFlight = 2): Promise<LatencyResult> {
+export async function latency(ctx: BenchContext, runs = ctx.runs ?? (ctx.smoke ? 3 : 200), inFlight = 2): Promise<LatencyResult> {
   const { h } = ctx;
   await createContextRepo(h.repos, "instant", { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=instant\n` });
   const s = await stage(ctx, "latency", inFlight, { "sim.vmbuild.dev/boot-delay-ms": "0" });

@@ -1,6 +1,7 @@
-// npm run bench [-- --scenarios a,b,c,d,e] [--smoke] [--out bench/results]: the benchmark suite against the testenv
+// npm run bench [-- --scenarios a,b,c,d,e] [--smoke] [--runs N] [--cpu-prof] [--out bench/results]: the benchmark suite against the testenv
 // (issue #6). Progress on stderr; the report's paths on stdout. Brings the testenv up if it is down, and down again.
 import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { z } from "zod";
 import { down, readTestenv, up } from "../hack/testenv/index.js";
@@ -14,16 +15,24 @@ const Options = z.object({
     .transform((s) => s.split(",").map((x) => x.trim()))
     .pipe(z.array(z.enum(SCENARIOS)).min(1)),
   smoke: z.boolean().default(false),
+  runs: z.coerce.number().int().positive().optional(),
+  "cpu-prof": z.boolean().default(false),
   out: z.string().default(new URL("results", import.meta.url).pathname),
 });
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { scenarios: { type: "string" }, smoke: { type: "boolean" }, out: { type: "string" } },
+    options: {
+      scenarios: { type: "string" },
+      smoke: { type: "boolean" },
+      runs: { type: "string" },
+      "cpu-prof": { type: "boolean" },
+      out: { type: "string" },
+    },
   });
   const parsed = Options.safeParse(values);
   if (!parsed.success) {
-    throw new Error(`usage: npm run bench -- [--scenarios a,b,c,d,e] [--smoke] [--out DIR]: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+    throw new Error(`usage: npm run bench -- [--scenarios a,b,c,d,e] [--smoke] [--runs N] [--cpu-prof] [--out DIR]: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   }
   const opts = parsed.data;
   const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
@@ -37,7 +46,9 @@ async function main(): Promise<void> {
   await up();
   const h = await openHarness("bench");
   try {
-    const report = await runBench({ h, smoke: opts.smoke, compiled, progress }, opts.scenarios, (r) =>
+    const cpuProfDir = opts["cpu-prof"] ? join(opts.out, "profiles") : undefined;
+    const ctx = { h, smoke: opts.smoke, compiled, progress, ...(opts.runs ? { runs: opts.runs } : {}), ...(cpuProfDir ? { cpuProfDir } : {}) };
+    const report = await runBench(ctx, opts.scenarios, (r) =>
       writeReport(r, opts.out).then(() => undefined),
     );
     const paths = await writeReport(report, opts.out);

@@ -24,7 +24,7 @@ export interface ThroughputResult {
   vmsLeftUnscratched: number;
 }
 
-export async function throughput(ctx: BenchContext, runs = ctx.smoke ? 6 : 500, vms = ctx.smoke ? 2 : 10): Promise<ThroughputResult> {
+export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smoke ? 6 : 500), vms = ctx.smoke ? 2 : 10): Promise<ThroughputResult> {
   const { h } = ctx;
   await createContextRepo(h.repos, "instant-b", { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=throughput\n` });
   const s = await stage(ctx, "throughput", vms, { "sim.vmbuild.dev/boot-delay-ms": "0" });

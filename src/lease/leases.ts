@@ -1,6 +1,7 @@
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
 import { z } from "zod";
 import { isConflict, isNotFound } from "../kube/errors.js";
+import { parseOnce } from "../kube/parse-once.js";
 import { LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "./holder.js";
 
 export const LEASE_LABEL_MANAGED = "app.kubernetes.io/managed-by";
@@ -24,8 +25,10 @@ export interface VMLeaseView {
   since: string | undefined;
 }
 
+const parseLease = parseOnce(VMLeaseSchema);
+
 export function readVMLease(raw: unknown): VMLeaseView | undefined {
-  const parsed = VMLeaseSchema.safeParse(raw);
+  const parsed = parseLease(raw);
   if (!parsed.success) return undefined;
   const { metadata, spec } = parsed.data;
   return {

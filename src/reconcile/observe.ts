@@ -11,6 +11,7 @@ import type { JobId } from "../build/jobs.js";
 import { readRunState, type SlotState } from "./run-state.js";
 import { planSlots, type NativePool } from "./plan.js";
 import { poolKey, splitPoolKey } from "../kubevirt/pool-key.js";
+import { parseOnce } from "../kube/parse-once.js";
 import { readWarmConfig } from "../lease/warm.js";
 import type { BuildSettings } from "../spec/settings.js";
 
@@ -177,14 +178,17 @@ function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
   };
 }
 
+const parseVM = parseOnce(VirtualMachineSchema);
+const parseVMI = parseOnce(VMISchema);
+
 /** The pool's VMs as the controller sees them: each with its VMI and its lease's holder. Shared with the web view. */
 export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespace: string, pool: string): VMView[] {
   return caches.vms
     .list(namespace)
-    .map((raw) => VirtualMachineSchema.safeParse(raw))
+    .map(parseVM)
     .flatMap((r) => (r.success && belongsToPool(r.data, pool) ? [r.data] : []))
     .map((vm) => {
-      const vmiParsed = VMISchema.safeParse(caches.vmis.get(vm.metadata.name, namespace));
+      const vmiParsed = parseVMI(caches.vmis.get(vm.metadata.name, namespace));
       const lease = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace));
       return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, lease);
     });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConditionSchema, ResultSchema } from "../tekton/customrun.js";
+import { parseOnce } from "../kube/parse-once.js";
 
 // What the controller keeps in status.extraFields: enough for a restarted controller to continue every run
 // without memory. The leases in the API stay the truth about which VM a run holds.
@@ -52,8 +53,10 @@ export type RunState = z.output<typeof RunStateSchema>;
 export type SlotState = z.infer<typeof SlotStateSchema>;
 export type Outcome = z.infer<typeof Outcome>;
 
+const parseRunState = parseOnce(RunStateSchema);
+
 export function readRunState(extraFields: unknown): RunState | undefined {
-  const parsed = RunStateSchema.safeParse(extraFields);
+  const parsed = parseRunState(extraFields);
   return parsed.success ? parsed.data : undefined;
 }
 

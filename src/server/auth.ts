@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { makeClient } from "../kube/client.js";
 import { describeApiError } from "../kube/errors.js";
 
 // Who may read a run's log, decided as kube-rbac-proxy does: the bearer token goes to the apiserver in a
@@ -143,8 +144,8 @@ function describeAccess({ namespace, name }: RunAccess): string {
 
 /** Asks the apiserver (as the controller): needs `create` on tokenreviews and subjectaccessreviews. */
 export function kubeAccessReviewer(kc: KubeConfig, options: { audiences?: string[] } = {}): AccessReviewer {
-  const authn = kc.makeApiClient(AuthenticationV1Api);
-  const authz = kc.makeApiClient(AuthorizationV1Api);
+  const authn = makeClient(kc, AuthenticationV1Api);
+  const authz = makeClient(kc, AuthorizationV1Api);
   return {
     async authenticate(token) {
       const review = await authn.createTokenReview({

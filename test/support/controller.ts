@@ -26,6 +26,8 @@ export async function startController(
     readyTimeoutMs?: number;
     /** Run the compiled dist/main.js (after `npm run build`) instead of src/ under tsx, as deployed (the bench). */
     compiled?: boolean;
+    /** Flags for node itself, e.g. the bench's --cpu-prof (not allowed in NODE_OPTIONS). */
+    nodeArgs?: string[];
   } = {},
 ): Promise<ControllerProcess> {
   const name = opts.name ?? "controller";
@@ -35,7 +37,8 @@ export async function startController(
   await mkdir(workDir, { recursive: true });
   // Kept next to its work dir for whoever reads a failed test, and whole for tests that scan it.
   const outputPath = join(workDir, `controller-${Date.now()}.out`);
-  const args = opts.compiled ? [join(ROOT, "dist/main.js")] : ["--import", "tsx", join(ROOT, "src/main.ts")];
+  const main = opts.compiled ? [join(ROOT, "dist/main.js")] : ["--import", "tsx", join(ROOT, "src/main.ts")];
+  const args = [...(opts.nodeArgs ?? []), ...main];
   const proc = startProcess(process.execPath, args, {
     cwd: ROOT,
     env: {
