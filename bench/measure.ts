@@ -29,7 +29,7 @@ export function memoryOf(pid: number): { rss: number; peak: number } {
 
 export interface ApiRequests {
   total: number;
-  /** "verb resource[/subresource]" → count. */
+  /** "verb resource[/subresource]", with the response code unless 2xx → count. */
   byKind: Record<string, number>;
 }
 
@@ -44,11 +44,13 @@ export function controllerRequests(from: number, to: number): ApiRequests {
       verb: string;
       requestReceivedTimestamp: string;
       objectRef?: { resource?: string; subresource?: string };
+      responseStatus?: { code?: number };
     };
     const at = Date.parse(event.requestReceivedTimestamp);
     if (at < from || at > to) continue;
     const resource = [event.objectRef?.resource, event.objectRef?.subresource].filter(Boolean).join("/");
-    const kind = `${event.verb} ${resource}`;
+    const code = event.responseStatus?.code ?? 0;
+    const kind = `${event.verb} ${resource}${code >= 200 && code < 300 ? "" : ` ${code}`}`;
     byKind[kind] = (byKind[kind] ?? 0) + 1;
     total += 1;
   }

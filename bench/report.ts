@@ -126,6 +126,8 @@ export function markdown(r: Report): string {
     lines.push(`${t.apiRequests.total} API requests (${t.apiRequests.perRun} per run); ${t.doubleLeases} double leases; ${t.vmsStarted} VMs started, ${t.vmsLeftUnscratched} left unscratched.`, "");
     lines.push("| request | count |", "|---|---|");
     for (const [k, v] of Object.entries(t.apiRequests.byKind)) lines.push(`| ${k} | ${v} |`);
+    lines.push("", "| condition changes by reason | per run |", "|---|---|");
+    for (const [k, v] of Object.entries(t.conditionChangesPerRun)) lines.push(`| ${k} | ${v} |`);
   }
   if (r.strategies) {
     const c = r.strategies;

@@ -19,6 +19,8 @@ export interface ThroughputResult {
   peakRssBytes: number;
   apiRequests: ApiRequests & { perRun: number };
   doubleLeases: number;
+  /** Condition changes the watch saw, per run, by reason: where the status writes go. */
+  conditionChangesPerRun: Record<string, number>;
   /** VM instances the stand-in created (it may start one's podman twice), and of those, not scratched at the end. */
   vmsStarted: number;
   vmsLeftUnscratched: number;
@@ -55,10 +57,17 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
       peakRssBytes,
       apiRequests: { ...requests, perRun: Math.round((requests.total / runs) * 10) / 10 },
       doubleLeases: doubleLeases(s.leases.intervals()),
+      conditionChangesPerRun: changesByReason(names.map((n) => s.watch.runs.get(n)?.transitions ?? []), runs),
       vmsStarted: record.filter((e) => e.event === "vmi-created").length,
       vmsLeftUnscratched: unscratchedVMIs(record).length,
     };
   } finally {
     await s.stop();
   }
+}
+
+function changesByReason(timelines: readonly { reason: string }[][], runs: number): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const t of timelines) for (const { reason } of t) counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  return Object.fromEntries([...counts].sort(([, a], [, b]) => b - a).map(([reason, n]) => [reason, Math.round((n / runs) * 100) / 100]));
 }

@@ -18,6 +18,7 @@ import {
 } from "./kube/resources.js";
 import { leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
+import { LeaseClaims } from "./lease/claims.js";
 import { sweep } from "./lease/sweeper.js";
 import { keepWarm } from "./lease/warm-keeper.js";
 import { splitPoolKey } from "./kubevirt/pool-key.js";
@@ -25,7 +26,6 @@ import { startLeaderElection } from "./kube/leader.js";
 import { poolQueue, poolVMs, type Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
-import { readRunState, stateVMs } from "./reconcile/run-state.js";
 import type { JobVM } from "./reconcile/decide.js";
 import type { BuildSettings } from "./spec/settings.js";
 import { isOurs, runKey, type CustomRun } from "./tekton/customrun.js";
@@ -85,13 +85,14 @@ export async function startController(
     vmis: startInformer(kube.kc, kube.custom, VMIS, log),
     leases: startInformer(kube.kc, kube.custom, LEASES, log, LEASE_SELECTOR),
   };
+  const claims = new LeaseClaims();
   const caches: Caches = {
     runs: informers.runs.cache,
     vmbuilds: informers.vmbuilds.cache,
     pools: informers.pools.cache,
     vms: informers.vms.cache,
     vmis: informers.vmis.cache,
-    leases: informers.leases.cache,
+    leases: claims.over(informers.leases.cache),
   };
 
   // Every change is mapped to the runs it concerns, and to the pool's warm-set keeper. Of a pool's waiting runs,
@@ -142,8 +143,7 @@ export async function startController(
   const jobs = new Jobs(enqueue);
   const metrics = createMetrics(() => caches.runs);
   const jobDeps = { core: kube.core, caches: { pools: caches.pools }, ...config };
-  const startJob = (run: CustomRun, settings: BuildSettings, vms: readonly JobVM[]) => {
-    const attempt = readRunState(run.status?.extraFields)?.attempt ?? 0;
+  const startJob = (run: CustomRun, settings: BuildSettings, attempt: number, vms: readonly JobVM[]) => {
     const id = { uid: run.metadata.uid, attempt, vms: vms.map((vm) => vm.vm) };
     jobs.start(runKey(run), id, buildJob(jobDeps, run, attempt, settings, vms));
   };
@@ -157,13 +157,12 @@ export async function startController(
     forgetJob: (id: JobId) => jobs.forget(id),
     startJob,
     metrics,
+    claims,
     staleVersions: new Map<string, string>(),
-    cancelJob: (run: CustomRun) => {
-      const st = readRunState(run.status?.extraFields);
-      if (st) jobs.cancel({ uid: run.metadata.uid, attempt: st.attempt, vms: stateVMs(st) });
-    },
+    connectJob: (id: JobId, addresses: readonly string[]) => jobs.connect(id, addresses),
+    cancelJob: (id: JobId) => jobs.cancel(id),
   };
-  const keeperDeps = { kube, caches, log, now: deps.now, reported: new Map<string, string>() };
+  const keeperDeps = { kube, caches, claims, log, now: deps.now, reported: new Map<string, string>() };
   warmQueue = new WorkQueue((key) => keepWarm(keeperDeps, key), {
     concurrency: 1,
     onError: (key, err, retryInMs) =>

@@ -16,24 +16,33 @@ import { credentialsFor, type RegistryCredentials } from "../registry/credential
 import type { JobHandle } from "./jobs.js";
 import type { BuildLog } from "./log.js";
 
-// One build, start to end: podman answering, the source fetched, the context streamed into a multi-platform
+// One build, start to end: the source fetched while the VMs boot, podman answering, the context streamed into a multi-platform
 // build, the manifest list pushed and its digest confirmed with the registry. With several VMs (fan-out) each
 // builds and pushes its platforms under a tag of their own, then the index is assembled from what they pushed.
 // The VMs are the caller's to scratch.
 
 /** One VM of the build and the platforms it builds. */
-export interface BuildTarget {
+export interface BuildVM {
   vm: string;
   vmNamespace: string;
-  /** podman's endpoint on the VM, e.g. tcp://10.0.0.5:8888, or a prepared (ssh) connection. */
-  endpoint: string | PodmanConnection;
   platforms: string[];
 }
+
+/** podman's endpoint on a VM, e.g. tcp://10.0.0.5:8888, or a prepared (ssh) connection. */
+export type Endpoint = string | PodmanConnection;
+
+/** Thrown by BuildInput.connect when a VM cannot be reached (its pool's transport settings, say). */
+export class VMConnectionError extends Error {}
 
 export interface BuildInput {
   run: { namespace: string; name: string; uid: string };
   attempt: number;
-  targets: BuildTarget[];
+  vms: BuildVM[];
+  /**
+   * Waits until every VM is up, then opens each one's podman endpoint, in the order of vms. The source is fetched
+   * meanwhile: the fetch overlaps the boot.
+   */
+  connect(signal: AbortSignal): Promise<Endpoint[]>;
   settings: BuildSettings;
   /** Registry logins by host, for base-image pulls and the push. */
   credentials: RegistryCredentials;
@@ -60,8 +69,12 @@ class StageError extends Error {
   }
 }
 
+interface Target extends BuildVM {
+  endpoint: Endpoint;
+}
+
 interface Built {
-  target: BuildTarget;
+  target: Target;
   /** What the registry serves where this target pushed. */
   served: ServedManifest;
   pushedTo: string;
@@ -69,22 +82,26 @@ interface Built {
 
 export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final> {
   const checkout = await mkdtemp(join(input.workDir, CHECKOUT_PREFIX));
-  const clients = input.targets.map((t) => createPodmanClient(t.endpoint));
+  let clients: PodmanClient[] = [];
   const { settings } = input;
-  const vms = input.targets.map((t) => t.vm).join(", ");
+  const vms = input.vms.map((t) => t.vm).join(", ");
   try {
-    await Promise.all(clients.map((podman) => waitForPodman(podman, job.signal)));
     job.progress("fetching", `Fetching ${redactUrl(settings.gitUrl)} ${settings.gitRevision || "(default branch)"}`);
-    const buildStart = Date.now();
     const commit = await fetchStage(input, checkout, job.signal);
     input.log.line(`source ${redactUrl(settings.gitUrl)} at ${commit}`);
-    const fanout = input.targets.length > 1;
+    job.progress("connecting", `Waiting for VM ${vms}`);
+    const endpoints = await connectStage(input, job.signal);
+    const targets: Target[] = input.vms.map((vm, i) => ({ ...vm, endpoint: endpoints[i] as Endpoint }));
+    clients = targets.map((t) => createPodmanClient(t.endpoint));
+    await Promise.all(clients.map((podman) => waitForPodman(podman, job.signal)));
+    const buildStart = Date.now();
+    const fanout = targets.length > 1;
     let pushStart: number | undefined;
     // One failing VM stops the others: the run fails at once, naming the platform.
     const abort = new AbortController();
     const signal = AbortSignal.any([job.signal, abort.signal]);
     const built = await Promise.all(
-      input.targets.map(async (target, i): Promise<Built> => {
+      targets.map(async (target, i): Promise<Built> => {
         try {
           const podman = clients[i] as PodmanClient;
           const manifest = `vmbuild-${input.run.uid}-${input.attempt}`;
@@ -111,7 +128,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
       { name: "PLATFORM_DIGESTS", value: platformDigests(served, settings.platforms) },
       { name: "CHAINS-GIT_URL", value: redactUrl(settings.gitUrl) },
       { name: "CHAINS-GIT_COMMIT", value: commit },
-      { name: "BUILD_VM", value: input.targets.map((t) => `${t.vmNamespace}/${t.vm}`).join(",") },
+      { name: "BUILD_VM", value: input.vms.map((t) => `${t.vmNamespace}/${t.vm}`).join(",") },
       { name: "LOG_URL", value: input.logURL },
     ];
     input.log.line(`pushed ${settings.image}@${digest}`);
@@ -188,6 +205,16 @@ async function waitForPodman(podman: PodmanClient, signal: AbortSignal): Promise
   }
 }
 
+async function connectStage(input: BuildInput, signal: AbortSignal): Promise<Endpoint[]> {
+  try {
+    return await input.connect(signal);
+  } catch (err) {
+    if (signal.aborted) throw new StageError("connecting", "BuildFailed", "cancelled while waiting for the VMs");
+    if (err instanceof VMConnectionError) throw new StageError("connecting", "VMConnectionFailed", err.message);
+    throw err;
+  }
+}
+
 async function fetchStage(input: BuildInput, dir: string, signal: AbortSignal): Promise<string> {
   try {
     const { commit } = await fetchSource({
@@ -205,7 +232,7 @@ async function fetchStage(input: BuildInput, dir: string, signal: AbortSignal): 
 
 async function buildStage(
   input: BuildInput,
-  target: BuildTarget,
+  target: Target,
   podman: PodmanClient,
   checkout: string,
   manifest: string,

@@ -6,7 +6,7 @@ import { gitCredentialFor, resolveCredentials, type ResolvedCredentials } from "
 import { logURL } from "../server/logs.js";
 import type { BuildSettings } from "../spec/settings.js";
 import type { CustomRun } from "../tekton/customrun.js";
-import { runBuild } from "./build.js";
+import { runBuild, VMConnectionError } from "./build.js";
 import type { JobBody } from "./jobs.js";
 import { maskSecrets } from "./log.js";
 import type { LogStore } from "./log-store.js";
@@ -50,7 +50,7 @@ export function buildJob(
       const log = deps.logs.open({ namespace, name, uid }, attempt);
       log.line(`error: ${message}`);
       await log.close();
-      return { state: "failed", stage: "connecting", reason: "InvalidSecret", message };
+      return { state: "failed", stage: "fetching", reason: "InvalidSecret", message };
     }
     const secrets = [
       ...Object.values(creds.registry).map((login) => login.password),
@@ -60,28 +60,25 @@ export function buildJob(
     for (const missing of creds.missingSecrets) {
       log.line(`warning: Secret ${namespace}/${missing}, linked to the run's ServiceAccount, does not exist; skipped`);
     }
-    let endpoints: PodmanConnection[];
-    try {
-      endpoints = await connectAll(
-        vms.map((vm) => () => podmanConnectionFor(deps.core, knownPool(deps.caches.pools, vm.pool), vm.address, deps.podmanPort)),
-      );
-    } catch (err) {
-      const message = err instanceof PoolTransportError ? err.message : `could not read the pool's ssh Secret: ${String(err)}`;
-      log.line(`error: ${message}`);
-      await log.close();
-      return { state: "failed", stage: "connecting", reason: "VMConnectionFailed", message };
-    }
     const git = gitCredentialFor(creds, settings.gitUrl);
+    const connect = async (): Promise<PodmanConnection[]> => {
+      const addresses = await handle.addresses();
+      try {
+        return await connectAll(
+          vms.map((vm, i) => () => podmanConnectionFor(deps.core, knownPool(deps.caches.pools, vm.pool), addresses[i] ?? "", deps.podmanPort)),
+        );
+      } catch (err) {
+        throw new VMConnectionError(
+          err instanceof PoolTransportError ? err.message : `could not read the pool's ssh Secret: ${String(err)}`,
+        );
+      }
+    };
     return runBuild(
       {
         run: { namespace, name, uid },
         attempt,
-        targets: vms.map((vm, i) => ({
-          vm: vm.vm,
-          vmNamespace: splitPoolKey(vm.pool).namespace,
-          endpoint: endpoints[i] as PodmanConnection,
-          platforms: vm.platforms,
-        })),
+        vms: vms.map((vm) => ({ vm: vm.vm, vmNamespace: splitPoolKey(vm.pool).namespace, platforms: vm.platforms })),
+        connect,
         settings,
         credentials: creds.registry,
         ...(git?.kind === "basic" ? { gitAuth: { username: git.username, password: git.password } } : {}),

@@ -3,17 +3,28 @@ import type { JobStage, JobView } from "../reconcile/observation.js";
 // The build jobs this process runs, by run UID, attempt and VMs. Empty after a restart: that absence is how decide()
 // learns a build was in flight when the controller died.
 
+/** A job starts when its VMs are leased, before they are up: where each one answers comes later, from decide. */
 export interface JobHandle {
   readonly signal: AbortSignal;
   progress(stage: JobStage, detail: string): void;
+  /** The VMs' addresses, in the order the job was given its VMs, once every one is up. */
+  addresses(): Promise<readonly string[]>;
 }
 
 export type JobBody = (handle: JobHandle) => Promise<JobView & { state: "succeeded" | "failed" }>;
+
+/**
+ * A new stage is reported at once; a new detail within a stage (each Dockerfile STEP) at most this often, so a
+ * build of many quick steps does not cost a status write per step (bench b).
+ */
+export const DETAIL_EVERY_MS = 2_000;
 
 interface Entry {
   view: JobView;
   abort: AbortController;
   done: Promise<void>;
+  addresses?: readonly string[];
+  addressed: () => void;
 }
 
 export class Jobs {
@@ -30,15 +41,31 @@ export class Jobs {
     const key = jobKey(id);
     if (this.entries.has(key)) return;
     const abort = new AbortController();
-    const entry: Entry = { view: { state: "running", stage: "connecting", detail: "" }, abort, done: Promise.resolve() };
+    let addressed = () => {};
+    const reached = new Promise<void>((resolve) => (addressed = resolve));
+    const entry: Entry = { view: { state: "running", stage: "fetching", detail: "" }, abort, done: Promise.resolve(), addressed };
     this.entries.set(key, entry);
+    let lastNotice = 0;
+    let pending: NodeJS.Timeout | undefined;
+    const notify = () => {
+      clearTimeout(pending);
+      pending = undefined;
+      lastNotice = Date.now();
+      this.onChange(runKey);
+    };
     const handle: JobHandle = {
       signal: abort.signal,
       progress: (stage, detail) => {
         if (entry.view.state !== "running") return;
-        if (entry.view.stage === stage && entry.view.detail === detail) return;
+        const before = entry.view;
+        if (before.stage === stage && before.detail === detail) return;
         entry.view = { state: "running", stage, detail };
-        this.onChange(runKey);
+        if (before.stage !== stage) notify();
+        else pending ??= setTimeout(notify, Math.max(0, lastNotice + DETAIL_EVERY_MS - Date.now()));
+      },
+      addresses: async () => {
+        await untilAborted(reached, abort.signal);
+        return entry.addresses ?? [];
       },
     };
     entry.done = body(handle).then(
@@ -49,7 +76,15 @@ export class Jobs {
         const stage = entry.view.state === "running" ? entry.view.stage : "building";
         entry.view = { state: "failed", stage, reason: "BuildFailed", message: `internal error: ${String(err)}` };
       },
-    ).finally(() => this.onChange(runKey));
+    ).finally(notify);
+  }
+
+  /** Tells a job where its VMs answer; later calls (decide repeats itself until the job moves on) change nothing. */
+  connect(id: JobId, addresses: readonly string[]): void {
+    const entry = this.entries.get(jobKey(id));
+    if (!entry || entry.addresses) return;
+    entry.addresses = addresses;
+    entry.addressed();
   }
 
   cancel(id: JobId): void {
@@ -72,6 +107,18 @@ export class Jobs {
   get running(): number {
     return [...this.entries.values()].filter((e) => e.view.state === "running").length;
   }
+}
+
+function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    void promise.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
 }
 
 /** One job per run attempt on its VMs: a run that moves to other VMs starts afresh there. */

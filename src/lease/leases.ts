@@ -56,7 +56,7 @@ export async function acquireVMLease(
   target: { namespace: string; pool: string; vm: string },
   holder: string,
   now: Date,
-): Promise<void> {
+): Promise<V1Lease> {
   const body: V1Lease = {
     metadata: {
       name: leaseName(target.vm),
@@ -70,30 +70,43 @@ export async function acquireVMLease(
     spec: { holderIdentity: holder, acquireTime: new V1MicroTime(now.getTime()) },
   };
   try {
-    await api.createNamespacedLease({ namespace: target.namespace, body });
+    return await api.createNamespacedLease({ namespace: target.namespace, body });
   } catch (err) {
     if (isConflict(err)) throw new LeaseTakenError(target.vm);
     throw err;
   }
 }
 
-/** Releases the VM's lease only if `holder` still holds it. */
+/**
+ * Releases the VM's lease only if `holder` still holds it. `cached` (the informer's copy) saves the read when it is
+ * current: the delete carries its uid and resourceVersion, so a stale copy fails with a conflict, never deletes
+ * another holder's lease, and the lease is read afresh.
+ */
 export async function releaseVMLease(
   api: CoordinationV1Api,
   target: { namespace: string; vm: string },
   holder: string,
+  cached?: V1Lease,
 ): Promise<void> {
-  const name = leaseName(target.vm);
+  if (cached?.spec?.holderIdentity === holder && (await deleteLease(api, target, cached))) return;
   const lease = await readLease(api, target);
   if (lease?.spec?.holderIdentity !== holder) return;
+  if (!(await deleteLease(api, target, lease))) throw new Error(`the Lease of VM ${target.vm} changed while being released`);
+}
+
+/** False when the lease changed since `seen` (the precondition failed). */
+async function deleteLease(api: CoordinationV1Api, target: { namespace: string; vm: string }, seen: V1Lease): Promise<boolean> {
   try {
     await api.deleteNamespacedLease({
-      name,
+      name: leaseName(target.vm),
       namespace: target.namespace,
-      body: { preconditions: { uid: lease.metadata?.uid, resourceVersion: lease.metadata?.resourceVersion } },
+      body: { preconditions: { uid: seen.metadata?.uid, resourceVersion: seen.metadata?.resourceVersion } },
     });
+    return true;
   } catch (err) {
-    if (!isNotFound(err)) throw err;
+    if (isNotFound(err)) return true;
+    if (isConflict(err)) return false;
+    throw err;
   }
 }
 
@@ -123,12 +136,12 @@ export async function swapLeaseHolder(
   from: string,
   to: string,
   now: Date,
-): Promise<void> {
+): Promise<V1Lease> {
   const name = leaseName(target.vm);
   const lease = await readLease(api, target);
   if (!lease || lease.spec?.holderIdentity !== from) throw new LeaseTakenError(target.vm);
   try {
-    await api.replaceNamespacedLease({
+    return await api.replaceNamespacedLease({
       name,
       namespace: target.namespace,
       body: { ...lease, spec: { ...lease.spec, holderIdentity: to, acquireTime: new V1MicroTime(now.getTime()) } },

@@ -5,6 +5,8 @@ import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { poolQueue, poolVMs, type Caches } from "../reconcile/observe.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "./leases.js";
+import type { LeaseClaims } from "./claims.js";
+import { leaseName } from "./holder.js";
 import { keeperActions, nextIdleCheckMs, readWarmConfig, RETIRING_HOLDER, WARM_HOLDER, type KeeperAction } from "./warm.js";
 
 // The imperative side of warm pools: one pass over one pool (NAMESPACE/NAME) carries out keeperActions().
@@ -12,6 +14,8 @@ import { keeperActions, nextIdleCheckMs, readWarmConfig, RETIRING_HOLDER, WARM_H
 export interface KeeperDeps {
   kube: Kube;
   caches: Caches;
+  /** The keeper's own lease writes, shown to the runs' decisions before the informer has them. */
+  claims: LeaseClaims;
   log: Logger;
   now: () => Date;
   /** Problems already reported per pool, so a bad annotation is logged once, not on every pass. */
@@ -50,7 +54,7 @@ async function perform(deps: KeeperDeps, namespace: string, pool: string, action
     setRunning(kube, VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, namespace)), running);
   switch (action.kind) {
     case "claim":
-      await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, WARM_HOLDER, now);
+      deps.claims.wrote(await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, WARM_HOLDER, now));
       await setVM(true);
       log.info("warming VM");
       return;
@@ -59,7 +63,7 @@ async function perform(deps: KeeperDeps, namespace: string, pool: string, action
       log.info("booting warm VM afresh");
       return;
     case "retire":
-      await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, RETIRING_HOLDER, now);
+      deps.claims.wrote(await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, RETIRING_HOLDER, now));
       log.info({ why: action.why }, "retiring warm VM");
       return;
     case "stop":
@@ -70,6 +74,7 @@ async function perform(deps: KeeperDeps, namespace: string, pool: string, action
       return;
     case "release":
       await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, RETIRING_HOLDER);
+      deps.claims.released(namespace, leaseName(action.vm));
       log.info("warm VM retired");
       return;
   }

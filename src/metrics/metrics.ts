@@ -33,8 +33,8 @@ export function createMetrics(runs: () => ObjectCache<KubernetesObject>): Metric
   const histogram = (name: string, help: string, labelNames: string[]) =>
     new Histogram({ name, help, labelNames, buckets: BUCKETS, registers: [registry] });
   const queueWait = histogram("vmbuild_queue_wait_seconds", "Time a run waited for a free VM.", ["pool"]);
-  const vmBoot = histogram("vmbuild_vm_boot_seconds", "Time from leasing a VM to its podman answering.", ["pool"]);
-  const build = histogram("vmbuild_build_seconds", "Build duration (fetch, build), per platform set.", ["pool", "platforms"]);
+  const vmBoot = histogram("vmbuild_vm_boot_seconds", "Time from leasing a VM to its podman answering (and the source fetched, which overlaps the boot).", ["pool"]);
+  const build = histogram("vmbuild_build_seconds", "Build duration, from podman answering to the push, per platform set.", ["pool", "platforms"]);
   const push = histogram("vmbuild_push_seconds", "Push duration of the manifest list and its images.", ["pool", "platforms"]);
   const failures = new Counter({
     name: "vmbuild_runs_failed_total",
@@ -92,7 +92,9 @@ export function createMetrics(runs: () => ObjectCache<KubernetesObject>): Metric
       if (before?.phase === "Starting" && after?.phase === "Building") {
         observe(vmBoot, { pool }, seconds(before.leasedAt, now));
       }
-      if (before?.phase === "Building" && after?.phase !== "Building" && job?.state === "succeeded" && job.durations) {
+      // A job may finish before a reconcile sees it build: from Starting straight to Scratching.
+      const building = (st: RunState | undefined) => st?.phase === "Starting" || st?.phase === "Building";
+      if (building(before) && !building(after) && job?.state === "succeeded" && job.durations) {
         build.observe({ pool, platforms }, job.durations.buildMs / 1000);
         push.observe({ pool, platforms }, job.durations.pushMs / 1000);
       }

@@ -1,4 +1,4 @@
-import type { KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Lease } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { jsonPatch, mergePatch, type Kube } from "../kube/client.js";
@@ -9,6 +9,8 @@ import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
 import { WARM_HOLDER } from "../lease/warm.js";
+import type { LeaseClaims } from "../lease/claims.js";
+import { leaseName } from "../lease/holder.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
 import type { Caches } from "./observe.js";
@@ -16,6 +18,7 @@ import type { Action, Decision, JobVM } from "./decide.js";
 import type { Observation } from "./observation.js";
 import type { BuildSettings } from "../spec/settings.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { JobId } from "../build/jobs.js";
 
 // apply: carry a decision out through the adapters. Actions run in order; the first failure stops the rest and
 // the status write, and the run is reconciled again (the decision is recomputed from what then is).
@@ -24,9 +27,12 @@ export interface ApplyDeps {
   kube: Kube;
   caches: Caches;
   log: Logger;
-  startJob: (run: CustomRun, settings: BuildSettings, vms: readonly JobVM[]) => void;
-  cancelJob: (run: CustomRun) => void;
+  startJob: (run: CustomRun, settings: BuildSettings, attempt: number, vms: readonly JobVM[]) => void;
+  connectJob: (id: JobId, addresses: readonly string[]) => void;
+  cancelJob: (id: JobId) => void;
   metrics: Pick<Metrics, "scratchFailed">;
+  /** Leases written here, shown to the next decisions before the informer has them. */
+  claims: LeaseClaims;
 }
 
 /** changed: the CustomRun itself was written (its cached copy is now behind); unchanged: only other objects. */
@@ -96,11 +102,10 @@ async function perform(
       )) as KubernetesObject;
     case "acquireLease": {
       const { namespace, name: pool } = splitPoolKey(action.pool);
-      if (action.fromWarm) {
-        await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now);
-      } else {
-        await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, action.holder, obs.now);
-      }
+      const lease = action.fromWarm
+        ? await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now)
+        : await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, action.holder, obs.now);
+      deps.claims.wrote(lease);
       log.info({ vm: action.vm, holder: action.holder, warm: action.fromWarm }, "leased VM");
       return;
     }
@@ -108,13 +113,17 @@ async function perform(
       const { namespace } = splitPoolKey(action.pool);
       if (action.toWarm) {
         // Someone else holding it (the sweeper released it first) is fine: it is not ours to hand back any more.
-        await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, action.holder, WARM_HOLDER, obs.now).catch(
+        await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, action.holder, WARM_HOLDER, obs.now).then(
+          (lease) => deps.claims.wrote(lease),
           (err: unknown) => {
             if (!(err instanceof LeaseTakenError)) throw err;
+            deps.claims.released(namespace, leaseName(action.vm));
           },
         );
       } else {
-        await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, action.holder);
+        const cached = deps.caches.leases.get(leaseName(action.vm), namespace) as V1Lease | undefined;
+        await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, action.holder, cached);
+        deps.claims.released(namespace, leaseName(action.vm));
       }
       log.info({ vm: action.vm, warm: action.toWarm }, action.toWarm ? "handed VM back to the warm set" : "released VM");
       return;
@@ -133,10 +142,13 @@ async function perform(
       return;
     case "startJob":
       if (!obs.settings.ok) throw new Error("startJob without valid settings");
-      deps.startJob(run, obs.settings.settings, action.vms);
+      deps.startJob(run, obs.settings.settings, action.job.attempt, action.vms);
+      return;
+    case "connectJob":
+      deps.connectJob({ uid: run.metadata.uid, ...action.job }, action.addresses);
       return;
     case "cancelJob":
-      deps.cancelJob(run);
+      deps.cancelJob({ uid: run.metadata.uid, ...action.job });
       return;
   }
 }

@@ -13,7 +13,7 @@ import { REASONS, type Reason } from "../tekton/reasons.js";
 import type { BuildSettings } from "../spec/settings.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
 import type { JobView, Observation, PoolObservation, VMView } from "./observation.js";
-import { readRunState, type Outcome, type RunState, type SlotState } from "./run-state.js";
+import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "./run-state.js";
 import { isWarmReady, WARM_HOLDER, warmCount } from "../lease/warm.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 
@@ -32,14 +32,22 @@ export type Action =
   | { kind: "startVM"; pool: string; vm: string }
   | { kind: "stopVM"; pool: string; vm: string }
   | { kind: "deleteVMI"; pool: string; vm: string }
-  | { kind: "startJob"; vms: JobVM[] }
-  | { kind: "cancelJob" };
+  /** Started as soon as the VMs are leased: the source is fetched while they boot. */
+  | { kind: "startJob"; job: JobRef; vms: JobVM[] }
+  /** Every VM of the job is up: where each one answers, in the job's VM order. */
+  | { kind: "connectJob"; job: JobRef; addresses: string[] }
+  | { kind: "cancelJob"; job: JobRef };
 
-/** One VM of a build job: where its podman answers and what it builds there. */
+/** Which of the run's jobs: its attempt and VMs, as decided (the run's status may not name them yet). */
+export interface JobRef {
+  attempt: number;
+  vms: string[];
+}
+
+/** One VM of a build job and what it builds there. */
 export interface JobVM {
   pool: string;
   vm: string;
-  address: string;
   platforms: string[];
 }
 
@@ -232,7 +240,10 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
   // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
   // (the run's credentials, say) and ends the run like any build failure.
   if (job?.state === "failed") return beginScratch(ctx, state, failure(job.reason, job.message));
-  if (vms.some((vm) => !vm) || waited >= settings.readyTimeout) {
+  // readyTimeout bounds the VMs, not a source fetch that outlasts their boot.
+  const fetching = job?.state === "running" && job.stage === "fetching";
+  const allReady = vms.every((vm) => vm?.vmi?.ready);
+  if (vms.some((vm) => !vm) || (waited >= settings.readyTimeout && !(allReady && fetching))) {
     const unready = names.filter((_, i) => !vms[i]?.vmi?.ready);
     const blamed = (unready.length > 0 ? unready : names).map((name) => {
       const vm = vms[names.indexOf(name)];
@@ -258,33 +269,38 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
       failure("VMNotReady", `No VM got ready within ${formatDuration(settings.readyTimeout)}: ${all}.`),
     );
   }
-  if (job && !(job.state === "running" && job.stage === "connecting")) {
+  if (job && !(job.state === "running" && (job.stage === "fetching" || job.stage === "connecting"))) {
     return building(ctx, { ...state, phase: "Building", phaseSince: ctx.nowIso }, settings);
   }
   const ready = vms as VMView[];
   const actions: Action[] = ready.flatMap((vm, i): Action[] =>
     vm.wantsRunning ? [] : [{ kind: "startVM", pool: state.slots[i]?.pool ?? "", vm: vm.name }],
   );
-  const allUp = ready.every((vm) => vm.vmi?.ready && vm.vmi.address && !vm.vmi.deleting);
-  if (!job && allUp) {
+  const ref: JobRef = { attempt: state.attempt, vms: names };
+  if (!job) {
     actions.push({
       kind: "startJob",
+      job: ref,
       vms: ready.map((vm, i) => ({
         pool: state.slots[i]?.pool ?? "",
         vm: vm.name,
-        address: vm.vmi?.address ?? "",
         platforms: state.slots[i]?.platforms.length ? (state.slots[i]?.platforms ?? []) : settings.platforms,
       })),
     });
   }
-  const message = job
-    ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; waiting for podman to answer.`
-    : `Starting ${ready.map((vm, i) => `VM ${vm.name} of pool ${state.slots[i]?.pool ?? "?"} (${describeVM(vm, undefined)})`).join("; ")}.`;
+  const allUp = allReady && ready.every((vm) => vm.vmi?.address && !vm.vmi.deleting);
+  if (allUp) actions.push({ kind: "connectJob", job: ref, addresses: ready.map((vm) => vm.vmi?.address ?? "") });
+  // One message while the VMs boot and one once they are up: each VMI transition is in the web view, not in a
+  // status write of its own (bench b).
+  const message = allUp
+    ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; ${fetching ? "still fetching the source" : "waiting for podman to answer"}.`
+    : `Starting ${ready.map((vm, i) => `VM ${vm.name} of pool ${state.slots[i]?.pool ?? "?"}`).join("; ")}.`;
   return {
     actions,
     state,
     condition: progress(ctx, "StartingVM", message),
-    requeueAfterMs: settings.readyTimeout - waited,
+    // The job's end of fetching wakes the run; a timer past readyTimeout would spin.
+    ...(allUp && fetching ? {} : { requeueAfterMs: settings.readyTimeout - waited }),
   };
 }
 
@@ -332,7 +348,7 @@ function beginScratch(ctx: Ctx, state: RunState, outcome: Outcome): Step {
 function scratching(ctx: Ctx, state: RunState): Step {
   const outcome = state.outcome ?? failure("ControllerRestarted", "Scratch without an outcome.");
   const jobRunning = ctx.obs.job?.state === "running";
-  const actions: Action[] = jobRunning ? [{ kind: "cancelJob" }] : [];
+  const actions: Action[] = jobRunning ? [{ kind: "cancelJob", job: { attempt: state.attempt, vms: stateVMs(state) } }] : [];
   const holder = holderIdentity(ctx.run.metadata, state.attempt);
   let pending = jobRunning;
   const handedBack = new Map<string, number>();
@@ -594,17 +610,12 @@ function vmsOf(state: RunState): string {
 }
 
 /**
- * An exact position far back in a queue changes at every lease turn: one status write per waiting run per turn,
- * O(queue²) writes (found by bench b). So the position is exact only within the next round of the pool's VMs;
- * further back the message stays put. The web view shows the live queue.
+ * A queue position changes at every lease turn: one status write per waiting run per turn (found by bench b). So
+ * the message says only whether the run is next in line; the web view shows the live queue.
  */
 function waitingMessage(obs: Observation, lacking: readonly Lacking[]): string {
   const parts = lacking.map(({ pool, need }) => {
-    const ahead = obs.demandAhead[pool] ?? 0;
-    const found = obs.pools[pool];
-    const round = Math.max(1, found?.found ? found.vms.length : 0);
-    const where =
-      ahead < round ? `position ${ahead + 1} in the queue` : `further back in the queue than the pool's ${round} VMs`;
+    const where = (obs.demandAhead[pool] ?? 0) === 0 ? "next in line" : "queued behind other runs";
     return `${need > 1 ? `${need} free VMs` : "a free VM"} of pool ${pool}: ${where}`;
   });
   return `Waiting for ${parts.join("; ")}.`;

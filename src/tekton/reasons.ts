@@ -11,17 +11,17 @@ export const REASONS = {
   Started: { status: "Unknown", meaning: "The controller accepted the run.", action: "Nothing: it moves on at once." },
   WaitingForVM: {
     status: "Unknown",
-    meaning: "Every VM of the pool is leased; the message gives the run's place in the queue.",
+    meaning: "Every VM of the pool is leased; the message says whether the run is next in line (the web view shows its place).",
     action: "Wait, or add replicas to the pool. queueTimeout bounds the wait.",
   },
   StartingVM: {
     status: "Unknown",
-    meaning: "A VM is leased and starting; the message names it.",
+    meaning: "A VM is leased and starting while the source is fetched; the message names it, then says it is up.",
     action: "Wait. readyTimeout bounds it; a VM that never gets ready is scratched and one other is tried.",
   },
   Building: {
     status: "Unknown",
-    meaning: "podman builds on the VM; the message shows the current step per platform.",
+    meaning: "podman builds on the VM; the message shows the current step per platform (refreshed at most every 2 s).",
     action: "Follow the build log at the log URL.",
   },
   Pushing: { status: "Unknown", meaning: "The manifest list and its images are being pushed.", action: "Wait." },

@@ -51,7 +51,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     await cluster.waitForReason(ns, "first", ["Building"], 60_000);
     await cluster.createRun(ns, "second", params("quick"));
     const queued = await cluster.waitForReason(ns, "second", ["WaitingForVM"]);
-    expect(succeeded(queued)?.message).toMatch(/position 1 in the queue/);
+    expect(succeeded(queued)?.message).toMatch(/next in line/);
 
     await cluster.patchRun(ns, "second", { spec: { status: "RunCancelled", statusMessage: "cancelled while queued" } });
     const second = await cluster.waitForRun(ns, "second", 30_000);

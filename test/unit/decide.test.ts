@@ -119,6 +119,7 @@ function observe(seconds: number, vms: VMView[], extra: ObservationExtra = {}): 
 
 const building: JobView = { state: "running", stage: "building", detail: "[linux/arm64] STEP 2/3: RUN uname -m" };
 const connecting: JobView = { state: "running", stage: "connecting", detail: "" };
+const fetching: JobView = { state: "running", stage: "fetching", detail: "Fetching http://git.test/app.git main" };
 const succeeded: JobView = {
   state: "succeeded",
   results: [{ name: "IMAGE_DIGEST", value: "sha256:abc" }],
@@ -149,36 +150,36 @@ interface Row {
 const rows: Row[] = [
   // New runs
   {
-    name: "new run with a free VM: finalizer, lease, start, in one go",
+    name: "new run with a free VM: finalizer, lease, start, and the job (its fetch overlaps the boot), in one go",
     run: run({ finalizer: false }),
     obs: observe(0, [stopped("builders-0")]),
-    actions: ["addFinalizer", "acquireLease:builders-0", "startVM:builders-0"],
+    actions: ["addFinalizer", "acquireLease:builders-0", "startVM:builders-0", "startJob:builders-0"],
     reason: "StartingVM",
     phase: "Starting",
   },
   {
-    name: "new run, pool full: waits with its queue position",
+    name: "new run, pool full, first in the queue: next in line",
+    run: run(),
+    obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0"), stopped("builders-1", "team-b/y/uid-8/0")]),
+    actions: [],
+    reason: "WaitingForVM",
+    phase: "Queued",
+    message: /pool team-a\/builders: next in line\.$/,
+  },
+  {
+    name: "new run, pool full, runs ahead: a message that stays put as the queue moves (no exact position)",
     run: run(),
     obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0"), stopped("builders-1", "team-b/y/uid-8/0")], { queueAhead: 1 }),
     actions: [],
     reason: "WaitingForVM",
     phase: "Queued",
-    message: /: position 2 in the queue\.$/,
-  },
-  {
-    name: "new run, further back than one round of VMs: a message that stays put as the queue moves",
-    run: run(),
-    obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0")], { queueAhead: 2 }),
-    actions: [],
-    reason: "WaitingForVM",
-    phase: "Queued",
-    message: /: further back in the queue than the pool's 1 VMs\.$/,
+    message: /: queued behind other runs\.$/,
   },
   {
     name: "new run, second in line takes the second free VM",
     run: run(),
     obs: observe(0, [stopped("builders-0"), stopped("builders-1")], { queueAhead: 1 }),
-    actions: ["acquireLease:builders-1", "startVM:builders-1"],
+    actions: ["acquireLease:builders-1", "startVM:builders-1", "startJob:builders-1"],
     reason: "StartingVM",
   },
   {
@@ -238,16 +239,34 @@ const rows: Row[] = [
     name: "queued, lease already ours (status write was lost): goes on starting",
     run: run({ status: status(state("Queued"), "WaitingForVM") }),
     obs: observe(5, [halted("builders-0")], { heldLease: "builders-0" }),
-    actions: ["startVM:builders-0"],
+    actions: ["startVM:builders-0", "startJob:builders-0"],
     reason: "StartingVM",
   },
   // Starting
   {
-    name: "starting, VMI ready: starts the build job",
+    name: "starting, VMI ready, the job fetching: the job is told where the VM answers",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
-    obs: observe(5, [ready("builders-0")], { heldLease: "builders-0" }),
-    actions: ["startJob:builders-0"],
+    obs: observe(5, [ready("builders-0")], { heldLease: "builders-0", job: fetching }),
+    actions: ["connectJob"],
     reason: "StartingVM",
+    message: /VM builders-0 is up at .*; still fetching the source\.$/,
+  },
+  {
+    name: "starting, VMI not ready yet, the job fetching: one message while the VM boots, whatever its VMI's phase",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(5, [booting("builders-0")], { heldLease: "builders-0", job: fetching }),
+    actions: [],
+    reason: "StartingVM",
+    message: /^Starting VM builders-0 of pool team-a\/builders\.$/,
+  },
+  {
+    name: "starting, VM up long ago but the fetch still going: not a VM that failed to get ready",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(120, [ready("builders-0"), stopped("builders-1")], { heldLease: "builders-0", job: fetching }),
+    actions: ["connectJob"],
+    reason: "StartingVM",
+    phase: "Starting",
+    message: /still fetching the source/,
   },
   {
     name: "starting, the job failed before the build (the run's credentials): the run fails, no other VM is tried",
@@ -264,7 +283,7 @@ const rows: Row[] = [
     name: "starting, job waits for podman",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(5, [ready("builders-0")], { heldLease: "builders-0", job: connecting }),
-    actions: [],
+    actions: ["connectJob"],
     reason: "StartingVM",
     message: /waiting for podman/,
   },
@@ -303,7 +322,7 @@ const rows: Row[] = [
       ),
     }),
     obs: observe(62, [halted("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }),
-    actions: ["releaseLease:builders-0", "acquireLease:builders-1", "startVM:builders-1"],
+    actions: ["releaseLease:builders-0", "acquireLease:builders-1", "startVM:builders-1", "startJob:builders-1"],
     reason: "StartingVM",
     phase: "Starting",
   },
@@ -324,7 +343,7 @@ const rows: Row[] = [
     name: "starting, our new lease not in the cache yet: the status's VM is still ours",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(1, [stopped("builders-0"), stopped("builders-1")]),
-    actions: ["startVM:builders-0"],
+    actions: ["startVM:builders-0", "startJob:builders-0"],
     reason: "StartingVM",
     phase: "Starting",
   },
@@ -340,14 +359,14 @@ const rows: Row[] = [
     name: "one attempt holding two VMs (two replicas raced): the one not in the status is stopped",
     run: run({ status: status(state("Starting", { vm: "builders-1" }), "StartingVM") }),
     obs: observe(5, [ready("builders-0"), ready("builders-1")], { heldLease: "builders-1", extraLeases: ["builders-0"] }),
-    actions: ["stopVM:builders-0", "startJob:builders-1"],
+    actions: ["stopVM:builders-0", "startJob:builders-1", "connectJob"],
     reason: "StartingVM",
   },
   {
     name: "…and once it is stopped and its instance gone, its lease is released",
     run: run({ status: status(state("Starting", { vm: "builders-1" }), "StartingVM") }),
     obs: observe(6, [halted("builders-0"), ready("builders-1")], { heldLease: "builders-1", extraLeases: ["builders-0"] }),
-    actions: ["releaseLease:builders-0", "startJob:builders-1"],
+    actions: ["releaseLease:builders-0", "startJob:builders-1", "connectJob"],
     reason: "StartingVM",
   },
   // Building
@@ -408,7 +427,7 @@ const rows: Row[] = [
     name: "controller restarted while starting: the job is simply started again",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(9, [ready("builders-0")], { heldLease: "builders-0" }),
-    actions: ["startJob:builders-0"],
+    actions: ["startJob:builders-0", "connectJob"],
     reason: "StartingVM",
   },
   // Cancel, timeout, deletion in each phase
@@ -603,7 +622,7 @@ describe("decide: status bookkeeping", () => {
       "Scratching",
     );
     const d = decide(run({ status: st, spec: { retries: 1 } }), observe(30, [halted("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }));
-    expect(kinds(d)).toEqual(["releaseLease:builders-0", "acquireLease:builders-1", "startVM:builders-1"]);
+    expect(kinds(d)).toEqual(["releaseLease:builders-0", "acquireLease:builders-1", "startVM:builders-1", "startJob:builders-1"]);
     expect(d.status?.retriesStatus).toHaveLength(1);
     expect(d.status?.retriesStatus?.[0]).toMatchObject({ startTime: T0, completionTime: iso(30) });
     expect(d.status?.startTime).toBe(iso(30));
@@ -688,7 +707,7 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
 
   it("leases one VM per platform in one decision and starts both", () => {
     const d = decide(run(), fanObserve(0, [stopped("emu-0")], [stopped("arm-0")]));
-    expect(kinds(d)).toEqual(["acquireLease:emu-0", "acquireLease:arm-0", "startVM:emu-0", "startVM:arm-0"]);
+    expect(kinds(d)).toEqual(["acquireLease:emu-0", "acquireLease:arm-0", "startVM:emu-0", "startVM:arm-0", "startJob:emu-0+arm-0"]);
     expect(d.status?.extraFields).toMatchObject({
       phase: "Starting",
       slots: [
@@ -702,13 +721,13 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
     const d = decide(run(), fanObserve(0, [stopped("emu-0")], [stopped("arm-0", "team-b/x/uid-9/0")]));
     expect(kinds(d)).toEqual([]);
     expect(cond(d)?.reason).toBe("WaitingForVM");
-    expect(cond(d)?.message).toBe("Waiting for a free VM of pool team-a/arm: position 1 in the queue.");
+    expect(cond(d)?.message).toBe("Waiting for a free VM of pool team-a/arm: next in line.");
   });
 
   it("counts the VMs runs ahead need, per pool", () => {
     const d = decide(run(), fanObserve(0, [stopped("emu-0"), stopped("emu-1")], [stopped("arm-0")], { demandAhead: { [EMU]: 1, [ARM]: 1 } }));
     expect(kinds(d)).toEqual([]);
-    expect(cond(d)?.message).toMatch(/pool team-a\/arm: further back in the queue than the pool's 1 VMs/);
+    expect(cond(d)?.message).toMatch(/pool team-a\/arm: queued behind other runs/);
   });
 
   it("gives back a lease found without the rest (a lost status write) when the other pool is full", () => {
@@ -722,25 +741,29 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
     expect(cond(d)?.reason).toBe("WaitingForVM");
   });
 
-  it("starts one job for both VMs once both are ready, each with its platform", () => {
+  it("starts one job for both VMs, each with its platform, and tells it both addresses once both are ready", () => {
     const st = status(fanState("Starting", ["emu-0", "arm-0"]), "StartingVM");
     const d = decide(run({ status: st }), fanObserve(5, [ready("emu-0")], [ready("arm-0")], { held: ["emu-0", "arm-0"] }));
+    const job = { attempt: 0, vms: ["emu-0", "arm-0"] };
     expect(d.actions).toEqual([
       {
         kind: "startJob",
+        job,
         vms: [
-          { pool: EMU, vm: "emu-0", address: "127.0.0.10", platforms: ["linux/amd64"] },
-          { pool: ARM, vm: "arm-0", address: "127.0.0.10", platforms: ["linux/arm64"] },
+          { pool: EMU, vm: "emu-0", platforms: ["linux/amd64"] },
+          { pool: ARM, vm: "arm-0", platforms: ["linux/arm64"] },
         ],
       },
+      { kind: "connectJob", job, addresses: ["127.0.0.10", "127.0.0.10"] },
     ]);
   });
 
-  it("waits for the slower VM before starting the job", () => {
+  it("does not tell the job where its VMs answer until the slower one is up", () => {
     const st = status(fanState("Starting", ["emu-0", "arm-0"]), "StartingVM");
-    const d = decide(run({ status: st }), fanObserve(5, [ready("emu-0")], [booting("arm-0")], { held: ["emu-0", "arm-0"] }));
+    const fetching: JobView = { state: "running", stage: "fetching", detail: "" };
+    const d = decide(run({ status: st }), fanObserve(5, [ready("emu-0")], [booting("arm-0")], { held: ["emu-0", "arm-0"], job: fetching }));
     expect(kinds(d)).toEqual([]);
-    expect(cond(d)?.message).toMatch(/VM arm-0 of pool team-a\/arm \(VMI Scheduling, not ready\)/);
+    expect(cond(d)?.message).toBe("Starting VM emu-0 of pool team-a/emu; VM arm-0 of pool team-a/arm.");
   });
 
   it("a failed platform scratches every VM and fails naming it", () => {
@@ -780,7 +803,8 @@ describe("decide: warm pools", () => {
     const d = decide(run(), observe(0, [stopped("builders-0"), warmReady("builders-1")], { pool: withWarm([stopped("builders-0"), warmReady("builders-1")], { min: 1, max: 2 }) }));
     expect(d.actions).toEqual([
       { kind: "acquireLease", pool: POOL, vm: "builders-1", holder: ME, fromWarm: true },
-      { kind: "startJob", vms: [{ pool: POOL, vm: "builders-1", address: "127.0.0.10", platforms: settings.platforms }] },
+      { kind: "startJob", job: { attempt: 0, vms: ["builders-1"] }, vms: [{ pool: POOL, vm: "builders-1", platforms: settings.platforms }] },
+      { kind: "connectJob", job: { attempt: 0, vms: ["builders-1"] }, addresses: ["127.0.0.10"] },
     ]);
   });
 
