@@ -96,7 +96,12 @@ export function targets(r: Report): Target[] {
   }
   if (r.context) {
     const c = r.context;
-    out.push({ scenario: "e", target: "context stream ≥ 200 MB/s", measured: `${c.mbPerSecond ?? "?"} MB/s`, met: (c.mbPerSecond ?? 0) >= 200 });
+    out.push({
+      scenario: "e",
+      target: "context stream ≥ 200 MB/s (build request → tar fully sent)",
+      measured: `${c.sendMBps ?? "?"} MB/s (${c.sendMiBps ?? "?"} MiB/s); to podman's first STEP ${c.toFirstStepMiBps ?? "?"} MiB/s`,
+      met: (c.sendMBps ?? 0) >= 200,
+    });
     out.push({ scenario: "e", target: "controller RSS growth < 50 MB", measured: mib(c.rssGrowthBytes), met: c.rssGrowthBytes < 50e6 });
   }
   return out;
@@ -154,7 +159,9 @@ export function markdown(r: Report): string {
   if (r.context) {
     const c = r.context;
     lines.push("", `## (e) build context of ${mib(c.contextBytes)}`, "");
-    lines.push(`${c.reason}; git fetch ${c.fetchMs === undefined ? "?" : s1(c.fetchMs)}; context stream ${c.streamMs === undefined ? "?" : s1(c.streamMs)} = ${c.mbPerSecond ?? "?"} MB/s;`);
+    lines.push(`${c.reason}; git fetch ${c.fetchMs === undefined ? "?" : s1(c.fetchMs)};`);
+    lines.push(`build request → tar fully sent (controller's build log) ${c.sendMs === undefined ? "?" : s1(c.sendMs)} = ${c.sendMiBps ?? "?"} MiB/s = ${c.sendMBps ?? "?"} MB/s;`);
+    lines.push(`build request → podman's first STEP (sent, written and unpacked by podman) ${c.toFirstStepMs === undefined ? "?" : s1(c.toFirstStepMs)} = ${c.toFirstStepMiBps ?? "?"} MiB/s;`);
     lines.push(`controller peak RSS grew ${mib(c.rssGrowthBytes)} to ${mib(c.peakRssBytes)}.`);
   }
   return `${lines.join("\n")}\n`;

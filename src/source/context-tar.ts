@@ -24,6 +24,8 @@ export interface PackedContext {
   tar: Readable;
   /** The Dockerfile's path inside the tar: the `dockerfile` to pass to the build. */
   dockerfile: string;
+  /** Bytes of the tar read from `tar` so far (headers and padding included). */
+  bytesRead(): number;
 }
 
 /**
@@ -66,9 +68,18 @@ export async function packContext(opts: PackContextOptions): Promise<PackedConte
     },
   };
   const tarPack: Pack = packDirectory(paths.contextDir, options);
+  let read = 0;
+  // Counted as the consumer pulls, so the count is what has left for podman, not what was read from disk.
+  async function* counting(): AsyncGenerator<Buffer> {
+    for await (const chunk of tarPack as AsyncIterable<Buffer>) {
+      read += chunk.length;
+      yield chunk;
+    }
+  }
   return {
-    tar: Readable.from(tarPack, { objectMode: false }),
+    tar: Readable.from(counting(), { objectMode: false }),
     dockerfile: tarDockerfile,
+    bytesRead: () => read,
   };
 }
 

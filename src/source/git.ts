@@ -117,11 +117,15 @@ function gitEnv(auth: GitAuth | undefined, askpassDir: string | undefined): Node
     // Blocks ext:: and friends, also for anything git would follow on its own.
     GIT_ALLOW_PROTOCOL: "http:https:git:file",
     // An empty credential.helper clears configured helpers, so no helper stores the password.
-    GIT_CONFIG_COUNT: "2",
+    GIT_CONFIG_COUNT: "3",
     GIT_CONFIG_KEY_0: "credential.helper",
     GIT_CONFIG_VALUE_0: "",
     GIT_CONFIG_KEY_1: "advice.detachedHead",
     GIT_CONFIG_VALUE_1: "false",
+    // Keep the fetched pack as received: below the default limit (100 objects) git inflates and re-deflates
+    // every object into a loose file, minutes of CPU for a repository of a few large files.
+    GIT_CONFIG_KEY_2: "fetch.unpackLimit",
+    GIT_CONFIG_VALUE_2: "1",
   };
   delete env.GIT_ASKPASS;
   delete env.SSH_ASKPASS;

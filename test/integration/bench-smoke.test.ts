@@ -98,8 +98,11 @@ describe("bench smoke", () => {
     expect(e).toBeDefined();
     if (!e) return;
     expect(e.reason).toBe("Succeeded");
-    expect(e.streamMs).toBeGreaterThan(0);
-    expect(e.mbPerSecond).toBeGreaterThan(0);
+    expect(e.sendMs).toBeGreaterThan(0);
+    expect(e.sendMiBps).toBeGreaterThan(0);
+    expect(e.sendMBps).toBeGreaterThan(0);
+    expect(e.toFirstStepMs).toBeGreaterThan(0);
+    expect(e.toFirstStepMiBps).toBeGreaterThan(0);
     expect(e.peakRssBytes).toBeGreaterThan(0);
   });
 

@@ -87,6 +87,19 @@ describe("packContext on a real directory tree", { timeout: 60_000 }, () => {
     expect(entries.map((entry) => entry.name)).toContain("file");
   });
 
+  it("counts the tar bytes read so far, headers and padding included", async () => {
+    await write("Dockerfile", "FROM scratch\n");
+    await write("data.bin", Buffer.alloc(100_000, 7));
+    const packed = await packContext({ root, contextDir: ".", dockerfile: "Dockerfile", maxBytes: 1 << 20 });
+    expect(packed.bytesRead()).toBe(0);
+    let total = 0;
+    for await (const chunk of packed.tar) total += (chunk as Buffer).length;
+    // Two 512-byte headers, the data padded to 512, two zero blocks at the end (at least).
+    expect(total).toBeGreaterThanOrEqual(100_000 + 14 + 4 * 512);
+    expect(total % 512).toBe(0);
+    expect(packed.bytesRead()).toBe(total);
+  });
+
   it("fails the stream with ContextTooLargeError past maxBytes", async () => {
     await write("Dockerfile", "FROM scratch\n");
     await write("data/one.bin", Buffer.alloc(600_000));

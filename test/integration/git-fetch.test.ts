@@ -52,6 +52,18 @@ describe("fetchSource against real git servers on loopback", { timeout: 60_000 }
     expect((await git(dir, ["rev-list", "--count", "HEAD"])).trim()).toBe("1");
   });
 
+  it("keeps the fetched pack as received: one pack, no loose objects", async () => {
+    const dir = nextDir();
+    await fetchSource({ url: `${open.url}/app.git`, revision: "main", dir, signal: signal() });
+    // The fixture has far fewer objects than git's default unpack limit (100), so git would unpack them.
+    const counts = Object.fromEntries(
+      (await git(dir, ["count-objects", "-v"])).trim().split("\n").map((line) => line.split(": ")),
+    ) as Record<string, string>;
+    expect(counts.count).toBe("0");
+    expect(counts.packs).toBe("1");
+    expect(Number(counts["in-pack"])).toBeGreaterThan(0);
+  });
+
   it("fetches with credentials and leaves them nowhere in the checkout", async () => {
     const dir = nextDir();
     const result = await fetchSource({ url: `${guarded.url}/app.git`, revision: "feature", dir, auth: LOGIN, signal: signal() });
