@@ -158,7 +158,7 @@ export async function startController(
     startJob,
     metrics,
     claims,
-    staleVersions: new Map<string, string>(),
+    staleVersions: new Map<string, readonly string[]>(),
     connectJob: (id: JobId, addresses: readonly string[]) => jobs.connect(id, addresses),
     cancelJob: (id: JobId) => jobs.cancel(id),
   };

@@ -18,12 +18,21 @@ export class LeaseClaims {
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /**
+   * A create or holder swap about to be sent: the reconciles that run while it is in flight see the VM taken
+   * instead of racing for it. Followed by wrote() or, when it failed, released().
+   */
+  sending(namespace: string, name: string, holder: string): void {
+    const lease = { metadata: { namespace, name }, spec: { holderIdentity: holder } } as KubernetesObject;
+    this.claims.set(keyOf(namespace, name), { lease, until: this.now() + CLAIM_TTL_MS });
+  }
+
   /** A Lease as the apiserver returned it from our create or update. */
   wrote(lease: KubernetesObject): void {
     this.claims.set(keyOf(lease.metadata?.namespace, lease.metadata?.name), { lease, until: this.now() + CLAIM_TTL_MS });
   }
 
-  /** Our delete: the informer's copy may still show the Lease; nothing is claimed any more. */
+  /** Our delete (or a write of ours that failed): nothing is claimed any more. */
   released(namespace: string, name: string): void {
     this.claims.delete(keyOf(namespace, name));
   }

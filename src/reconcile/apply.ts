@@ -44,24 +44,34 @@ export async function apply(
   run: CustomRun,
   obs: Observation,
   decision: Decision,
-): Promise<ApplyResult> {
+): Promise<{ result: ApplyResult; superseded: string[] }> {
   // The object as the API last returned it: the status write must carry the newest resourceVersion.
   let current = raw;
+  // Every version of the run this pass wrote over: none of them is worth deciding on again.
+  const superseded: string[] = [];
+  const wrote = (updated: KubernetesObject) => {
+    const version = current.metadata?.resourceVersion;
+    if (version !== undefined) superseded.push(version);
+    current = updated;
+  };
   try {
     for (const action of decision.actions) {
       const updated = await perform(deps, run, obs, action).catch((err: unknown) => {
         if (action.kind === "stopVM" || action.kind === "deleteVMI") deps.metrics.scratchFailed(action.pool);
         throw err;
       });
-      if (updated) current = updated;
+      if (updated) wrote(updated);
     }
     if (decision.status && !isDeepStrictEqual(decision.status, run.status)) {
-      current = await writeStatus(deps.kube, current, decision.status);
+      wrote(await writeStatus(deps.kube, current, decision.status));
     }
-    if (decision.removeFinalizer) current = (await removeFinalizer(deps.kube, current)) ?? current;
+    if (decision.removeFinalizer) {
+      const updated = await removeFinalizer(deps.kube, current);
+      if (updated) wrote(updated);
+    }
   } catch (err) {
-    if (err instanceof LeaseTakenError) return "leaseTaken";
-    if (isConflict(err)) return "conflict";
+    if (err instanceof LeaseTakenError) return { result: "leaseTaken", superseded };
+    if (isConflict(err)) return { result: "conflict", superseded };
     throw err;
   }
   for (const note of decision.events) {
@@ -74,7 +84,7 @@ export async function apply(
       deps.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, err: String(err) }, "event not recorded"),
     );
   }
-  return current === raw ? "unchanged" : "changed";
+  return { result: current === raw ? "unchanged" : "changed", superseded };
 }
 
 /** Carries out one action; resolves with the CustomRun when the action changed it. */
@@ -102,9 +112,14 @@ async function perform(
       )) as KubernetesObject;
     case "acquireLease": {
       const { namespace, name: pool } = splitPoolKey(action.pool);
-      const lease = action.fromWarm
-        ? await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now)
-        : await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, action.holder, obs.now);
+      deps.claims.sending(namespace, leaseName(action.vm), action.holder);
+      const lease = await (action.fromWarm
+        ? swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now)
+        : acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, action.holder, obs.now)
+      ).catch((err: unknown) => {
+        deps.claims.released(namespace, leaseName(action.vm));
+        throw err;
+      });
       deps.claims.wrote(lease);
       log.info({ vm: action.vm, holder: action.holder, warm: action.fromWarm }, "leased VM");
       return;

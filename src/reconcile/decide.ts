@@ -290,10 +290,10 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
   }
   const allUp = allReady && ready.every((vm) => vm.vmi?.address && !vm.vmi.deleting);
   if (allUp) actions.push({ kind: "connectJob", job: ref, addresses: ready.map((vm) => vm.vmi?.address ?? "") });
-  // One message while the VMs boot and one once they are up: each VMI transition is in the web view, not in a
-  // status write of its own (bench b).
+  // One message while the VMs boot and one once they are up: each VMI transition, and the fetch ending, are in
+  // the web view and the log, not in a status write of their own (bench b).
   const message = allUp
-    ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; ${fetching ? "still fetching the source" : "waiting for podman to answer"}.`
+    ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; waiting for the source and podman.`
     : `Starting ${ready.map((vm, i) => `VM ${vm.name} of pool ${state.slots[i]?.pool ?? "?"}`).join("; ")}.`;
   return {
     actions,

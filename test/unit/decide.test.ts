@@ -249,7 +249,7 @@ const rows: Row[] = [
     obs: observe(5, [ready("builders-0")], { heldLease: "builders-0", job: fetching }),
     actions: ["connectJob"],
     reason: "StartingVM",
-    message: /VM builders-0 is up at .*; still fetching the source\.$/,
+    message: /VM builders-0 is up at .*; waiting for the source and podman\.$/,
   },
   {
     name: "starting, VMI not ready yet, the job fetching: one message while the VM boots, whatever its VMI's phase",
@@ -266,7 +266,7 @@ const rows: Row[] = [
     actions: ["connectJob"],
     reason: "StartingVM",
     phase: "Starting",
-    message: /still fetching the source/,
+    message: /waiting for the source and podman/,
   },
   {
     name: "starting, the job failed before the build (the run's credentials): the run fails, no other VM is tried",
@@ -285,7 +285,7 @@ const rows: Row[] = [
     obs: observe(5, [ready("builders-0")], { heldLease: "builders-0", job: connecting }),
     actions: ["connectJob"],
     reason: "StartingVM",
-    message: /waiting for podman/,
+    message: /waiting for the source and podman/,
   },
   {
     name: "starting, podman answered: building",

@@ -58,3 +58,20 @@ describe("LeaseClaims", () => {
     expect(view.get(NAME, "ns")).toBeUndefined();
   });
 });
+
+describe("LeaseClaims while a write is in flight", () => {
+  it("shows the VM taken by the sender until the response replaces the claim, or the failure drops it", () => {
+    const claims = new LeaseClaims();
+    const inf = informer();
+    const view = claims.over(inf.cache);
+    claims.sending("ns", NAME, "ns/run/uid/0");
+    expect((view.get(NAME, "ns") as { spec?: { holderIdentity?: string } }).spec?.holderIdentity).toBe("ns/run/uid/0");
+    claims.released("ns", NAME);
+    expect(view.get(NAME, "ns")).toBeUndefined();
+
+    claims.sending("ns", NAME, "ns/run/uid/0");
+    const created = lease("u1", "10", "ns/run/uid/0");
+    claims.wrote(created);
+    expect(view.get(NAME, "ns")).toBe(created);
+  });
+});
