@@ -1,7 +1,7 @@
 import { createContextRepo } from "../test/support/context-repo.js";
 import { readRecord, unscratchedVMIs } from "../hack/kubevirt-sim/record.js";
 import { buildParams, doubleLeases, eachLimited, runNames, stage, type BenchContext } from "./context.js";
-import { controllerRequests, cpuSecondsOf, memoryOf, type ApiRequests } from "./measure.js";
+import { controllerRequests, cpuSecondsOf, gcSecondsOf, memoryOf, type ApiRequests } from "./measure.js";
 import { finalCondition } from "./observe.js";
 
 // (b) Many runs over a small pool at once, each an instant build through real podman: how long the lot takes,
@@ -19,6 +19,8 @@ export interface ThroughputResult {
   peakRssBytes: number;
   /** CPU seconds the controller used from its start to the last run finished: what a memory setting costs in work. */
   controllerCpuSeconds: number;
+  /** Of that, V8's garbage collection by kind (the controller's own metric). */
+  controllerGcSeconds: Record<string, number>;
   apiRequests: ApiRequests & { perRun: number };
   doubleLeases: number;
   /** VM instances the stand-in created (it may start one's podman twice), and of those, not scratched at the end. */
@@ -44,6 +46,7 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
     const finished = Date.now();
     const peakRssBytes = memoryOf(s.controller.pid).peak;
     const controllerCpuSeconds = cpuSecondsOf(s.controller.pid);
+    const controllerGcSeconds = await gcSecondsOf(s.controller.url);
     await h.everyVMScratched(s.ns);
     const requests = controllerRequests(started, finished);
     const record = readRecord(h.env.simStateDir).filter((e) => e.namespace === s.ns);
@@ -57,6 +60,7 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
       runsPerMinute: Math.round((runs / ((finished - started) / 60_000)) * 10) / 10,
       peakRssBytes,
       controllerCpuSeconds,
+      controllerGcSeconds,
       apiRequests: { ...requests, perRun: Math.round((requests.total / runs) * 10) / 10 },
       doubleLeases: doubleLeases(s.leases.intervals()),
       vmsStarted: record.filter((e) => e.event === "vmi-created").length,
