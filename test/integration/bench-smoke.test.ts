@@ -64,7 +64,6 @@ describe("bench smoke", () => {
     expect(b.apiRequests.perRun).toBeCloseTo(b.apiRequests.total / b.runs, 1);
     expect(b.peakRssBytes).toBeGreaterThan(0);
     expect(b.controllerCpuSeconds).toBeGreaterThan(0);
-    expect(b.controllerGcSeconds.major).toBeGreaterThanOrEqual(0);
     expect(b.controllerGcSeconds.minor).toBeGreaterThan(0);
   });
 
