@@ -16,6 +16,8 @@ export interface BenchContext {
   runs?: number;
   /** Directory for the controller's V8 CPU profile (`--cpu-prof`), written when it exits. */
   cpuProfDir?: string;
+  /** Extra flags for the controller's node. */
+  nodeArgs?: string[];
   progress(message: string): void;
 }
 
@@ -47,7 +49,7 @@ export async function stage(
     name: `bench-${name}`,
     compiled: ctx.compiled,
     extraEnv: { VMBUILD_LOG_LEVEL: "info" },
-    ...(ctx.cpuProfDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}/${name}`] } : {}),
+    nodeArgs: [...(ctx.nodeArgs ?? []), ...(ctx.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}/${name}`] : [])],
   });
   return {
     ns,

@@ -1,4 +1,4 @@
-// npm run bench [-- --scenarios a,b,c,d,e] [--smoke] [--runs N] [--cpu-prof] [--out bench/results]: the benchmark suite against the testenv
+// npm run bench [-- --scenarios a,b,c,d,e] [--smoke] [--runs N] [--cpu-prof] [--node-args "FLAGS"] [--out bench/results]: the benchmark suite against the testenv
 // (issue #6). Progress on stderr; the report's paths on stdout. Brings the testenv up if it is down, and down again.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -17,6 +17,11 @@ const Options = z.object({
   smoke: z.boolean().default(false),
   runs: z.coerce.number().int().positive().optional(),
   "cpu-prof": z.boolean().default(false),
+  // Extra flags for the controller's node (e.g. V8 heap sizes), to measure one before putting it in the image.
+  "node-args": z
+    .string()
+    .default("")
+    .transform((s) => s.split(/\s+/).filter((x) => x !== "")),
   out: z.string().default(new URL("results", import.meta.url).pathname),
 });
 
@@ -27,12 +32,13 @@ async function main(): Promise<void> {
       smoke: { type: "boolean" },
       runs: { type: "string" },
       "cpu-prof": { type: "boolean" },
+      "node-args": { type: "string" },
       out: { type: "string" },
     },
   });
   const parsed = Options.safeParse(values);
   if (!parsed.success) {
-    throw new Error(`usage: npm run bench -- [--scenarios a,b,c,d,e] [--smoke] [--runs N] [--cpu-prof] [--out DIR]: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+    throw new Error(`usage: npm run bench -- [--scenarios a,b,c,d,e] [--smoke] [--runs N] [--cpu-prof] [--node-args "FLAGS"] [--out DIR]: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   }
   const opts = parsed.data;
   const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
@@ -47,7 +53,7 @@ async function main(): Promise<void> {
   const h = await openHarness("bench");
   try {
     const cpuProfDir = opts["cpu-prof"] ? join(opts.out, "profiles") : undefined;
-    const ctx = { h, smoke: opts.smoke, compiled, progress, ...(opts.runs ? { runs: opts.runs } : {}), ...(cpuProfDir ? { cpuProfDir } : {}) };
+    const ctx = { h, smoke: opts.smoke, compiled, progress, ...(opts.runs ? { runs: opts.runs } : {}), ...(cpuProfDir ? { cpuProfDir } : {}), nodeArgs: opts["node-args"] };
     const report = await runBench(ctx, opts.scenarios, (r) =>
       writeReport(r, opts.out).then(() => undefined),
     );

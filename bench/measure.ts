@@ -27,6 +27,25 @@ export function memoryOf(pid: number): { rss: number; peak: number } {
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
 
+/** CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat. */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // After the command name, which may hold spaces and parentheses; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // In clock ticks: USER_HZ, 100 on every Linux architecture Node runs on.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Seconds the controller's V8 spent in garbage collection so far, by kind (minor, major, ...), from its /metrics. */
+export async function gcSecondsOf(controllerURL: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${controllerURL}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^vmbuild_process_nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)$/gm)) {
+    out[m[1] as string] = Math.round(Number(m[2]) * 100) / 100;
+  }
+  return out;
+}
+
 export interface ApiRequests {
   total: number;
   /** "verb resource[/subresource]", with the response code unless 2xx → count. */

@@ -1,7 +1,7 @@
 import { createContextRepo } from "../test/support/context-repo.js";
 import { readRecord, unscratchedVMIs } from "../hack/kubevirt-sim/record.js";
 import { buildParams, doubleLeases, eachLimited, runNames, stage, type BenchContext } from "./context.js";
-import { controllerRequests, memoryOf, type ApiRequests } from "./measure.js";
+import { controllerRequests, cpuSecondsOf, gcSecondsOf, memoryOf, type ApiRequests } from "./measure.js";
 import { finalCondition } from "./observe.js";
 
 // (b) Many runs over a small pool at once, each an instant build through real podman: how long the lot takes,
@@ -17,6 +17,10 @@ export interface ThroughputResult {
   runsPerMinute: number;
   /** VmHWM of the controller process, started fresh for this scenario. */
   peakRssBytes: number;
+  /** CPU seconds the controller used from its start to the last run finished: what a memory setting costs in work. */
+  controllerCpuSeconds: number;
+  /** Of that, V8's garbage collection by kind (the controller's own metric). */
+  controllerGcSeconds: Record<string, number>;
   apiRequests: ApiRequests & { perRun: number };
   doubleLeases: number;
   /** Condition changes the watch saw, per run, by reason: where the status writes go. */
@@ -43,6 +47,8 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
     const done = await s.watch.waitForRuns(names, 3_600_000).finally(() => clearInterval(timer));
     const finished = Date.now();
     const peakRssBytes = memoryOf(s.controller.pid).peak;
+    const controllerCpuSeconds = cpuSecondsOf(s.controller.pid);
+    const controllerGcSeconds = await gcSecondsOf(s.controller.url);
     await h.everyVMScratched(s.ns);
     const requests = controllerRequests(started, finished);
     const record = readRecord(h.env.simStateDir).filter((e) => e.namespace === s.ns);
@@ -55,6 +61,8 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
       totalMs: finished - started,
       runsPerMinute: Math.round((runs / ((finished - started) / 60_000)) * 10) / 10,
       peakRssBytes,
+      controllerCpuSeconds,
+      controllerGcSeconds,
       apiRequests: { ...requests, perRun: Math.round((requests.total / runs) * 10) / 10 },
       doubleLeases: doubleLeases(s.leases.intervals()),
       conditionChangesPerRun: changesByReason(names.map((n) => s.watch.runs.get(n)?.transitions ?? []), runs),

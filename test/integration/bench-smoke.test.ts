@@ -63,6 +63,8 @@ describe("bench smoke", () => {
     expect(Object.values(b.apiRequests.byKind).reduce((x, y) => x + y, 0)).toBe(b.apiRequests.total);
     expect(b.apiRequests.perRun).toBeCloseTo(b.apiRequests.total / b.runs, 1);
     expect(b.peakRssBytes).toBeGreaterThan(0);
+    expect(b.controllerCpuSeconds).toBeGreaterThan(0);
+    expect(b.controllerGcSeconds.minor).toBeGreaterThan(0);
   });
 
   it("(c) times each platform alone and each strategy against the machine's limit", () => {

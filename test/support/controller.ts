@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Testenv } from "../../hack/testenv/index.js";
@@ -26,7 +27,7 @@ export async function startController(
     readyTimeoutMs?: number;
     /** Run the compiled dist/main.js (after `npm run build`) instead of src/ under tsx, as deployed (the bench). */
     compiled?: boolean;
-    /** Flags for node itself, e.g. the bench's --cpu-prof (not allowed in NODE_OPTIONS). */
+    /** Flags for node itself, after the image's (imageNodeArgs), e.g. the bench's --cpu-prof (not allowed in NODE_OPTIONS). */
     nodeArgs?: string[];
   } = {},
 ): Promise<ControllerProcess> {
@@ -38,7 +39,7 @@ export async function startController(
   // Kept next to its work dir for whoever reads a failed test, and whole for tests that scan it.
   const outputPath = join(workDir, `controller-${Date.now()}.out`);
   const main = opts.compiled ? [join(ROOT, "dist/main.js")] : ["--import", "tsx", join(ROOT, "src/main.ts")];
-  const args = [...(opts.nodeArgs ?? []), ...main];
+  const args = [...imageNodeArgs(), ...(opts.nodeArgs ?? []), ...main];
   const proc = startProcess(process.execPath, args, {
     cwd: ROOT,
     env: {
@@ -73,6 +74,16 @@ export async function startController(
     throw err;
   });
   return Object.assign(proc, { url, logDir, outputPath });
+}
+
+/** The node flags of the image's ENTRYPOINT (its V8 heap settings), so that the controller here runs as deployed. */
+export function imageNodeArgs(): string[] {
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, "Dockerfile"), "utf8"))?.[1];
+  if (!entrypoint) throw new Error("Dockerfile: no ENTRYPOINT [...] line");
+  const argv = JSON.parse(entrypoint) as string[];
+  const main = argv.indexOf("dist/main.js");
+  if (argv[0] !== "node" || main < 0) throw new Error(`Dockerfile: ENTRYPOINT is not node FLAGS... dist/main.js: ${entrypoint}`);
+  return argv.slice(1, main);
 }
 
 /** A controller kept running as a Deployment keeps its pod: whenever the process exits, a new one is started. */
