@@ -1,6 +1,6 @@
 import { createContextRepo } from "../test/support/context-repo.js";
 import { buildParams, doubleLeases, eachLimited, imageRepository, runNames, stage, type BenchContext } from "./context.js";
-import { controllerRequests, digestChecks, distribution, type Distribution } from "./measure.js";
+import { controllerLogTimes, controllerRequests, digestChecks, distribution, type Distribution } from "./measure.js";
 import { finalCondition, type NamespaceWatch, type RunTimeline } from "./observe.js";
 import type { LeaseInterval } from "../test/support/lease-watch.js";
 
@@ -47,8 +47,10 @@ export async function latency(ctx: BenchContext, runs = ctx.runs ?? (ctx.smoke ?
     const finished = Date.now();
     const timelines = names.map((n) => s.watch.runs.get(n)).filter((t): t is RunTimeline => t !== undefined);
     const checks = digestChecks(new Set(names.map((n) => imageRepository(s.ns, n))));
+    // A status message would miss the builds done before a reconcile writes "Building".
+    const requests = controllerLogTimes(s.controller.outputPath, "build request sent");
     const intervals = s.leases.intervals();
-    const per = timelines.map((t) => handoffsOf(t, s.ns, s.watch, intervals, checks));
+    const per = timelines.map((t) => handoffsOf(t, s.ns, s.watch, intervals, checks, requests));
     const complete = per.filter((p): p is Measured => p !== undefined);
     const column = (k: keyof Measured) => distribution(complete.map((p) => p[k]));
     return {
@@ -88,6 +90,7 @@ function handoffsOf(
   watch: NamespaceWatch,
   intervals: readonly LeaseInterval[],
   checks: Map<string, number>,
+  requests: Map<string, number>,
 ): Measured | undefined {
   const lease = intervals.find((l) => l.holder.startsWith(`${ns}/${t.name}/${t.uid}/`));
   const done = t.transitions.find((x) => x.status !== "Unknown");
@@ -98,7 +101,7 @@ function handoffsOf(
   const startRequested = strategies.find((e) => e.runStrategy === "Always")?.at;
   const stopRequested = strategies.find((e) => e.runStrategy !== "Always" && e.at > (startRequested ?? Infinity))?.at;
   const vmi = watch.vmis.find((v) => v.vm === lease.vm && v.created >= since);
-  const buildSent = t.transitions.find((x) => /^Building .+ on VM /.test(x.message))?.at;
+  const buildSent = requests.get(`${ns}/${t.name}`);
   const buildFinished = checks.get(imageRepository(ns, t.name));
   const ready = vmi?.ready;
   const gone = vmi?.deleted;

@@ -118,3 +118,17 @@ export function machine(): Machine {
 }
 
 export const MiB = 1024 ** 2;
+
+/**
+ * When the controller logged `message`, by run key (`NAMESPACE/NAME`), the first time per run: pino's `time`, this
+ * machine's clock, from the controller's output file.
+ */
+export function controllerLogTimes(controllerOutput: string, message: string): Map<string, number> {
+  const times = new Map<string, number>();
+  for (const line of readFileSync(controllerOutput, "utf8").split("\n")) {
+    if (!line.includes(`"msg":"${message}"`)) continue;
+    const entry = JSON.parse(line) as { run?: string; time?: number };
+    if (entry.run && entry.time && !times.has(entry.run)) times.set(entry.run, entry.time);
+  }
+  return times;
+}

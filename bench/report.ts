@@ -160,7 +160,7 @@ export function markdown(r: Report): string {
   if (r.context) {
     const c = r.context;
     lines.push("", `## (e) build context of ${mib(c.contextBytes)}`, "");
-    lines.push(`${c.reason}; git fetch ${c.fetchMs === undefined ? "?" : s1(c.fetchMs)};`);
+    lines.push(`${c.reason}; lease → build request (the git fetch) ${c.fetchMs === undefined ? "?" : s1(c.fetchMs)};`);
     lines.push(`build request → tar fully sent (controller's build log) ${c.sendMs === undefined ? "?" : s1(c.sendMs)} = ${c.sendMiBps ?? "?"} MiB/s = ${c.sendMBps ?? "?"} MB/s;`);
     lines.push(`build request → podman's first STEP (sent, written and unpacked by podman) ${c.toFirstStepMs === undefined ? "?" : s1(c.toFirstStepMs)} = ${c.toFirstStepMiBps ?? "?"} MiB/s;`);
     lines.push(`controller peak RSS grew ${mib(c.rssGrowthBytes)} to ${mib(c.peakRssBytes)}.`);

@@ -142,7 +142,7 @@ export async function startController(
 
   const jobs = new Jobs(enqueue);
   const metrics = createMetrics(() => caches.runs);
-  const jobDeps = { core: kube.core, caches: { pools: caches.pools }, ...config };
+  const jobDeps = { core: kube.core, caches: { pools: caches.pools }, log, ...config };
   const startJob = (run: CustomRun, settings: BuildSettings, attempt: number, vms: readonly JobVM[]) => {
     const id = { uid: run.metadata.uid, attempt, vms: vms.map((vm) => vm.vm) };
     jobs.start(runKey(run), id, buildJob(jobDeps, run, attempt, settings, vms));

@@ -1,4 +1,5 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
+import type { Logger } from "pino";
 import { join, posix } from "node:path";
 import type { RunResult } from "../tekton/customrun.js";
 import type { BuildSettings } from "../spec/settings.js";
@@ -37,6 +38,8 @@ export class VMConnectionError extends Error {}
 export interface BuildInput {
   run: { namespace: string; name: string; uid: string };
   attempt: number;
+  /** The controller's log, for operators (the build log is `log`). */
+  logger: Logger;
   vms: BuildVM[];
   /**
    * Waits until every VM is up, then opens each one's podman endpoint, in the order of vms. The source is fetched
@@ -254,6 +257,7 @@ async function buildStage(
   let error: string | undefined;
   try {
     await podman.manifestDelete(manifest, job.signal);
+    input.logger.info({ vm: target.vm, platforms: target.platforms }, "build request sent");
     const sending = Date.now();
     // 'end': the HTTP client has read the whole tar, so podman has it but for what sits in socket buffers. The
     // rate of the stream alone, apart from podman's unpacking before its first step.
@@ -269,7 +273,13 @@ async function buildStage(
       },
       job.signal,
     );
+    let started = false;
     for await (const event of events) {
+      if (event.kind === "step" && !started) {
+        // podman has the context unpacked: how long that took is an operator's question, not in the status.
+        started = true;
+        input.logger.info({ vm: target.vm }, "first build step");
+      }
       if (event.kind === "step") {
         const line = `${event.platform ? `[${event.platform}] ` : ""}STEP ${event.step}/${event.total}: ${event.text}`;
         input.log.line(line);

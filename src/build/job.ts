@@ -1,4 +1,5 @@
 import type { CoreV1Api } from "@kubernetes/client-node";
+import type { Logger } from "pino";
 import type { PodmanConnection } from "../podman/connection.js";
 import { knownPool, podmanConnectionFor, PoolTransportError } from "../podman/pool-transport.js";
 import { CredentialSourceError } from "../registry/credential-errors.js";
@@ -18,6 +19,8 @@ import { splitPoolKey } from "../kubevirt/pool-key.js";
 
 export interface BuildJobDeps {
   core: CoreV1Api;
+  /** The controller's log (not the build log users read). */
+  log: Logger;
   logs: LogStore;
   publicURL: string;
   podmanPort: number;
@@ -77,6 +80,7 @@ export function buildJob(
       {
         run: { namespace, name, uid },
         attempt,
+        logger: deps.log.child({ run: `${namespace}/${name}`, attempt }),
         vms: vms.map((vm) => ({ vm: vm.vm, vmNamespace: splitPoolKey(vm.pool).namespace, platforms: vm.platforms })),
         connect,
         settings,
