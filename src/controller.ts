@@ -155,6 +155,7 @@ export async function startController(
     now: () => new Date(),
     job: (id: JobId) => jobs.get(id),
     forgetJob: (id: JobId) => jobs.forget(id),
+    endRunJobs: (uid: string) => jobs.endRun(uid),
     startJob,
     metrics,
     claims,

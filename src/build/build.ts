@@ -17,10 +17,10 @@ import { credentialsFor, type RegistryCredentials } from "../registry/credential
 import type { JobHandle } from "./jobs.js";
 import type { BuildLog } from "./log.js";
 
-// One build, start to end: the source fetched while the VMs boot, podman answering, the context streamed into a multi-platform
-// build, the manifest list pushed and its digest confirmed with the registry. With several VMs (fan-out) each
-// builds and pushes its platforms under a tag of their own, then the index is assembled from what they pushed.
-// The VMs are the caller's to scratch.
+// One build, start to end: the source fetched while the VMs boot, podman answering, the context streamed into a
+// multi-platform build, the manifest list pushed and its digest confirmed with the registry. With several VMs
+// (fan-out) each builds and pushes its platforms under a tag of their own, then the index is assembled from what
+// they pushed. The VMs are the caller's to scratch.
 
 /** One VM of the build and the platforms it builds. */
 export interface BuildVM {

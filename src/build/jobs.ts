@@ -98,6 +98,18 @@ export class Jobs {
     if (entry && entry.view.state !== "running") this.entries.delete(key);
   }
 
+  /**
+   * The run is finished: abort any job of it still running and forget them all. A job started with a lease whose
+   * status write was lost is named by no status, so nothing else would ever cancel it.
+   */
+  endRun(uid: string): void {
+    for (const [key, entry] of this.entries) {
+      if (!key.startsWith(`${uid}/`)) continue;
+      entry.abort.abort(new Error("the run is finished"));
+      void entry.done.then(() => this.entries.delete(key));
+    }
+  }
+
   /** Abort every job and wait for them to settle (shutdown). */
   async stopAll(): Promise<void> {
     for (const entry of this.entries.values()) entry.abort.abort(new Error("controller shutting down"));

@@ -88,13 +88,14 @@ export async function releaseVMLease(
   holder: string,
   cached?: V1Lease,
 ): Promise<void> {
-  if (cached?.spec?.holderIdentity === holder && (await deleteLease(api, target, cached))) return;
+  const versioned = cached?.metadata?.uid !== undefined && cached.metadata.resourceVersion !== undefined;
+  if (versioned && cached?.spec?.holderIdentity === holder && (await deleteLease(api, target, cached))) return;
   const lease = await readLease(api, target);
   if (lease?.spec?.holderIdentity !== holder) return;
   if (!(await deleteLease(api, target, lease))) throw new Error(`the Lease of VM ${target.vm} changed while being released`);
 }
 
-/** False when the lease changed since `seen` (the precondition failed). */
+/** False when the lease changed since `seen` (the precondition failed); `seen` carries a uid and resourceVersion. */
 async function deleteLease(api: CoordinationV1Api, target: { namespace: string; vm: string }, seen: V1Lease): Promise<boolean> {
   try {
     await api.deleteNamespacedLease({

@@ -16,6 +16,8 @@ export interface ReconcilerDeps extends ApplyDeps {
   log: Logger;
   job: (id: JobId) => JobView | undefined;
   forgetJob: (id: JobId) => void;
+  /** The run is finished: its jobs, running or not, are no longer needed. */
+  endRunJobs: (uid: string) => void;
   now: () => Date;
   metrics: Metrics;
   /**
@@ -66,6 +68,7 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   if (before && vmsBefore.length > 0 && obs.job && obs.job.state !== "running" && moved) {
     deps.forgetJob({ uid: run.metadata.uid, attempt: before.attempt, vms: vmsBefore });
   }
+  if (decision.status?.completionTime) deps.endRunJobs(run.metadata.uid);
   if (decision.status && decision.status.conditions?.[0]?.reason !== run.status?.conditions?.[0]?.reason) {
     const c = decision.status?.conditions?.[0];
     deps.log.info({ run: key, reason: c?.reason, status: c?.status, message: c?.message }, "run moved on");

@@ -53,6 +53,22 @@ describe("Jobs", () => {
     job.finish();
   });
 
+  it("a finished run's jobs are aborted and forgotten, even one no status names (its lease's status write was lost)", async () => {
+    const jobs = new Jobs(() => {});
+    const orphan = controllable();
+    const other = controllable();
+    jobs.start("ns/run", ID, orphan.body);
+    jobs.start("ns/other", { uid: "uid-2", attempt: 0, vms: ["vm-2"] }, other.body);
+    const waiting = orphan.handle().addresses();
+    jobs.endRun("uid-1");
+    await expect(waiting).rejects.toThrow("the run is finished");
+    orphan.finish();
+    await vi.runAllTimersAsync();
+    expect(jobs.get(ID)).toBeUndefined();
+    expect(jobs.get({ uid: "uid-2", attempt: 0, vms: ["vm-2"] })).toMatchObject({ state: "running" });
+    other.finish();
+  });
+
   it("a cancel ends a job still waiting for its VMs", async () => {
     const jobs = new Jobs(() => {});
     const job = controllable();
