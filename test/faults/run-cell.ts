@@ -134,7 +134,7 @@ async function reach(ctx: FaultContext, ns: string, cell: Cell): Promise<void> {
       await cluster.waitForReason(ns, "run", ["Pushing"], timeout);
       return;
     case "scratching":
-      await cluster.waitForReason(ns, "run", ["Scratching"], timeout);
+      await cluster.watchForReason(ns, "run", ["Scratching"], timeout);
       return;
   }
 }

@@ -1,4 +1,4 @@
-import type { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubernetesObject } from "@kubernetes/client-node";
+import { KubeConfig, Watch, type CoordinationV1Api, type CoreV1Api, type CustomObjectsApi, type KubernetesObject } from "@kubernetes/client-node";
 import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
 import { loadKube, mergePatch } from "../../src/kube/client.js";
 import { waitUntil } from "./processes.js";
@@ -155,6 +155,43 @@ export class Cluster {
 
   async deleteRun(namespace: string, name: string): Promise<void> {
     await this.custom.deleteNamespacedCustomObject({ ...TEKTON, namespace, name });
+  }
+
+  /**
+   * Resolves at the first version of the run whose Succeeded condition has one of `reasons`, as a watch delivers
+   * every version: a state held only for a moment (Scratching, while the stand-in scratches in ~0.1 s) is seen
+   * where polling could miss it.
+   */
+  async watchForReason(namespace: string, name: string, reasons: string[], timeoutMs = 60_000): Promise<CustomRunObject> {
+    const kc = new KubeConfig();
+    kc.loadFromFile(this.env.adminKubeconfig);
+    let last: CustomRunObject | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let request: AbortController | undefined;
+    try {
+      return await new Promise<CustomRunObject>((resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`run ${namespace}/${name} never reached ${reasons.join("|")}; last: ${JSON.stringify(last?.status?.conditions)}`)),
+          timeoutMs,
+        );
+        new Watch(kc)
+          .watch(
+            `/apis/${TEKTON.group}/${TEKTON.version}/namespaces/${namespace}/${TEKTON.plural}`,
+            { fieldSelector: `metadata.name=${name}` },
+            (_type: string, run: CustomRunObject) => {
+              last = run;
+              if (reasons.includes(succeeded(run)?.reason ?? "")) resolve(run);
+            },
+            (err: unknown) => {
+              if (err) reject(err instanceof Error ? err : new Error(String(err)));
+            },
+          )
+          .then((r) => (request = r), reject);
+      });
+    } finally {
+      clearTimeout(timer);
+      request?.abort();
+    }
   }
 
   /** Waits until the run's Succeeded condition has one of `reasons` (and a message matching `message`). */
