@@ -23,7 +23,7 @@ import { sweep } from "./lease/sweeper.js";
 import { keepWarm } from "./lease/warm-keeper.js";
 import { splitPoolKey } from "./kubevirt/pool-key.js";
 import { startLeaderElection } from "./kube/leader.js";
-import { poolQueue, poolVMs, type Caches } from "./reconcile/observe.js";
+import { poolMembers, poolQueue, type Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
 import type { JobVM } from "./reconcile/decide.js";
@@ -106,7 +106,7 @@ export async function startController(
   const enqueueWaiting = (poolKey: string) => {
     enqueuePool(poolKey);
     const { namespace, name } = splitPoolKey(poolKey);
-    const round = Math.max(1, poolVMs(caches, namespace, name).length);
+    const round = Math.max(1, poolMembers(caches, namespace, name).length);
     let ahead = 0;
     for (const { key, demand } of poolQueue(poolKey, caches.runs.list())) {
       if (ahead >= round) break;

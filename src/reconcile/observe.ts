@@ -3,7 +3,7 @@ import { z } from "zod";
 import { fairOrder, positionOf, type Waiting } from "../lease/fair-queue.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
 import { readVMLease } from "../lease/leases.js";
-import { belongsToPool, vmView, VirtualMachineSchema, VMISchema } from "../kubevirt/vm.js";
+import { belongsToPool, vmView, VirtualMachineSchema, VMISchema, type VirtualMachine } from "../kubevirt/vm.js";
 import { resolveSettings } from "../spec/resolve.js";
 import { CustomRunSchema, runKey, type CustomRun } from "../tekton/customrun.js";
 import type { JobView, Observation, PlanObservation, PoolObservation, SettingsObservation, VMView } from "./observation.js";
@@ -181,17 +181,21 @@ function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
 const parseVM = parseOnce(VirtualMachineSchema);
 const parseVMI = parseOnce(VMISchema);
 
-/** The pool's VMs as the controller sees them: each with its VMI and its lease's holder. Shared with the web view. */
-export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespace: string, pool: string): VMView[] {
+/** The pool's VirtualMachines, without their VMIs and leases: enough to count them (on every VM event). */
+export function poolMembers(caches: Pick<Caches, "vms">, namespace: string, pool: string): VirtualMachine[] {
   return caches.vms
     .list(namespace)
     .map(parseVM)
-    .flatMap((r) => (r.success && belongsToPool(r.data, pool) ? [r.data] : []))
-    .map((vm) => {
-      const vmiParsed = parseVMI(caches.vmis.get(vm.metadata.name, namespace));
-      const lease = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace));
-      return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, lease);
-    });
+    .flatMap((r) => (r.success && belongsToPool(r.data, pool) ? [r.data] : []));
+}
+
+/** The pool's VMs as the controller sees them: each with its VMI and its lease's holder. Shared with the web view. */
+export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespace: string, pool: string): VMView[] {
+  return poolMembers(caches, namespace, pool).map((vm) => {
+    const vmiParsed = parseVMI(caches.vmis.get(vm.metadata.name, namespace));
+    const lease = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace));
+    return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, lease);
+  });
 }
 
 /**
