@@ -1,6 +1,8 @@
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, scratchedVMs, startedVMs } from "../../hack/kubevirt-sim/record.js";
@@ -25,7 +27,10 @@ describe("a two-platform build through the CustomRun, end to end", () => {
   beforeAll(async () => {
     h = await openHarness("build");
     ({ env, cluster, git, repos } = h);
-    controller = await startController(env, { name: "build-test" });
+    // The controller here is the bundle the image runs (dist/main.js, with the image's node flags), so these
+    // end-to-end builds also check what `npm run build` makes.
+    await promisify(execFile)("npm", ["run", "build"], { cwd: new URL("../..", import.meta.url).pathname });
+    controller = await startController(env, { name: "build-test", compiled: true });
     ns = await cluster.namespace("build");
     await cluster.pool(ns, "builders", 2);
   });
