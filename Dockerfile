@@ -19,9 +19,19 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 ENV NODE_ENV=production \
     VMBUILD_WORK_DIR=/tmp/vmbuild
+# glibc malloc: blocks of 64 KiB and more (Node's socket and file read buffers) get their own mappings, returned
+# to the system when freed, and the heap's free top is trimmed early. Otherwise they churn through the main heap
+# and leave it fragmented: ~14 MiB more resident at bench (b)'s 150 runs (docs/benchmarks.md, "(b) peak RSS").
+# test/support/controller.ts runs the bench's and tests' controller with this same setting.
+ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=131072
 USER 65532:65532
 EXPOSE 8080
-# V8's young generation grows to 2 x 16 MiB by default and stays committed: 2 MiB semi-spaces cut the controller's
-# RSS by ~28 MiB idle and ~25 MiB at bench (b)'s peak (docs/benchmarks.md), for more (cheap) minor GCs.
+# Node flags, each measured by bench (b) (docs/benchmarks.md, "(b) peak RSS"):
+# - 2 MiB semi-spaces: V8's young generation otherwise grows to 2 x 16 MiB and stays committed (~28 MiB idle).
+# - Old generation collected at 1.25 x its live size: the controller's live heap is small (~30 MB) and steady, and
+#   V8's default growth let garbage pile up between full GCs (a sawtooth of ~180 to ~330 MiB at 500 runs); the
+#   cost is ~0.7 s more marking per 150 runs.
+# - WebAssembly kept on its baseline compiler: undici parses HTTP with llhttp compiled to WebAssembly, and
+#   optimizing its parser function took ~35 MiB of compiler memory for a moment, the controller's peak.
 # test/support/controller.ts runs the bench's and tests' controller with these same flags.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=25", "--no-wasm-tier-up", "--no-wasm-dynamic-tiering", "dist/main.js"]

@@ -52,6 +52,7 @@ export async function startController(
       VMBUILD_LOG_DIR: logDir,
       VMBUILD_PUBLIC_URL: `http://127.0.0.1:${port}`,
       VMBUILD_LOG_LEVEL: "debug",
+      GLIBC_TUNABLES: imageGlibcTunables(),
       ...opts.extraEnv,
     },
     outputFile: outputPath,
@@ -76,14 +77,23 @@ export async function startController(
   return Object.assign(proc, { url, logDir, outputPath });
 }
 
+const dockerfile = () => readFileSync(join(ROOT, "Dockerfile"), "utf8");
+
 /** The node flags of the image's ENTRYPOINT (its V8 heap settings), so that the controller here runs as deployed. */
 export function imageNodeArgs(): string[] {
-  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, "Dockerfile"), "utf8"))?.[1];
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile())?.[1];
   if (!entrypoint) throw new Error("Dockerfile: no ENTRYPOINT [...] line");
   const argv = JSON.parse(entrypoint) as string[];
   const main = argv.indexOf("dist/main.js");
   if (argv[0] !== "node" || main < 0) throw new Error(`Dockerfile: ENTRYPOINT is not node FLAGS... dist/main.js: ${entrypoint}`);
   return argv.slice(1, main);
+}
+
+/** The image's glibc malloc settings (its `ENV GLIBC_TUNABLES=` line), the other half of running as deployed. */
+export function imageGlibcTunables(): string {
+  const tunables = /^ENV GLIBC_TUNABLES=(\S+)$/m.exec(dockerfile())?.[1];
+  if (!tunables) throw new Error("Dockerfile: no ENV GLIBC_TUNABLES=... line");
+  return tunables;
 }
 
 /** A controller kept running as a Deployment keeps its pod: whenever the process exits, a new one is started. */
