@@ -23,7 +23,7 @@ import { sweep } from "./lease/sweeper.js";
 import { keepWarm } from "./lease/warm-keeper.js";
 import { splitPoolKey } from "./kubevirt/pool-key.js";
 import { startLeaderElection } from "./kube/leader.js";
-import { poolMembers, poolQueue, type Caches } from "./reconcile/observe.js";
+import { poolMembers, PoolQueues, type Caches } from "./reconcile/observe.js";
 import { WorkQueue } from "./reconcile/queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
 import type { JobVM } from "./reconcile/decide.js";
@@ -86,6 +86,9 @@ export async function startController(
     leases: startInformer(kube.kc, kube.custom, LEASES, log, LEASE_SELECTOR),
   };
   const claims = new LeaseClaims();
+  const queues = new PoolQueues(informers.runs.cache);
+  // First of the runs' handlers: whatever a change wakes reads the queues ranked afresh.
+  informers.runs.onChange(() => queues.runsChanged());
   const caches: Caches = {
     runs: informers.runs.cache,
     vmbuilds: informers.vmbuilds.cache,
@@ -93,6 +96,7 @@ export async function startController(
     vms: informers.vms.cache,
     vmis: informers.vmis.cache,
     leases: claims.over(informers.leases.cache),
+    queue: (pool) => queues.of(pool),
   };
 
   // Every change is mapped to the runs it concerns, and to the pool's warm-set keeper. Of a pool's waiting runs,
@@ -108,7 +112,7 @@ export async function startController(
     const { namespace, name } = splitPoolKey(poolKey);
     const round = Math.max(1, poolMembers(caches, namespace, name).length);
     let ahead = 0;
-    for (const { key, demand } of poolQueue(poolKey, caches.runs.list())) {
+    for (const { key, demand } of caches.queue(poolKey)) {
       if (ahead >= round) break;
       enqueue(key);
       ahead += demand;

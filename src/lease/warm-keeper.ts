@@ -3,7 +3,7 @@ import type { Kube } from "../kube/client.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
-import { poolQueue, poolVMs, type Caches } from "../reconcile/observe.js";
+import { poolVMs, type Caches } from "../reconcile/observe.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "./leases.js";
 import type { LeaseClaims } from "./claims.js";
 import { leaseName } from "./holder.js";
@@ -32,7 +32,7 @@ export async function keepWarm(deps: KeeperDeps, key: string): Promise<{ requeue
     deps.reported.set(key, problem);
   }
   const vms = poolVMs(deps.caches, namespace, name);
-  const waiting = poolQueue(key, deps.caches.runs.list()).reduce((sum, w) => sum + w.demand, 0);
+  const waiting = deps.caches.queue(key).reduce((sum, w) => sum + w.demand, 0);
   const now = deps.now();
   for (const action of keeperActions(config, vms, waiting, now)) {
     try {

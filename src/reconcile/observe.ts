@@ -24,6 +24,8 @@ export interface Caches {
   vms: ObjectCache<KubernetesObject>;
   vmis: ObjectCache<KubernetesObject>;
   leases: ObjectCache<KubernetesObject>;
+  /** poolQueue over `runs` (the controller ranks it once per change of the runs: PoolQueues). */
+  queue(pool: string): readonly QueueEntry[];
 }
 
 /** Pools shared across namespaces list the namespaces that may use them (comma-separated, or "*"). */
@@ -227,16 +229,22 @@ function heldLeases(
 }
 
 function demandAheadOf(run: CustomRun, pool: string, caches: Caches): number {
-  const queue = poolQueue(pool, caches.runs.list());
+  const queue = caches.queue(pool);
   const at = positionOf(runKey(run), queue.map((w) => w.key));
   return queue.slice(0, at).reduce((sum, w) => sum + w.demand, 0);
+}
+
+export interface QueueEntry {
+  key: string;
+  /** How many of the pool's VMs the run needs. */
+  demand: number;
 }
 
 /**
  * The pool's waiting runs, first served first, each with the number of the pool's VMs it needs. Shared with the
  * web view, so both agree.
  */
-export function poolQueue(pool: string, runs: Iterable<unknown>): { key: string; demand: number }[] {
+export function poolQueue(pool: string, runs: Iterable<unknown>): QueueEntry[] {
   const waiting: Waiting[] = [];
   const demand = new Map<string, number>();
   const lastServed = new Map<string, string>();
@@ -254,4 +262,29 @@ export function poolQueue(pool: string, runs: Iterable<unknown>): { key: string;
     }
   }
   return fairOrder(waiting, lastServed).map((key) => ({ key, demand: demand.get(key) ?? 1 }));
+}
+
+/**
+ * Each pool's queue, ranked once per change of the runs. Every VM, VMI and Lease event and every reconcile of a
+ * waiting run asks for it, and a ranking walks every run in the cache, finished ones included (bench b: 9 % of
+ * the controller's CPU with 1400 runs cached).
+ */
+export class PoolQueues {
+  private readonly ranked = new Map<string, readonly QueueEntry[]>();
+
+  constructor(private readonly runs: Pick<ObjectCache<KubernetesObject>, "list">) {}
+
+  /** To be called on every add, update and delete of the runs cache, before anything reads a queue again. */
+  runsChanged(): void {
+    this.ranked.clear();
+  }
+
+  of(pool: string): readonly QueueEntry[] {
+    let queue = this.ranked.get(pool);
+    if (queue === undefined) {
+      queue = poolQueue(pool, this.runs.list());
+      this.ranked.set(pool, queue);
+    }
+    return queue;
+  }
 }
