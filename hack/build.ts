@@ -22,7 +22,7 @@ await build({
     "ssh2", // optional native crypto addons
     "pino", // transports start workers from files by path
     "@balena/dockerignore", // loaded with createRequire (src/source/context-ignore.ts)
-    "bufferutil", // optional native addons of ws (client-node's watch)
+    "bufferutil", // optional native addons of ws, which client-node imports for exec and attach
     "utf-8-validate",
   ],
   // The bundled CommonJS packages call require() for Node's own modules.
