@@ -275,12 +275,12 @@ async function buildStage(
     );
     let started = false;
     for await (const event of events) {
-      if (event.kind === "step" && !started) {
-        // podman has the context unpacked: how long that took is an operator's question, not in the status.
-        started = true;
-        input.logger.info({ vm: target.vm }, "first build step");
-      }
       if (event.kind === "step") {
+        if (!started) {
+          // podman has the context unpacked: how long that took is an operator's question, not in the status.
+          started = true;
+          input.logger.info({ vm: target.vm }, "first build step");
+        }
         const line = `${event.platform ? `[${event.platform}] ` : ""}STEP ${event.step}/${event.total}: ${event.text}`;
         input.log.line(line);
         job.progress("building", line);

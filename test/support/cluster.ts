@@ -1,4 +1,4 @@
-import { KubeConfig, Watch, type CoordinationV1Api, type CoreV1Api, type CustomObjectsApi, type KubernetesObject } from "@kubernetes/client-node";
+import { Watch, type KubeConfig, type CoordinationV1Api, type CoreV1Api, type CustomObjectsApi, type KubernetesObject } from "@kubernetes/client-node";
 import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
 import { loadKube, mergePatch } from "../../src/kube/client.js";
 import { waitUntil } from "./processes.js";
@@ -30,12 +30,13 @@ const VMS = { group: "kubevirt.io", version: "v1", plural: "virtualmachines" };
 const VMIS = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
 
 export class Cluster {
+  readonly kc: KubeConfig;
   readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;
   readonly coordination: CoordinationV1Api;
 
   constructor(readonly env: Testenv) {
-    ({ custom: this.custom, core: this.core, coordination: this.coordination } = loadKube(env.adminKubeconfig));
+    ({ kc: this.kc, custom: this.custom, core: this.core, coordination: this.coordination } = loadKube(env.adminKubeconfig));
   }
 
   /** A fresh namespace with the registry Secret `registry` in it. There is no namespace controller: names are unique. */
@@ -163,8 +164,6 @@ export class Cluster {
    * where polling could miss it.
    */
   async watchForReason(namespace: string, name: string, reasons: string[], timeoutMs = 60_000): Promise<CustomRunObject> {
-    const kc = new KubeConfig();
-    kc.loadFromFile(this.env.adminKubeconfig);
     let last: CustomRunObject | undefined;
     let timer: NodeJS.Timeout | undefined;
     let request: AbortController | undefined;
@@ -174,7 +173,7 @@ export class Cluster {
           () => reject(new Error(`run ${namespace}/${name} never reached ${reasons.join("|")}; last: ${JSON.stringify(last?.status?.conditions)}`)),
           timeoutMs,
         );
-        new Watch(kc)
+        new Watch(this.kc)
           .watch(
             `/apis/${TEKTON.group}/${TEKTON.version}/namespaces/${namespace}/${TEKTON.plural}`,
             { fieldSelector: `metadata.name=${name}` },
