@@ -1,5 +1,13 @@
 import { createContextRepo } from "../test/support/context-repo.js";
-import { buildParams, doubleLeases, eachLimited, imageRepository, runNames, stage, type BenchContext } from "./context.js";
+import {
+  buildParams,
+  doubleLeases,
+  eachLimited,
+  imageRepository,
+  runNames,
+  stage,
+  type BenchContext,
+} from "./context.js";
 import { controllerLogTimes, controllerRequests, digestChecks, distribution, type Distribution } from "./measure.js";
 import { finalCondition, type NamespaceWatch, type RunTimeline } from "./observe.js";
 import type { LeaseInterval } from "../test/support/lease-watch.js";

@@ -1,8 +1,8 @@
 // `npm run gen`: writes what is generated from the schema — the VMBuild CRD and the parameter and reason
 // references in docs/. A unit test fails when any of them drifts.
 import { writeFileSync } from "node:fs";
-import { renderVMBuildCRD } from "../src/spec/crd.js";
-import { renderConfigurationReference, renderParameterReference, renderReasonReference } from "../src/spec/docs.js";
+import { renderVMBuildCRD } from "../src/api/crd.js";
+import { renderConfigurationReference, renderParameterReference, renderReasonReference } from "./docs.js";
 
 const out = (path: string, text: string) => writeFileSync(new URL(`../${path}`, import.meta.url), text);
 out("deploy/crds/vmbuild.dev_vmbuilds.yaml", renderVMBuildCRD());

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseDuration } from "./spec/duration.js";
+import { parseDuration } from "./timing/duration.js";
 
 // The controller's configuration, from the environment, validated once at start.
 

@@ -1,9 +1,9 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { Jobs, type JobId } from "./build/jobs.js";
+import { Jobs, type JobId, type JobVM } from "./jobs/jobs.js";
 import { createMetrics, type Metrics } from "./metrics/metrics.js";
-import { buildJob } from "./build/job.js";
-import type { LogStore } from "./build/log-store.js";
+import { buildJob } from "./jobs/job.js";
+import type { LogStore } from "./jobs/log-store.js";
 import type { Kube } from "./kube/client.js";
 import { describeApiError } from "./kube/errors.js";
 import { startInformer } from "./kube/informers.js";
@@ -18,17 +18,17 @@ import {
 } from "./kube/resources.js";
 import { leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
-import { LeaseClaims } from "./lease/claims.js";
-import { sweep } from "./lease/sweeper.js";
-import { keepWarm } from "./lease/warm-keeper.js";
+import { LeaseClaims } from "./cache/lease-claims.js";
+import { sweep } from "./pools/sweeper.js";
+import { keepWarm } from "./pools/warm-keeper.js";
 import { splitPoolKey } from "./kubevirt/pool-key.js";
 import { startLeaderElection } from "./kube/leader.js";
-import { poolMembers, PoolQueues, type Caches } from "./reconcile/observe.js";
-import { WorkQueue } from "./reconcile/queue.js";
+import { WorkQueue } from "./kube/work-queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
-import type { JobVM } from "./reconcile/decide.js";
-import type { BuildSettings } from "./spec/settings.js";
+import type { BuildSettings } from "./api/settings.js";
 import { isOurs, runKey, type CustomRun } from "./tekton/customrun.js";
+import { poolMembers, type Caches } from "./cache/caches.js";
+import { PoolQueues } from "./cache/pool-queues.js";
 
 // Wiring: informers feed a keyed work queue of CustomRun keys; every change to a VM, VMI, lease, pool or VMBuild
 // is mapped to the runs it concerns.

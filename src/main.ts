@@ -6,8 +6,8 @@ import { startController } from "./controller.js";
 import { loadKube } from "./kube/client.js";
 import { startServer } from "./server/http.js";
 import { createAuthorizer, kubeAccessReviewer } from "./server/auth.js";
-import { LogStore } from "./build/log-store.js";
-import { removeStaleCheckouts } from "./build/build.js";
+import { LogStore } from "./jobs/log-store.js";
+import { removeStaleCheckouts } from "./jobs/build.js";
 
 // The one entry point: configuration, wiring, graceful shutdown.
 

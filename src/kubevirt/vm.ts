@@ -1,8 +1,24 @@
 import { z } from "zod";
-import type { VMView } from "../reconcile/observation.js";
 import type { VMLeaseView } from "../lease/leases.js";
 
 // What the controller reads from KubeVirt objects, validated at the edge. Unknown fields are ignored.
+
+/** A VM as the controller sees it: its spec, its instance and its Lease, joined. */
+export interface VMView {
+  name: string;
+  /** The VM's spec asks KubeVirt to run it (runStrategy Always/RerunOnFailure, or running: true). */
+  wantsRunning: boolean;
+  vmi?: {
+    phase: string;
+    ready: boolean;
+    address?: string;
+    deleting: boolean;
+  };
+  /** Holder identity of the VM's lease, if leased. */
+  leaseHolder?: string;
+  /** When the lease was last taken (by a run, or by the warm-pool keeper). */
+  leasedSince?: string;
+}
 
 const OwnerRef = z.object({ kind: z.string(), name: z.string(), controller: z.boolean().optional() });
 

@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
-import type { JobView } from "../reconcile/observation.js";
-import { readRunState, statePools, type RunState } from "../reconcile/run-state.js";
+import { readRunState, statePools, type RunState } from "../tekton/run-state.js";
 import type { Condition } from "../tekton/customrun.js";
+import type { JobView } from "../jobs/jobs.js";
 
 // Prometheus metrics per pool and platform, fed by the reconciler's transitions; the gauges are read off the
 // run cache at scrape time, so they can never drift from what the API says.

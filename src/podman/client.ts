@@ -5,12 +5,8 @@ import { parseBuildEvents, type BuildEvent } from "./build-events.js";
 import { buildQueryString, type BuildQuery } from "./build-query.js";
 import { connectEndpoint, type PodmanConnection } from "./connection.js";
 import { describeCause, PodmanError } from "./errors.js";
-import {
-  encodeRegistryAuth,
-  encodeRegistryConfig,
-  type PushAuth,
-  type RegistryLogin,
-} from "./registry-headers.js";
+import type { RegistryLogin } from "../registry/login.js";
+import { encodeRegistryAuth, encodeRegistryConfig, type PushAuth } from "./registry-headers.js";
 import { errorBodySchema, infoSchema, manifestListSchema, pushReplySchema } from "./schemas.js";
 
 export interface PodmanInfo {

@@ -1,8 +1,4 @@
-/** Credentials for one registry, as podman's auth headers carry them. */
-export interface RegistryLogin {
-  username: string;
-  password: string;
-}
+import type { RegistryLogin } from "../registry/login.js";
 
 /** A push login: podman also wants the registry it is meant for. */
 export interface PushAuth extends RegistryLogin {

@@ -8,17 +8,18 @@ import { CUSTOM_RUNS } from "../kube/resources.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
-import { WARM_HOLDER } from "../lease/warm.js";
-import type { LeaseClaims } from "../lease/claims.js";
+import { WARM_HOLDER } from "../pools/warm.js";
+import type { LeaseClaims } from "../cache/lease-claims.js";
 import { leaseName } from "../lease/holder.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
-import type { Caches } from "./observe.js";
-import type { Action, Decision, JobVM } from "./decide.js";
+import type { Action, Decision } from "./decide.js";
 import type { Observation } from "./observation.js";
-import type { BuildSettings } from "../spec/settings.js";
+import type { BuildSettings } from "../api/settings.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { JobId } from "../build/jobs.js";
+import type { JobId } from "../jobs/jobs.js";
+import type { Caches } from "../cache/caches.js";
+import type { JobVM } from "../jobs/jobs.js";
 
 // apply: carry a decision out through the adapters. Actions run in order; the first failure stops the rest and
 // the status write, and the run is reconciled again (the decision is recomputed from what then is).

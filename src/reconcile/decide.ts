@@ -1,4 +1,4 @@
-import { formatDuration, parseDuration } from "../spec/duration.js";
+import { formatDuration, parseDuration } from "../timing/duration.js";
 import {
   CANCELLED_SPEC_STATUS,
   DEFAULT_TIMEOUT,
@@ -10,12 +10,14 @@ import {
   type RunStatus,
 } from "../tekton/customrun.js";
 import { REASONS, type Reason } from "../tekton/reasons.js";
-import type { BuildSettings } from "../spec/settings.js";
+import type { BuildSettings } from "../api/settings.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
-import type { JobView, Observation, PoolObservation, VMView } from "./observation.js";
-import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "./run-state.js";
-import { isWarmReady, WARM_HOLDER, warmCount } from "../lease/warm.js";
+import type { Observation, PoolObservation } from "./observation.js";
+import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "../tekton/run-state.js";
+import { isWarmReady, WARM_HOLDER, warmCount } from "../pools/warm.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
+import type { JobRef, JobView, JobVM } from "../jobs/jobs.js";
+import type { VMView } from "../kubevirt/vm.js";
 
 // The reconcile decision: given a CustomRun and what was observed, what happens next. Pure: no I/O, no clock.
 
@@ -37,19 +39,6 @@ export type Action =
   /** Every VM of the job is up: where each one answers, in the job's VM order. */
   | { kind: "connectJob"; job: JobRef; addresses: string[] }
   | { kind: "cancelJob"; job: JobRef };
-
-/** Which of the run's jobs: its attempt and VMs, as decided (the run's status may not name them yet). */
-export interface JobRef {
-  attempt: number;
-  vms: string[];
-}
-
-/** One VM of a build job and what it builds there. */
-export interface JobVM {
-  pool: string;
-  vm: string;
-  platforms: string[];
-}
 
 export interface EventNote {
   type: "Normal" | "Warning";

@@ -1,26 +1,10 @@
-import type { BuildSettings } from "../spec/settings.js";
-import type { FailureReason } from "../tekton/reasons.js";
-import type { RunResult } from "../tekton/customrun.js";
+import type { BuildSettings } from "../api/settings.js";
 import type { Slot } from "./plan.js";
-import type { WarmConfig } from "../lease/warm.js";
+import type { WarmConfig } from "../pools/warm.js";
+import type { VMView } from "../kubevirt/vm.js";
+import type { JobView } from "../jobs/jobs.js";
 
 // What observe() read from the caches for one run: the input of decide(), with no I/O behind it.
-
-export interface VMView {
-  name: string;
-  /** The VM's spec asks KubeVirt to run it (runStrategy Always/RerunOnFailure, or running: true). */
-  wantsRunning: boolean;
-  vmi?: {
-    phase: string;
-    ready: boolean;
-    address?: string;
-    deleting: boolean;
-  };
-  /** Holder identity of the VM's lease, if leased. */
-  leaseHolder?: string;
-  /** When the lease was last taken (by a run, or by the warm-pool keeper). */
-  leasedSince?: string;
-}
 
 export type PoolObservation =
   | {
@@ -37,13 +21,6 @@ export type PoolObservation =
 export type SettingsObservation =
   | { ok: true; settings: BuildSettings }
   | { ok: false; reason: "InvalidParams" | "VMBuildNotFound"; message: string };
-
-export type JobStage = "connecting" | "fetching" | "building" | "pushing";
-
-export type JobView =
-  | { state: "running"; stage: JobStage; detail: string }
-  | { state: "succeeded"; results: RunResult[]; summary: string; durations?: { buildMs: number; pushMs: number } }
-  | { state: "failed"; stage: JobStage; reason: FailureReason; message: string };
 
 export type PlanObservation =
   | { ok: true; slots: Slot[] }

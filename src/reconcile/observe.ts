@@ -1,32 +1,19 @@
-import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
 import { z } from "zod";
-import { fairOrder, positionOf, type Waiting } from "../lease/fair-queue.js";
-import { holderIdentity, leaseName } from "../lease/holder.js";
-import { readVMLease } from "../lease/leases.js";
-import { belongsToPool, vmView, VirtualMachineSchema, VMISchema, type VirtualMachine } from "../kubevirt/vm.js";
-import { resolveSettings } from "../spec/resolve.js";
-import { CustomRunSchema, runKey, type CustomRun } from "../tekton/customrun.js";
-import type { JobView, Observation, PlanObservation, PoolObservation, SettingsObservation, VMView } from "./observation.js";
-import type { JobId } from "../build/jobs.js";
-import { readRunState, type SlotState } from "./run-state.js";
+import { positionOf } from "../lease/fair-queue.js";
+import { holderIdentity } from "../lease/holder.js";
+import { resolveSettings } from "../api/resolve.js";
+import { runKey, type CustomRun } from "../tekton/customrun.js";
+import type { Observation, PlanObservation, PoolObservation, SettingsObservation } from "./observation.js";
+import type { JobId, JobView } from "../jobs/jobs.js";
+import { readRunState, type SlotState } from "../tekton/run-state.js";
 import { planSlots, type NativePool } from "./plan.js";
 import { poolKey, splitPoolKey } from "../kubevirt/pool-key.js";
-import { parseOnce } from "../kube/parse-once.js";
-import { readWarmConfig } from "../lease/warm.js";
-import type { BuildSettings } from "../spec/settings.js";
+import { readWarmConfig } from "../pools/warm.js";
+import type { BuildSettings } from "../api/settings.js";
+import { poolVMs, type Caches } from "../cache/caches.js";
 
 // observe: read the caches (never the API) into the input of decide().
 
-export interface Caches {
-  runs: ObjectCache<KubernetesObject>;
-  vmbuilds: ObjectCache<KubernetesObject>;
-  pools: ObjectCache<KubernetesObject>;
-  vms: ObjectCache<KubernetesObject>;
-  vmis: ObjectCache<KubernetesObject>;
-  leases: ObjectCache<KubernetesObject>;
-  /** poolQueue over `runs` (the controller ranks it once per change of the runs: PoolQueues). */
-  queue(pool: string): readonly QueueEntry[];
-}
 
 /** Pools shared across namespaces list the namespaces that may use them (comma-separated, or "*"). */
 export const ALLOWED_NAMESPACES_ANNOTATION = "vmbuild.dev/allowed-namespaces";
@@ -51,34 +38,6 @@ const PoolSchema = z.object({
 });
 const VMBuildSchema = z.object({ spec: z.unknown().optional() });
 
-export type ParsedRun = { run: CustomRun; problem?: string } | { run?: undefined; problem: string };
-
-/**
- * Validates a CustomRun at the edge. A run whose spec is malformed (e.g. params of the wrong type) is still
- * returned, without params, with the problem to report; only unreadable metadata or status makes it unusable.
- */
-export function parseRun(raw: unknown): ParsedRun {
-  const parsed = CustomRunSchema.safeParse(raw);
-  if (parsed.success) return { run: parsed.data };
-  const problem = parsed.error.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.join(".")}: ${i.message}`)
-    .join("; ");
-  const obj = (raw ?? {}) as { spec?: Record<string, unknown> };
-  const spec = obj.spec ?? {};
-  const pick = (k: string) => (typeof spec[k] === "string" ? { [k]: spec[k] } : {});
-  const salvaged = CustomRunSchema.safeParse({
-    ...obj,
-    spec: {
-      customRef: spec.customRef,
-      customSpec: spec.customSpec,
-      ...pick("status"),
-      ...pick("statusMessage"),
-      ...pick("timeout"),
-    },
-  });
-  return salvaged.success ? { run: salvaged.data, problem } : { problem };
-}
 
 export function observe(
   run: CustomRun,
@@ -180,25 +139,6 @@ function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
   };
 }
 
-const parseVM = parseOnce(VirtualMachineSchema);
-const parseVMI = parseOnce(VMISchema);
-
-/** The pool's VirtualMachines, without their VMIs and leases: enough to count them (on every VM event). */
-export function poolMembers(caches: Pick<Caches, "vms">, namespace: string, pool: string): VirtualMachine[] {
-  return caches.vms
-    .list(namespace)
-    .map(parseVM)
-    .flatMap((r) => (r.success && belongsToPool(r.data, pool) ? [r.data] : []));
-}
-
-/** The pool's VMs as the controller sees them: each with its VMI and its lease's holder. Shared with the web view. */
-export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespace: string, pool: string): VMView[] {
-  return poolMembers(caches, namespace, pool).map((vm) => {
-    const vmiParsed = parseVMI(caches.vmis.get(vm.metadata.name, namespace));
-    const lease = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace));
-    return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, lease);
-  });
-}
 
 /**
  * Per slot, the VM whose lease this attempt holds: the one the status names, else (a status write lost after the
@@ -234,57 +174,3 @@ function demandAheadOf(run: CustomRun, pool: string, caches: Caches): number {
   return queue.slice(0, at).reduce((sum, w) => sum + w.demand, 0);
 }
 
-export interface QueueEntry {
-  key: string;
-  /** How many of the pool's VMs the run needs. */
-  demand: number;
-}
-
-/**
- * The pool's waiting runs, first served first, each with the number of the pool's VMs it needs. Shared with the
- * web view, so both agree.
- */
-export function poolQueue(pool: string, runs: Iterable<unknown>): QueueEntry[] {
-  const waiting: Waiting[] = [];
-  const demand = new Map<string, number>();
-  const lastServed = new Map<string, string>();
-  for (const raw of runs) {
-    const other = raw as { metadata?: { namespace?: string; name?: string }; status?: { extraFields?: unknown; completionTime?: string } };
-    const st = readRunState(other.status?.extraFields);
-    const ns = other.metadata?.namespace;
-    const needs = st?.slots.filter((s) => s.pool === pool).length ?? 0;
-    if (!st || needs === 0 || !ns || !other.metadata?.name) continue;
-    if (st.leasedAt && (lastServed.get(ns) ?? "") < st.leasedAt) lastServed.set(ns, st.leasedAt);
-    if (st.phase === "Queued" && !other.status?.completionTime) {
-      const key = `${ns}/${other.metadata.name}`;
-      waiting.push({ key, namespace: ns, queuedAt: st.queuedAt });
-      demand.set(key, needs);
-    }
-  }
-  return fairOrder(waiting, lastServed).map((key) => ({ key, demand: demand.get(key) ?? 1 }));
-}
-
-/**
- * Each pool's queue, ranked once per change of the runs. Every VM, VMI and Lease event and every reconcile of a
- * waiting run asks for it, and a ranking walks every run in the cache, finished ones included (bench b: 9 % of
- * the controller's CPU with 1400 runs cached).
- */
-export class PoolQueues {
-  private readonly ranked = new Map<string, readonly QueueEntry[]>();
-
-  constructor(private readonly runs: Pick<ObjectCache<KubernetesObject>, "list">) {}
-
-  /** To be called on every add, update and delete of the runs cache, before anything reads a queue again. */
-  runsChanged(): void {
-    this.ranked.clear();
-  }
-
-  of(pool: string): readonly QueueEntry[] {
-    let queue = this.ranked.get(pool);
-    if (queue === undefined) {
-      queue = poolQueue(pool, this.runs.list());
-      this.ranked.set(pool, queue);
-    }
-    return queue;
-  }
-}

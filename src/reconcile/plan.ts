@@ -1,4 +1,4 @@
-import type { BuildSettings } from "../spec/settings.js";
+import type { BuildSettings } from "../api/settings.js";
 
 // Which VMs a run needs: one slot per VM, each with the platforms it builds and the pool it comes from. Pure.
 

@@ -1,13 +1,14 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { isOurs } from "../tekton/customrun.js";
-import { readRunState, stateVMs } from "./run-state.js";
+import { isOurs, parseRun } from "../tekton/customrun.js";
+import { readRunState, stateVMs } from "../tekton/run-state.js";
 import { apply, type ApplyDeps } from "./apply.js";
 import { decide } from "./decide.js";
-import { observe, parseRun, type Caches } from "./observe.js";
-import type { JobView } from "./observation.js";
-import type { JobId } from "../build/jobs.js";
+import { observe } from "./observe.js";
+import type { JobId } from "../jobs/jobs.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { Caches } from "../cache/caches.js";
+import type { JobView } from "../jobs/jobs.js";
 
 // One pass for one CustomRun key: observe → decide → apply. Returns when to look again.
 

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Agent, type Dispatcher } from "undici";
 import { z } from "zod";
-import type { RegistryLogin } from "./credentials.js";
+import type { RegistryLogin } from "./login.js";
 import { RegistryError, type RegistryFailure } from "./errors.js";
 import { formatImageReference, parseImageReference, registryApiHost, type ImageReference } from "./image-reference.js";
 import { parseWwwAuthenticate, type AuthChallenge } from "./www-authenticate.js";

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import { z } from "zod";
-import { isNamespace, isRunName, type LogReader, type LogStore } from "../build/log-store.js";
+import { isNamespace, isRunName, type LogReader, type LogStore } from "../jobs/log-store.js";
 import type { Authorizer } from "./auth.js";
 
 // GET /logs/:namespace/:name[/:attempt]: a run's build log as plain text, for whoever may get the CustomRun.
@@ -20,14 +20,6 @@ const Params = z.object({
     .transform(Number)
     .optional(),
 });
-
-/** Where a run's log is served: `<baseURL>/logs/<namespace>/<name>[/<attempt>]`; baseURL may have a path. */
-export function logURL(baseURL: string, namespace: string, name: string, attempt?: number): string {
-  const base = new URL(baseURL);
-  if (!base.pathname.endsWith("/")) base.pathname += "/";
-  const parts = ["logs", namespace, name, ...(attempt === undefined ? [] : [String(attempt)])];
-  return new URL(parts.map(encodeURIComponent).join("/"), base).toString();
-}
 
 export const logRoutes: FastifyPluginAsync<LogRoutesOptions> = async (app, { store, authorizer }) => {
   // Followers would otherwise hold app.close() until their builds end: end them at the current end of file.

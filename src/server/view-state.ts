@@ -1,10 +1,11 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { parseHolder } from "../lease/holder.js";
-import type { VMView } from "../reconcile/observation.js";
-import { parseRun, poolQueue, poolVMs, type Caches } from "../reconcile/observe.js";
-import { isWarmReady, RETIRING_HOLDER, WARM_HOLDER } from "../lease/warm.js";
-import { readRunState, statePools, stateVMs, type Phase, type RunState } from "../reconcile/run-state.js";
-import { isOurs, runKey, succeededCondition, type CustomRun } from "../tekton/customrun.js";
+import { isWarmReady, RETIRING_HOLDER, WARM_HOLDER } from "../pools/warm.js";
+import { readRunState, statePools, stateVMs, type Phase, type RunState } from "../tekton/run-state.js";
+import { isOurs, runKey, succeededCondition, type CustomRun, parseRun } from "../tekton/customrun.js";
+import type { VMView } from "../kubevirt/vm.js";
+import { poolQueue } from "../cache/pool-queues.js";
+import { poolVMs, type Caches } from "../cache/caches.js";
 
 // What the web view shows: the pools with each VM's state, each pool's fair queue and the recent runs, read from
 // the informer caches and cut down to the namespaces the caller may see. Pure: no clock, no I/O.

@@ -1,12 +1,20 @@
 import { z } from "zod";
-import { WorkspaceBindingSchema } from "../registry/tekton-secrets.js";
+import { VMBUILD_API_VERSION, VMBUILD_KIND } from "../api/vmbuild.js";
 
-export const VMBUILD_GROUP = "vmbuild.dev";
-export const VMBUILD_VERSION = "v1alpha1";
-export const VMBUILD_API_VERSION = `${VMBUILD_GROUP}/${VMBUILD_VERSION}`;
-export const VMBUILD_KIND = "VMBuild";
 /** Held on every run we started, so a deleted run still gets its VM scratched. */
 export const FINALIZER = "vmbuild.dev/scratch-vm";
+
+/** A CustomRun `spec.workspaces[]` entry; only Secret-backed bindings can carry a docker config. */
+export const WorkspaceBindingSchema = z.looseObject({
+  name: z.string(),
+  secret: z
+    .looseObject({
+      secretName: z.string().optional(),
+      items: z.array(z.looseObject({ key: z.string(), path: z.string() })).optional(),
+    })
+    .optional(),
+});
+export type WorkspaceBinding = z.infer<typeof WorkspaceBindingSchema>;
 
 const Ref = z.object({ apiVersion: z.string().optional(), kind: z.string().optional() });
 
@@ -99,4 +107,33 @@ export function isFinished(status: RunStatus | undefined): boolean {
 
 export function runKey(run: { metadata: { namespace: string; name: string } }): string {
   return `${run.metadata.namespace}/${run.metadata.name}`;
+}
+
+export type ParsedRun = { run: CustomRun; problem?: string } | { run?: undefined; problem: string };
+
+/**
+ * Validates a CustomRun at the edge. A run whose spec is malformed (e.g. params of the wrong type) is still
+ * returned, without params, with the problem to report; only unreadable metadata or status makes it unusable.
+ */
+export function parseRun(raw: unknown): ParsedRun {
+  const parsed = CustomRunSchema.safeParse(raw);
+  if (parsed.success) return { run: parsed.data };
+  const problem = parsed.error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join(".")}: ${i.message}`)
+    .join("; ");
+  const obj = (raw ?? {}) as { spec?: Record<string, unknown> };
+  const spec = obj.spec ?? {};
+  const pick = (k: string) => (typeof spec[k] === "string" ? { [k]: spec[k] } : {});
+  const salvaged = CustomRunSchema.safeParse({
+    ...obj,
+    spec: {
+      customRef: spec.customRef,
+      customSpec: spec.customSpec,
+      ...pick("status"),
+      ...pick("statusMessage"),
+      ...pick("timeout"),
+    },
+  });
+  return salvaged.success ? { run: salvaged.data, problem } : { problem };
 }

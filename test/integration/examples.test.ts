@@ -13,8 +13,8 @@ import { z } from "zod";
 import { readTestenv } from "../../hack/testenv/index.js";
 import { releaseResources, renderRelease } from "../../hack/render-release.js";
 import { loadConfig } from "../../src/config.js";
-import { resolveSettings, type Param } from "../../src/spec/resolve.js";
-import { SETTING_NAMES } from "../../src/spec/settings.js";
+import { resolveSettings, type Param } from "../../src/api/resolve.js";
+import { SETTING_NAMES } from "../../src/api/settings.js";
 
 // The shipped manifests against a real API server: every object of deploy/release.yaml, deploy/examples/ and the
 // NetworkPolicy template goes through a server-side dry-run apply with strict field validation, so a typo or a
@@ -28,7 +28,7 @@ const read = (path: string) => readFileSync(new URL(path, root), "utf8");
 const EXAMPLES_NAMESPACE = "multi-arch-build";
 const CONTROLLER_NAMESPACE = "vmbuild-system";
 const VMBUILD_TASK_REF = { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild" };
-/** Results a VMBuild task reports (src/build/build.ts, README "Results"); a Pipeline may pass any of them on. */
+/** Results a VMBuild task reports (src/jobs/build.ts, README "Results"); a Pipeline may pass any of them on. */
 const VMBUILD_RESULTS = ["IMAGE_URL", "IMAGE_DIGEST", "PLATFORM_DIGESTS", "CHAINS-GIT_URL", "CHAINS-GIT_COMMIT", "BUILD_VM"];
 
 interface Manifest extends KubernetesObject {

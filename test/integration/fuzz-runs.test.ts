@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SETTING_NAMES } from "../../src/spec/settings.js";
+import { SETTING_NAMES } from "../../src/api/settings.js";
 import { succeeded } from "../support/cluster.js";
 import { controllerSuite } from "../support/controller-suite.js";
 import { createContextRepo } from "../support/context-repo.js";

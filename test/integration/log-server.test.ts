@@ -7,9 +7,9 @@ import {
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
-import { LogStore } from "../../src/build/log-store.js";
+import { LogStore, logURL } from "../../src/jobs/log-store.js";
 import { createAuthorizer, kubeAccessReviewer } from "../../src/server/auth.js";
-import { logRoutes, logURL } from "../../src/server/logs.js";
+import { logRoutes } from "../../src/server/logs.js";
 import { waitUntil } from "../support/processes.js";
 import { makeTempDir } from "../support/temp-dir.js";
 

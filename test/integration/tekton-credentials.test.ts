@@ -7,7 +7,7 @@ import {
   gitCredentialFor,
   resolveCredentials,
   type ResolvedCredentials,
-} from "../../src/registry/tekton-credentials.js";
+} from "../../src/credentials/tekton.js";
 import { GitFetchError } from "../../src/source/git-errors.js";
 import { fetchSource } from "../../src/source/git.js";
 import { createContextRepo } from "../support/context-repo.js";

@@ -12,7 +12,12 @@ import {
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readTestenv, registryDockerConfigJson, registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
+import {
+  readTestenv,
+  registryDockerConfigJson,
+  registrySecretManifest,
+  type Testenv,
+} from "../../hack/testenv/index.js";
 import { yamlFilesIn } from "../../hack/testenv/manifest-files.js";
 import { repoRoot } from "../../hack/testenv/paths.js";
 

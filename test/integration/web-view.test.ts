@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
-import { LogStore, type BuildLog } from "../../src/build/log-store.js";
+import { LogStore, type BuildLog } from "../../src/jobs/log-store.js";
 import { loadKube, mergePatch, type Kube } from "../../src/kube/client.js";
 import { startInformer } from "../../src/kube/informers.js";
 import { CUSTOM_RUNS, poolResource, VIRTUAL_MACHINES, VMIS, type Resource } from "../../src/kube/resources.js";

@@ -1,4 +1,11 @@
-import { Watch, type KubeConfig, type CoordinationV1Api, type CoreV1Api, type CustomObjectsApi, type KubernetesObject } from "@kubernetes/client-node";
+import {
+  Watch,
+  type KubeConfig,
+  type CoordinationV1Api,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
 import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
 import { loadKube, mergePatch } from "../../src/kube/client.js";
 import { waitUntil } from "./processes.js";

@@ -1,5 +1,5 @@
 import { KubeConfig, Watch } from "@kubernetes/client-node";
-import { readRunState } from "../../src/reconcile/run-state.js";
+import { readRunState } from "../../src/tekton/run-state.js";
 import { succeeded, type CustomRunObject } from "./cluster.js";
 
 // Every VM lease in a namespace as the API server reports it, in order: the ground truth for "no VM was ever

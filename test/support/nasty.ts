@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { SETTING_NAMES } from "../../src/spec/settings.js";
+import { SETTING_NAMES } from "../../src/api/settings.js";
 
 // Values an attacker (anyone who may create CustomRuns) or a careless user might put in a run: shared by the
 // pure fuzz tests of the edge and the fuzzed runs against the live controller.

@@ -2,9 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { buildQueryString } from "../../src/podman/build-query.js";
 import { decide } from "../../src/reconcile/decide.js";
-import { parseRun } from "../../src/reconcile/observe.js";
-import { resolveSettings } from "../../src/spec/resolve.js";
-import { isOurs } from "../../src/tekton/customrun.js";
+import { resolveSettings } from "../../src/api/resolve.js";
+import { isOurs, parseRun } from "../../src/tekton/customrun.js";
 import { nasty, paramName, params, paramValue } from "../support/nasty.js";
 
 // Property-based: whatever a user (or an attacker with create on CustomRuns) puts in a run, the controller does

@@ -1,8 +1,8 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LogStore } from "../../../src/build/log-store.js";
+import { LogStore, logURL } from "../../../src/jobs/log-store.js";
 import type { Authorizer } from "../../../src/server/auth.js";
-import { logRoutes, logURL } from "../../../src/server/logs.js";
+import { logRoutes } from "../../../src/server/logs.js";
 import { makeTempDir } from "../../support/temp-dir.js";
 
 describe("logURL", () => {

@@ -1,7 +1,6 @@
 import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import type { VMView } from "../../../src/reconcile/observation.js";
-import type { Phase } from "../../../src/reconcile/run-state.js";
+import type { Phase } from "../../../src/tekton/run-state.js";
 import {
   buildViewState,
   MAX_RECENT_RUNS,
@@ -11,6 +10,7 @@ import {
   type ViewCaches,
   type ViewState,
 } from "../../../src/server/view-state.js";
+import type { VMView } from "../../../src/kubevirt/vm.js";
 
 /** An object as the API serves it (and an informer caches it): timestamps are strings, whatever client-node's types say. */
 interface Raw {

@@ -1,0 +1,92 @@
+import { z } from "zod";
+import { REASONS } from "../src/tekton/reasons.js";
+import { SettingsSchema } from "../src/api/settings.js";
+import { ConfigSchema } from "../src/config.js";
+
+// The docs' parameter, configuration and status-reason references, rendered from the schemas and the reason
+// registry that the controller itself uses (`npm run gen`; a unit test fails when docs/ drifts).
+
+interface FieldSchema {
+  type?: string;
+  default?: unknown;
+  description?: string;
+  items?: { type?: string };
+  additionalProperties?: unknown;
+}
+
+export function renderParameterReference(): string {
+  const schema = z.toJSONSchema(SettingsSchema, { io: "input", target: "openapi-3.0", unrepresentable: "any" }) as {
+    properties: Record<string, FieldSchema>;
+    required?: string[];
+  };
+  const required = new Set(schema.required ?? []);
+  // Defaults behind a preprocess step do not reach the JSON schema: read them off a parse of a minimal spec.
+  const parsed = SettingsSchema.parse({ pool: "p", image: "registry.test/i", gitUrl: "https://git.test/r" }) as Record<string, unknown>;
+  const shown = (value: unknown) =>
+    value === undefined || value === "" || (typeof value === "object" && value !== null && Object.keys(value).length === 0)
+      ? "none"
+      : `\`${Array.isArray(value) ? value.join(",") : String(value)}\``;
+  const rows = Object.entries(schema.properties).map(([name, field]) => {
+    const type = field.type === "array" ? `list of ${field.items?.type ?? "string"}` : field.additionalProperties ? "map" : (field.type ?? "string");
+    const fallback = required.has(name) ? "(required)" : shown(field.default ?? parsed[name]);
+    return `| \`${name}\` | ${type} | ${fallback} | ${(field.description ?? "").replace(/\|/g, "\\|")} |`;
+  });
+  return [
+    "# Parameters",
+    "",
+    "<!-- Generated from src/api/settings.ts by `npm run gen`; do not edit. -->",
+    "",
+    "The same fields are CustomRun params and `VMBuild` spec fields. Precedence: **params > VMBuild > defaults**.",
+    "A param's value is a string (lists comma-separated, booleans `\"true\"`/`\"false\"`, durations like `\"10m\"`),",
+    "or a Tekton array or object param where that fits; a VMBuild uses plain YAML types.",
+    "An unknown or invalid field ends the run with reason `InvalidParams` and a message naming it.",
+    "",
+    "| name | type | default | meaning |",
+    "| --- | --- | --- | --- |",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
+export function renderConfigurationReference(): string {
+  const schema = z.toJSONSchema(ConfigSchema, { io: "input", target: "openapi-3.0", unrepresentable: "any" }) as {
+    properties: Record<string, FieldSchema & { enum?: string[] }>;
+  };
+  const rows = Object.entries(schema.properties).map(([name, field]) => {
+    const fallback = field.default === undefined ? "none" : `\`${String(field.default)}\``;
+    const values = field.enum ? ` One of ${field.enum.map((v) => `\`${v}\``).join(", ")}.` : "";
+    return `| \`${name}\` | ${fallback} | ${(field.description ?? "").replace(/\|/g, "\\|")}${values} |`;
+  });
+  return [
+    "# Controller configuration",
+    "",
+    "<!-- Generated from src/config.ts by `npm run gen`; do not edit. -->",
+    "",
+    "The controller reads its configuration from the environment once, at start, and refuses to start on an invalid",
+    "value, naming it. `deploy/controller.yaml` sets the ones a cluster needs.",
+    "",
+    "| variable | default | meaning |",
+    "| --- | --- | --- |",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
+export function renderReasonReference(): string {
+  const rows = Object.entries(REASONS).map(
+    ([reason, info]) => `| \`${reason}\` | \`${info.status}\` | ${info.meaning} | ${info.action} |`,
+  );
+  return [
+    "# Status reasons",
+    "",
+    "<!-- Generated from src/tekton/reasons.ts by `npm run gen`; do not edit. -->",
+    "",
+    "Every reason the `Succeeded` condition of a VMBuild CustomRun can carry. Each change of reason is also a",
+    "Kubernetes Event on the CustomRun (`kubectl describe customrun NAME`).",
+    "",
+    "| reason | status | meaning | what to do |",
+    "| --- | --- | --- | --- |",
+    ...rows,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,64 @@
+import { stringify } from "yaml";
+import { z } from "zod";
+import { VMBUILD_GROUP, VMBUILD_KIND, VMBUILD_VERSION } from "./vmbuild.js";
+import { SettingsSchema } from "./settings.js";
+
+// The VMBuild CRD, generated from the same zod schema that validates params: one source for both.
+
+type JsonSchema = { [key: string]: unknown };
+
+/** A structural OpenAPI schema: no required fields (params may supply them), no server-side defaults. */
+function structural(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(structural);
+  if (!node || typeof node !== "object") return node;
+  const out: JsonSchema = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === "required" || key === "default" || key === "$schema") continue;
+    if (key === "additionalProperties" && value === false) continue;
+    out[key] = structural(value);
+  }
+  return out;
+}
+
+export function vmbuildCRD(): object {
+  const spec = structural(z.toJSONSchema(SettingsSchema, { io: "input", target: "openapi-3.0", unrepresentable: "any" }));
+  return {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: `vmbuilds.${VMBUILD_GROUP}`, labels: { "app.kubernetes.io/part-of": "vmbuild" } },
+    spec: {
+      group: VMBUILD_GROUP,
+      scope: "Namespaced",
+      names: { plural: "vmbuilds", singular: "vmbuild", kind: VMBUILD_KIND, listKind: `${VMBUILD_KIND}List`, categories: ["tekton"] },
+      versions: [
+        {
+          name: VMBUILD_VERSION,
+          served: true,
+          storage: true,
+          additionalPrinterColumns: [
+            { name: "Pool", type: "string", jsonPath: ".spec.pool" },
+            { name: "Image", type: "string", jsonPath: ".spec.image" },
+            { name: "Platforms", type: "string", jsonPath: ".spec.platforms" },
+            { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: "object",
+              description: "Reusable settings for building a multi-architecture image on a leased KubeVirt VM.",
+              properties: {
+                apiVersion: { type: "string" },
+                kind: { type: "string" },
+                metadata: { type: "object" },
+                spec: { ...(spec as JsonSchema), description: "Build settings; CustomRun params override them." },
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export function renderVMBuildCRD(): string {
+  return `# Generated from src/api/settings.ts by \`npm run gen\`; do not edit.\n${stringify(vmbuildCRD(), { lineWidth: 0 })}`;
+}

@@ -1,0 +1,145 @@
+import { z } from "zod";
+import { parseDuration } from "../timing/duration.js";
+
+// The build settings of one run: the single source for the VMBuild spec, the CustomRun params, the types the
+// controller uses inside, and the parameter reference in the docs. Precedence: params > VMBuild > defaults.
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
+// Docker's reference grammar, a tag but no digest: we push to it.
+const IMAGE =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/;
+const BUILD_ARG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// Only network transports: file:// would read the controller's own disk, ext:: runs commands.
+const GIT_URL = /^(?:(?:https?|git|ssh):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$/;
+
+const relativePath = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    .refine((p) => !p.startsWith("/") && !p.split(/[\\/]/).includes(".."), {
+      message: `${what} must be a relative path inside the repository, without ".."`,
+    })
+    .refine((p) => !/[\0\r\n]/.test(p), { message: `${what} must not contain control characters` });
+
+const poolRef = z.string().refine(
+  (p) => {
+    const parts = p.split("/");
+    return parts.length <= 2 && parts.every((s, i) => (i === parts.length - 1 ? DNS_SUBDOMAIN : DNS_LABEL).test(s));
+  },
+  { message: "expected NAME or NAMESPACE/NAME of a VirtualMachinePool" },
+);
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .refine((d) => parseDuration(d) !== undefined, { message: 'expected a duration such as "90s", "10m" or "1h30m"' })
+    .default(fallback)
+    .transform((d) => parseDuration(d) ?? 0);
+
+/** Params are strings; the VMBuild spec is typed YAML. Both forms are accepted for the same field. */
+const commaList = (v: unknown) =>
+  typeof v === "string"
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+    : v;
+const boolText = (v: unknown) => (v === "true" ? true : v === "false" ? false : v);
+const keyValueList = (v: unknown) => {
+  if (!Array.isArray(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const item of v) {
+    if (typeof item !== "string" || !item.includes("=")) return v; // let the record schema report it
+    const at = item.indexOf("=");
+    out[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return out;
+};
+
+export const settingsShape = {
+  pool: poolRef
+    .optional()
+    .describe(
+      "VirtualMachinePool to lease build VMs from: NAME (in the run's namespace) or NAMESPACE/NAME. Its VMs build any platform, foreign ones under qemu emulation; required unless nativePools cover every platform.",
+    ),
+  nativePools: z
+    .preprocess(
+      commaList,
+      z
+        .array(poolRef)
+        .max(16)
+        .refine((ps) => new Set(ps).size === ps.length, { message: "pools must not repeat" }),
+    )
+    .default([])
+    .describe(
+      "Pools of VMs that build their own architecture natively (read from the pool template's spec.template.spec.architecture): a platform of that architecture is built there instead of on `pool`.",
+    ),
+  strategy: z
+    .enum(["single", "fanout"])
+    .default("single")
+    .describe(
+      '"single": one VM builds every platform (the article\'s way). "fanout": one VM per platform in parallel, each pushes its image by digest, then the index is assembled and pushed.',
+    ),
+  platforms: z
+    .preprocess(
+      commaList,
+      z
+        .array(z.string().regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }))
+        .min(1, { message: "at least one platform is required" })
+        .max(16)
+        .refine((ps) => new Set(ps).size === ps.length, { message: "platforms must not repeat" }),
+    )
+    .default(["linux/amd64"])
+    .describe('Platforms to build, as a list or a comma-separated string: "linux/amd64,linux/arm64".'),
+  image: z
+    .string()
+    .max(512)
+    .regex(IMAGE, { message: "expected an image reference REGISTRY/REPOSITORY[:TAG] (no digest)" })
+    .describe("Where to push the manifest list, e.g. quay.example.com/team/app:1.2. Defaults to tag latest."),
+  gitUrl: z
+    .string()
+    .max(2048)
+    .regex(GIT_URL, { message: "expected an http(s)://, git://, ssh:// or user@host:path git URL" })
+    .describe("Git repository holding the build context."),
+  gitRevision: z
+    .string()
+    .max(256)
+    .regex(/^[^\s\0~^:?*[\\]*$/, { message: "expected a branch, tag or commit" })
+    .refine((r) => !r.startsWith("-"), { message: "a revision must not start with '-'" })
+    .default("")
+    .describe("Branch, tag or commit to build; empty means the repository's default branch."),
+  contextDir: relativePath("contextDir").default(".").describe("Directory inside the repository to use as build context."),
+  dockerfile: relativePath("dockerfile")
+    .default("Dockerfile")
+    .describe("Containerfile/Dockerfile path, relative to the context directory."),
+  buildArgs: z
+    .preprocess(
+      keyValueList,
+      z.record(
+        z.string().regex(BUILD_ARG_KEY, { message: "build arg names are letters, digits and _" }),
+        z.string().max(4096),
+      ),
+    )
+    .default({})
+    .describe('Build arguments: a map, or a list of "NAME=value" strings.'),
+  registrySecret: z
+    .string()
+    .regex(DNS_SUBDOMAIN, { message: "expected the name of a Secret" })
+    .optional()
+    .describe("Secret (kubernetes.io/dockerconfigjson) in the run's namespace with credentials for pulls and the push."),
+  tlsVerify: z
+    .preprocess(boolText, z.boolean())
+    .default(true)
+    .describe('Verify the registry\'s TLS certificate. Set "false" only for a registry you trust on an insecure network.'),
+  queueTimeout: duration("30m").describe("How long a run may wait for a free VM before it fails."),
+  readyTimeout: duration("10m").describe("How long a started VM may take until its podman answers."),
+  buildTimeout: duration("0s").describe('Limit on the build and push; "0s" means only the run\'s own timeout applies.'),
+};
+
+export const SettingsSchema = z.strictObject(settingsShape);
+export type BuildSettings = z.output<typeof SettingsSchema>;
+export type SettingName = keyof typeof settingsShape;
+export const SETTING_NAMES = Object.keys(settingsShape) as SettingName[];

@@ -1,0 +1,60 @@
+import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
+import { fairOrder, type Waiting } from "../lease/fair-queue.js";
+import { readRunState } from "../tekton/run-state.js";
+
+// Each pool's fair queue of waiting runs, as the cached runs' own status says it.
+
+export interface QueueEntry {
+  key: string;
+  /** How many of the pool's VMs the run needs. */
+  demand: number;
+}
+
+/**
+ * The pool's waiting runs, first served first, each with the number of the pool's VMs it needs. Shared with the
+ * web view, so both agree.
+ */
+export function poolQueue(pool: string, runs: Iterable<unknown>): QueueEntry[] {
+  const waiting: Waiting[] = [];
+  const demand = new Map<string, number>();
+  const lastServed = new Map<string, string>();
+  for (const raw of runs) {
+    const other = raw as { metadata?: { namespace?: string; name?: string }; status?: { extraFields?: unknown; completionTime?: string } };
+    const st = readRunState(other.status?.extraFields);
+    const ns = other.metadata?.namespace;
+    const needs = st?.slots.filter((s) => s.pool === pool).length ?? 0;
+    if (!st || needs === 0 || !ns || !other.metadata?.name) continue;
+    if (st.leasedAt && (lastServed.get(ns) ?? "") < st.leasedAt) lastServed.set(ns, st.leasedAt);
+    if (st.phase === "Queued" && !other.status?.completionTime) {
+      const key = `${ns}/${other.metadata.name}`;
+      waiting.push({ key, namespace: ns, queuedAt: st.queuedAt });
+      demand.set(key, needs);
+    }
+  }
+  return fairOrder(waiting, lastServed).map((key) => ({ key, demand: demand.get(key) ?? 1 }));
+}
+
+/**
+ * Each pool's queue, ranked once per change of the runs. Every VM, VMI and Lease event and every reconcile of a
+ * waiting run asks for it, and a ranking walks every run in the cache, finished ones included (bench b: 9 % of
+ * the controller's CPU with 1400 runs cached).
+ */
+export class PoolQueues {
+  private readonly ranked = new Map<string, readonly QueueEntry[]>();
+
+  constructor(private readonly runs: Pick<ObjectCache<KubernetesObject>, "list">) {}
+
+  /** To be called on every add, update and delete of the runs cache, before anything reads a queue again. */
+  runsChanged(): void {
+    this.ranked.clear();
+  }
+
+  of(pool: string): readonly QueueEntry[] {
+    let queue = this.ranked.get(pool);
+    if (queue === undefined) {
+      queue = poolQueue(pool, this.runs.list());
+      this.ranked.set(pool, queue);
+    }
+    return queue;
+  }
+}

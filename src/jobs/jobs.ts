@@ -1,0 +1,166 @@
+import type { RunResult } from "../tekton/customrun.js";
+import type { FailureReason } from "../tekton/reasons.js";
+
+// The build jobs this process runs, by run UID, attempt and VMs. Empty after a restart: that absence is how decide()
+// learns a build was in flight when the controller died.
+
+export type JobStage = "connecting" | "fetching" | "building" | "pushing";
+
+export type JobView =
+  | { state: "running"; stage: JobStage; detail: string }
+  | { state: "succeeded"; results: RunResult[]; summary: string; durations?: { buildMs: number; pushMs: number } }
+  | { state: "failed"; stage: JobStage; reason: FailureReason; message: string };
+
+/** Which of the run's jobs: its attempt and VMs, as decided (the run's status may not name them yet). */
+export interface JobRef {
+  attempt: number;
+  vms: string[];
+}
+
+/** One VM of a build job and what it builds there. */
+export interface JobVM {
+  pool: string;
+  vm: string;
+  platforms: string[];
+}
+
+/** A job starts when its VMs are leased, before they are up: where each one answers comes later, from decide. */
+export interface JobHandle {
+  readonly signal: AbortSignal;
+  progress(stage: JobStage, detail: string): void;
+  /** The VMs' addresses, in the order the job was given its VMs, once every one is up. */
+  addresses(): Promise<readonly string[]>;
+}
+
+export type JobBody = (handle: JobHandle) => Promise<JobView & { state: "succeeded" | "failed" }>;
+
+/**
+ * A new stage is reported at once; a new detail within a stage (each Dockerfile STEP) at most this often, so a
+ * build of many quick steps does not cost a status write per step (bench b).
+ */
+export const DETAIL_EVERY_MS = 2_000;
+
+interface Entry {
+  view: JobView;
+  abort: AbortController;
+  done: Promise<void>;
+  addresses?: readonly string[];
+  addressed: () => void;
+}
+
+export class Jobs {
+  private readonly entries = new Map<string, Entry>();
+
+  /** onChange is told the run key whenever a job moves on, so the run gets reconciled. */
+  constructor(private readonly onChange: (runKey: string) => void) {}
+
+  get(id: JobId): JobView | undefined {
+    return this.entries.get(jobKey(id))?.view;
+  }
+
+  start(runKey: string, id: JobId, body: JobBody): void {
+    const key = jobKey(id);
+    if (this.entries.has(key)) return;
+    const abort = new AbortController();
+    let addressed = () => {};
+    const reached = new Promise<void>((resolve) => (addressed = resolve));
+    const entry: Entry = { view: { state: "running", stage: "fetching", detail: "" }, abort, done: Promise.resolve(), addressed };
+    this.entries.set(key, entry);
+    let lastNotice = 0;
+    let pending: NodeJS.Timeout | undefined;
+    const notify = () => {
+      clearTimeout(pending);
+      pending = undefined;
+      lastNotice = Date.now();
+      this.onChange(runKey);
+    };
+    const handle: JobHandle = {
+      signal: abort.signal,
+      progress: (stage, detail) => {
+        if (entry.view.state !== "running") return;
+        const before = entry.view;
+        if (before.stage === stage && before.detail === detail) return;
+        entry.view = { state: "running", stage, detail };
+        if (before.stage !== stage) notify();
+        else pending ??= setTimeout(notify, Math.max(0, lastNotice + DETAIL_EVERY_MS - Date.now()));
+      },
+      addresses: async () => {
+        await untilAborted(reached, abort.signal);
+        return entry.addresses ?? [];
+      },
+    };
+    entry.done = body(handle).then(
+      (final) => {
+        entry.view = final;
+      },
+      (err: unknown) => {
+        const stage = entry.view.state === "running" ? entry.view.stage : "building";
+        entry.view = { state: "failed", stage, reason: "BuildFailed", message: `internal error: ${String(err)}` };
+      },
+    ).finally(notify);
+  }
+
+  /** Tells a job where its VMs answer; later calls (decide repeats itself until the job moves on) change nothing. */
+  connect(id: JobId, addresses: readonly string[]): void {
+    const entry = this.entries.get(jobKey(id));
+    if (!entry || entry.addresses) return;
+    entry.addresses = addresses;
+    entry.addressed();
+  }
+
+  cancel(id: JobId): void {
+    this.entries.get(jobKey(id))?.abort.abort(new Error("cancelled"));
+  }
+
+  /** Forget a finished job once its run no longer needs the outcome. */
+  forget(id: JobId): void {
+    const key = jobKey(id);
+    const entry = this.entries.get(key);
+    if (entry && entry.view.state !== "running") this.entries.delete(key);
+  }
+
+  /**
+   * The run is finished: abort any job of it still running and forget them all. A job started with a lease whose
+   * status write was lost is named by no status, so nothing else would ever cancel it.
+   */
+  endRun(uid: string): void {
+    for (const [key, entry] of this.entries) {
+      if (!key.startsWith(`${uid}/`)) continue;
+      entry.abort.abort(new Error("the run is finished"));
+      void entry.done.then(() => this.entries.delete(key));
+    }
+  }
+
+  /** Abort every job and wait for them to settle (shutdown). */
+  async stopAll(): Promise<void> {
+    for (const entry of this.entries.values()) entry.abort.abort(new Error("controller shutting down"));
+    await Promise.all([...this.entries.values()].map((e) => e.done));
+  }
+
+  get running(): number {
+    return [...this.entries.values()].filter((e) => e.view.state === "running").length;
+  }
+}
+
+function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    void promise.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
+}
+
+/** One job per run attempt on its VMs: a run that moves to other VMs starts afresh there. */
+export interface JobId {
+  uid: string;
+  attempt: number;
+  vms: readonly string[];
+}
+
+function jobKey(id: JobId): string {
+  return `${id.uid}/${id.attempt}/${id.vms.join("+")}`;
+}

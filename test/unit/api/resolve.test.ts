@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { resolveSettings } from "../../../src/api/resolve.js";
+
+const base = { pool: "builders", image: "registry.test/app:1", gitUrl: "https://git.test/app.git" };
+
+describe("resolveSettings: params > VMBuild > defaults", () => {
+  it("fills defaults", () => {
+    const r = resolveSettings(base, []);
+    expect(r).toMatchObject({
+      ok: true,
+      settings: { platforms: ["linux/amd64"], dockerfile: "Dockerfile", contextDir: ".", tlsVerify: true, queueTimeout: 1_800_000 },
+    });
+  });
+
+  it("params override the VMBuild, in their string forms", () => {
+    const r = resolveSettings({ ...base, platforms: ["linux/amd64"], tlsVerify: true }, [
+      { name: "platforms", value: "linux/amd64, linux/arm64" },
+      { name: "tlsVerify", value: "false" },
+      { name: "buildArgs", value: ["VERSION=1.2", "EXTRA=a=b"] },
+      { name: "readyTimeout", value: "90s" },
+    ]);
+    expect(r).toMatchObject({
+      ok: true,
+      settings: {
+        platforms: ["linux/amd64", "linux/arm64"],
+        tlsVerify: false,
+        buildArgs: { VERSION: "1.2", EXTRA: "a=b" },
+        readyTimeout: 90_000,
+      },
+    });
+  });
+
+  it.each([
+    [[{ name: "colour", value: "blue" }], /unknown param "colour"; allowed: pool, nativePools, strategy, platforms/],
+    [[{ name: "platforms", value: "linux/arm 64" }], /param "platforms"\[0\]: expected OS\/ARCH.*got "linux\/arm 64"/],
+    [[{ name: "platforms", value: "linux/amd64,linux/amd64" }], /param "platforms": platforms must not repeat/],
+    [[{ name: "dockerfile", value: "../../etc/passwd" }], /param "dockerfile": dockerfile must be a relative path/],
+    [[{ name: "contextDir", value: "/etc" }], /param "contextDir": contextDir must be a relative path/],
+    [[{ name: "image", value: "Registry.test/UPPER:1" }], /param "image": expected an image reference/],
+    [[{ name: "image", value: "registry.test/app@sha256:abc" }], /param "image"/],
+    [[{ name: "gitUrl", value: "file:///etc" }], /param "gitUrl": expected an http/],
+    [[{ name: "gitUrl", value: "ext::sh -c touch% /tmp/pwned" }], /param "gitUrl"/],
+    [[{ name: "gitRevision", value: "--upload-pack=evil" }], /param "gitRevision"/],
+    [[{ name: "buildArgs", value: ["A B=1"] }], /param "buildArgs"/],
+    [[{ name: "queueTimeout", value: "ten minutes" }], /param "queueTimeout": expected a duration/],
+    [[{ name: "tlsVerify", value: "yes" }], /param "tlsVerify"/],
+    [[{ name: "pool", value: "a/b/c" }], /param "pool": expected NAME or NAMESPACE\/NAME/],
+    [
+      [
+        { name: "pool", value: "x" },
+        { name: "pool", value: "y" },
+      ],
+      /param "pool" is given twice/,
+    ],
+  ])("rejects %j with a message naming the field", (params, message) => {
+    const r = resolveSettings(base, params);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toBe("InvalidParams");
+      expect(r.message).toMatch(message);
+    }
+  });
+
+  it("names the VMBuild field when the bad value came from there", () => {
+    const r = resolveSettings({ ...base, platforms: "windows" }, []);
+    expect(r.ok || r.message).toMatch(/^VMBuild spec.platforms\[0\]/);
+  });
+
+  it("says which required field is missing", () => {
+    const r = resolveSettings({ pool: "builders" }, []);
+    expect(r.ok || r.message).toMatch(/"image" is required; "gitUrl" is required/);
+  });
+});

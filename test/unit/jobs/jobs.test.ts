@@ -1,0 +1,82 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { DETAIL_EVERY_MS, Jobs, type JobHandle } from "../../../src/jobs/jobs.js";
+
+const ID = { uid: "uid-1", attempt: 0, vms: ["vm-0", "vm-1"] };
+
+/** A job body that hands its handle out and ends when told to. */
+function controllable() {
+  let handle!: JobHandle;
+  let finish!: () => void;
+  const ended = new Promise<void>((resolve) => (finish = resolve));
+  const body = async (h: JobHandle) => {
+    handle = h;
+    await ended;
+    return { state: "succeeded" as const, results: [], summary: "done" };
+  };
+  return { body, handle: () => handle, finish };
+}
+
+describe("Jobs", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("reports a new stage at once and new details within a stage at most every DETAIL_EVERY_MS, the latest one", async () => {
+    const woken: string[] = [];
+    const jobs = new Jobs((key) => woken.push(key));
+    const job = controllable();
+    jobs.start("ns/run", ID, job.body);
+    job.handle().progress("building", "STEP 1/3");
+    expect(woken).toHaveLength(1);
+    job.handle().progress("building", "STEP 2/3");
+    job.handle().progress("building", "STEP 3/3");
+    expect(woken).toHaveLength(1);
+    // The view is current at once: any reconcile in between reads the newest step.
+    expect(jobs.get(ID)).toEqual({ state: "running", stage: "building", detail: "STEP 3/3" });
+    await vi.advanceTimersByTimeAsync(DETAIL_EVERY_MS);
+    expect(woken).toHaveLength(2);
+    job.handle().progress("pushing", "Pushing");
+    expect(woken).toHaveLength(3);
+    job.finish();
+    await vi.runAllTimersAsync();
+    expect(jobs.get(ID)).toMatchObject({ state: "succeeded" });
+    expect(woken).toHaveLength(4);
+  });
+
+  it("hands the addresses of the first connect to the job; later ones change nothing", async () => {
+    const jobs = new Jobs(() => {});
+    const job = controllable();
+    jobs.start("ns/run", ID, job.body);
+    const addresses = job.handle().addresses();
+    jobs.connect(ID, ["10.0.0.1", "10.0.0.2"]);
+    jobs.connect(ID, ["10.9.9.9", "10.9.9.9"]);
+    await expect(addresses).resolves.toEqual(["10.0.0.1", "10.0.0.2"]);
+    job.finish();
+  });
+
+  it("a finished run's jobs are aborted and forgotten, even one no status names (its lease's status write was lost)", async () => {
+    const jobs = new Jobs(() => {});
+    const orphan = controllable();
+    const other = controllable();
+    jobs.start("ns/run", ID, orphan.body);
+    jobs.start("ns/other", { uid: "uid-2", attempt: 0, vms: ["vm-2"] }, other.body);
+    const waiting = orphan.handle().addresses();
+    jobs.endRun("uid-1");
+    await expect(waiting).rejects.toThrow("the run is finished");
+    orphan.finish();
+    await vi.runAllTimersAsync();
+    expect(jobs.get(ID)).toBeUndefined();
+    expect(jobs.get({ uid: "uid-2", attempt: 0, vms: ["vm-2"] })).toMatchObject({ state: "running" });
+    other.finish();
+  });
+
+  it("a cancel ends a job still waiting for its VMs", async () => {
+    const jobs = new Jobs(() => {});
+    const job = controllable();
+    jobs.start("ns/run", ID, job.body);
+    const addresses = job.handle().addresses();
+    jobs.cancel(ID);
+    await expect(addresses).rejects.toThrow("cancelled");
+    expect(job.handle().signal.aborted).toBe(true);
+    job.finish();
+  });
+});
