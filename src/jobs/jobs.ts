@@ -36,7 +36,7 @@ export type JobBody = (handle: JobHandle) => Promise<JobView & { state: "succeed
 
 /**
  * A new stage is reported at once; a new detail within a stage (each Dockerfile STEP) at most this often, so a
- * build of many quick steps does not cost a status write per step (bench b).
+ * build of many quick steps does not cost a status write per step.
  */
 export const DETAIL_EVERY_MS = 2_000;
 

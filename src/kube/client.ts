@@ -36,8 +36,8 @@ export function loadKube(kubeconfigPath?: string): Kube {
 
 /**
  * kc.makeApiClient, but over kept-alive connections. client-node 1.x gives every request a new https.Agent: a TLS
- * handshake and a new SecureContext (its CA parsed again) per request, a fifth of the controller's CPU under load
- * (bench b's profile), and as much again in the apiserver.
+ * handshake and a new SecureContext (its CA parsed again) per request, costly for the controller and the
+ * apiserver alike under load.
  */
 export function makeClient<T>(kc: KubeConfig, api: new (config: Configuration) => T): T {
   const server = kc.getCurrentCluster()?.server;

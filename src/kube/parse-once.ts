@@ -2,8 +2,8 @@ import type { z } from "zod";
 
 /**
  * schema.safeParse, remembered per input object. Informer caches replace an object on every change and never
- * mutate it, so one parse per version is enough: ranking a queue parses every run's status at each turn
- * (bench b's profile), and most of those runs have not changed since the last turn.
+ * mutate it, so one parse per version is enough: ranking a queue parses every run's status at each turn, and
+ * most of those runs have not changed since the last turn.
  */
 export function parseOnce<S extends z.ZodType>(schema: S): (raw: unknown) => z.ZodSafeParseResult<z.output<S>> {
   const seen = new WeakMap<object, z.ZodSafeParseResult<z.output<S>>>();

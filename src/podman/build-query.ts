@@ -30,7 +30,7 @@ export function buildQueryString(query: BuildQuery): string {
     params.append("platform", platform);
   }
   // podman's default (jobs=1) builds the platforms one after another; one job each builds them side by side, so
-  // a VM's cores are all used (bench c: 4 platforms took the sum of their times, not the longest).
+  // a VM's cores are all used and the build takes the longest platform's time, not the sum.
   params.set("jobs", String(query.platforms.length));
   if (query.buildArgs !== undefined && Object.keys(query.buildArgs).length > 0) {
     params.set("buildargs", JSON.stringify(query.buildArgs));
