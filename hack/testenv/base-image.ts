@@ -1,11 +1,11 @@
 // The multi-arch base image every test build starts FROM: no public registry is reachable, so it is made here
 // (busybox rootfs per architecture → podman import → manifest list → push to the testenv registry).
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RegistryInfo } from "./env-file.js";
 import { run } from "./exec.js";
 import { elapsed, progress } from "./log.js";
-import { stateDir } from "./paths.js";
 import { basicAuth } from "./registry.js";
 import { busyboxRootfsTar } from "./rootfs.js";
 
@@ -40,9 +40,19 @@ export async function ensureBaseImage(registry: RegistryInfo): Promise<string> {
   if (await registryHasBaseImage(registry)) return ref;
   const start = Date.now();
   progress(`building base image ${ref} (${baseImageArchitectures.join(", ")})`);
-  const dir = join(stateDir, "podman-base");
-  await mkdir(dir, { recursive: true });
-  // A private podman storage: nothing leaks into (or depends on) the machine's own images.
+  // A private podman storage, thrown away once the image is pushed: nothing leaks into (or depends on) the
+  // machine's own images. Under the temp dir, not the checkout: podman refuses a runroot over 50 characters.
+  const dir = await mkdtemp(join(tmpdir(), "vmbuild-base-"));
+  try {
+    await buildAndPush(registry, ref, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  progress(`base image ${ref} pushed (${elapsed(start)})`);
+  return ref;
+}
+
+async function buildAndPush(registry: RegistryInfo, ref: string, dir: string): Promise<void> {
   const podmanArgs = [
     `--root=${join(dir, "root")}`,
     `--runroot=${join(dir, "runroot")}`,
@@ -69,6 +79,4 @@ export async function ensureBaseImage(registry: RegistryInfo): Promise<string> {
   if (!(await registryHasBaseImage(registry))) {
     throw new Error(`pushed ${ref} but the registry does not serve it as an image index`);
   }
-  progress(`base image ${ref} pushed (${elapsed(start)})`);
-  return ref;
 }
