@@ -1,11 +1,10 @@
 import { z } from "zod";
 import { parseDuration } from "../timing/duration.js";
+import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
 
 // The build settings of one run: the single source for the VMBuild spec, the CustomRun params, the types the
 // controller uses inside, and the parameter reference in the docs. Precedence: params > VMBuild > defaults.
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
 // Docker's reference grammar, a tag but no digest: we push to it.
 const IMAGE =

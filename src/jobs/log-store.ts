@@ -2,6 +2,7 @@ import { readdir, rmdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { BuildLog, LogReader, type Redactor } from "./log.js";
+import { isNamespace, isObjectName } from "../api/names.js";
 
 // Every run's build logs on local disk, one file per attempt at <root>/<namespace>/<name>/<uid>-<attempt>.log,
 // with the writers still open known so readers can follow them, and bounded by total size and age.
@@ -57,18 +58,8 @@ export const DEFAULT_RETENTION: RetentionLimits = { maxBytes: 1024 ** 3, maxAgeM
 
 // Kubernetes names: namespaces are DNS labels, CustomRun names DNS subdomains. Checked here too, because they
 // become path segments.
-const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const UID = /^[A-Za-z0-9-]{1,64}$/;
 const FILE = /^(.+)-(\d{1,6})\.log$/;
-
-export function isNamespace(text: string): boolean {
-  return NAMESPACE.test(text);
-}
-
-export function isRunName(text: string): boolean {
-  return NAME.test(text);
-}
 
 /**
  * Which logs retention removes: every finished log older than maxAgeMs, then finished logs oldest first while the
@@ -134,7 +125,7 @@ export class LogStore {
 
   /** A run's logs, oldest first; empty when there are none. */
   async list(namespace: string, name: string): Promise<LogEntry[]> {
-    if (!isNamespace(namespace) || !isRunName(name)) return [];
+    if (!isNamespace(namespace) || !isObjectName(name)) return [];
     const dir = join(this.root, namespace, name);
     const entries: LogEntry[] = [];
     for (const file of await readdirOrEmpty(dir)) {
@@ -200,7 +191,7 @@ export class LogStore {
   }
 
   private pathOf(run: RunRef, attempt: number): string {
-    const valid = isNamespace(run.namespace) && isRunName(run.name) && UID.test(run.uid);
+    const valid = isNamespace(run.namespace) && isObjectName(run.name) && UID.test(run.uid);
     if (!valid || !Number.isInteger(attempt) || attempt < 0) {
       const what = `${run.namespace}/${run.name} uid ${run.uid} attempt ${attempt}`;
       throw new Error(`cannot open a build log for ${what}: not a valid run reference`);

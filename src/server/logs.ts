@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import { z } from "zod";
-import { isNamespace, isRunName, type LogReader, type LogStore } from "../jobs/log-store.js";
+import { isNamespace, isObjectName } from "../api/names.js";
+import type { LogReader, LogStore } from "../jobs/log-store.js";
 import type { Authorizer } from "./auth.js";
 
 // GET /logs/:namespace/:name[/:attempt]: a run's build log as plain text, for whoever may get the CustomRun.
@@ -13,7 +14,7 @@ export interface LogRoutesOptions {
 
 const Params = z.object({
   namespace: z.string().refine(isNamespace, "expected a namespace name (DNS label)"),
-  name: z.string().refine(isRunName, "expected a CustomRun name (DNS subdomain)"),
+  name: z.string().refine(isObjectName, "expected a CustomRun name (DNS subdomain)"),
   attempt: z
     .string()
     .regex(/^\d{1,6}$/, "expected an attempt number (0, 1, ...)")

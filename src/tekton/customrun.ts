@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isObjectName } from "../api/names.js";
 import { VMBUILD_API_VERSION, VMBUILD_KIND } from "../api/vmbuild.js";
 
 /** Held on every run we started, so a deleted run still gets its VM scratched. */
@@ -9,7 +10,7 @@ export const WorkspaceBindingSchema = z.looseObject({
   name: z.string(),
   secret: z
     .looseObject({
-      secretName: z.string().optional(),
+      secretName: z.string().refine(isObjectName, { message: "expected the name of a Secret in the run's namespace" }).optional(),
       items: z.array(z.looseObject({ key: z.string(), path: z.string() })).optional(),
     })
     .optional(),
