@@ -11,6 +11,14 @@ export default defineConfig({
       },
       {
         test: {
+          // The testenv's own tools against real processes (apt, dpkg) and loopback servers: no control plane.
+          name: "hack",
+          include: ["test/hack/**/*.test.ts"],
+          testTimeout: 120_000,
+        },
+      },
+      {
+        test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/integration/global-setup.ts"],

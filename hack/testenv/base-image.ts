@@ -3,6 +3,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { debsFor } from "./debs.js";
 import type { RegistryInfo } from "./env-file.js";
 import { run } from "./exec.js";
 import { elapsed, progress } from "./log.js";
@@ -64,8 +65,12 @@ async function buildAndPush(registry: RegistryInfo, ref: string, dir: string): P
   const list = "localhost/vmbuild-busybox-list:latest";
   await podman("manifest", "rm", list).catch(() => undefined);
   await podman("manifest", "create", list);
+  const debs = await debsFor("busybox-static", Object.values(debianArchitectures));
   for (const arch of baseImageArchitectures) {
-    const tar = await busyboxRootfsTar(debianArchitectures[arch] ?? arch, dir);
+    const debianArch = debianArchitectures[arch] ?? arch;
+    const deb = debs.get(debianArch);
+    if (!deb) throw new Error(`no busybox-static .deb for ${debianArch}`);
+    const tar = await busyboxRootfsTar(deb, debianArch, dir);
     const image = `localhost/vmbuild-busybox:${arch}`;
     await podman("import", `--arch=${arch}`, "--os=linux", "--change", 'CMD ["/bin/sh"]', tar, image);
     await podman("manifest", "add", list, `containers-storage:${image}`);

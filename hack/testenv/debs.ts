@@ -1,53 +1,48 @@
-// Debian packages for foreign architectures, downloaded once into the cache (`apt-get download`, no install).
-import { readdir, mkdir } from "node:fs/promises";
+// Debian packages for any architecture, downloaded once into the cache (`apt-get download`, no install) through an
+// apt state of their own: the host's dpkg architectures and apt lists stay as they are.
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { aptUpdate } from "./apt.js";
-import { run } from "./exec.js";
+import { aptGetAfterUpdate, privateApt, type AptSources } from "./apt.js";
 import { progress } from "./log.js";
 import { cacheDir } from "./paths.js";
 
-export const debCacheDir: string = join(cacheDir(), "debs");
-
-async function cachedDeb(pkg: string, arch: string): Promise<string | undefined> {
-  const names = await readdir(debCacheDir).catch(() => [] as string[]);
+async function cachedDeb(debs: string, pkg: string, arch: string): Promise<string | undefined> {
+  const names = await readdir(debs).catch(() => [] as string[]);
   const found = names.filter((n) => n.startsWith(`${pkg}_`) && n.endsWith(`_${arch}.deb`)).sort().pop();
-  return found ? join(debCacheDir, found) : undefined;
-}
-
-async function ensureForeignArch(arch: string): Promise<boolean> {
-  const { stdout: native } = await run("dpkg", ["--print-architecture"]);
-  if (native.trim() === arch) return false;
-  const { stdout } = await run("dpkg", ["--print-foreign-architectures"]);
-  if (stdout.split(/\s+/).includes(arch)) return false;
-  progress(`dpkg --add-architecture ${arch}`);
-  await run("dpkg", ["--add-architecture", arch]);
-  return true;
+  return found ? join(debs, found) : undefined;
 }
 
 /**
- * An index of one of the foreign architectures may be mid-sync on the mirror (seen: ppc64el's security index) and
- * fail the whole update while the package we need is listed fine: the download that follows says if it is not.
+ * Path of `<pkg>_<version>_<arch>.deb` for each of `architectures` (Debian's names), from `dir`/debs or downloaded
+ * there, with the private apt state in `dir`/apt reading `sources` (default: the host's).
  */
-async function tolerantUpdate(): Promise<void> {
-  await aptUpdate(true).catch((err: unknown) => progress(`apt-get update failed, trying the download anyway: ${String(err).slice(0, 300)}`));
-}
-
-/** Path of `<pkg>_<version>_<arch>.deb` in the cache, downloading it if needed. */
-export async function debFor(pkg: string, arch: string): Promise<string> {
-  const cached = await cachedDeb(pkg, arch);
-  if (cached) return cached;
-  await mkdir(debCacheDir, { recursive: true });
-  const added = await ensureForeignArch(arch);
-  if (added) await tolerantUpdate();
-  progress(`apt-get download ${pkg}:${arch}`);
-  try {
-    await run("apt-get", ["download", `${pkg}:${arch}`], { cwd: debCacheDir });
-  } catch {
-    // Package lists may predate the architecture (or be missing entirely in a slim image): refresh and retry.
-    await tolerantUpdate();
-    await run("apt-get", ["download", `${pkg}:${arch}`], { cwd: debCacheDir });
+export async function debsFor(
+  pkg: string,
+  architectures: readonly string[],
+  { dir = cacheDir(), sources }: { dir?: string; sources?: AptSources } = {},
+): Promise<Map<string, string>> {
+  const debs = join(dir, "debs");
+  const found = new Map<string, string>();
+  for (const arch of architectures) {
+    const deb = await cachedDeb(debs, pkg, arch);
+    if (deb) found.set(arch, deb);
   }
-  const downloaded = await cachedDeb(pkg, arch);
-  if (!downloaded) throw new Error(`apt-get download ${pkg}:${arch} left no .deb in ${debCacheDir}`);
-  return downloaded;
+  const missing = architectures.filter((arch) => !found.has(arch));
+  if (missing.length === 0) return found;
+
+  await mkdir(debs, { recursive: true });
+  const state = join(dir, "apt");
+  // An empty dpkg status: nothing installed, so nothing of the host's dpkg is read; apt adds the native architecture.
+  const status = join(state, "status");
+  const apt = await privateApt(state, sources, { "Dir::State::status": status, "APT::Architectures": missing });
+  await writeFile(status, "");
+  const wanted = missing.map((arch) => `${pkg}:${arch}`);
+  progress(`apt-get download ${wanted.join(" ")}`);
+  await aptGetAfterUpdate(apt, ["download", ...wanted], debs);
+  for (const arch of missing) {
+    const deb = await cachedDeb(debs, pkg, arch);
+    if (!deb) throw new Error(`apt-get download ${pkg}:${arch} left no .deb in ${debs}`);
+    found.set(arch, deb);
+  }
+  return found;
 }

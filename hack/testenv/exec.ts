@@ -14,6 +14,16 @@ export interface RunResult {
   stderr: string;
 }
 
+/** A command that failed: the message has the command and the tail of its output, `stderr` all of it. */
+export class RunError extends Error {
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, {
@@ -30,7 +40,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       if (code === 0) return resolvePromise({ stdout, stderr });
       const why = signal ? `killed by ${signal}` : `exit code ${code}`;
       const tail = (stderr || stdout).trim().split("\n").slice(-15).join("\n");
-      reject(new Error(`${cmd} ${args.join(" ")} failed (${why})${tail ? `:\n${tail}` : ""}`));
+      reject(new RunError(`${cmd} ${args.join(" ")} failed (${why})${tail ? `:\n${tail}` : ""}`, stderr));
     });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });

@@ -1,7 +1,6 @@
 // A tiny busybox root filesystem tarball per architecture, from Debian's busybox-static.
 import { mkdir, mkdtemp, rm, copyFile, symlink, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
-import { debFor } from "./debs.js";
 import { run } from "./exec.js";
 
 /** Applets linked into /bin: what build steps and tests commonly call. */
@@ -13,9 +12,8 @@ const applets: readonly string[] = [
   "gunzip", "expr", "yes", "sync", "which", "ps", "kill", "arch",
 ];
 
-/** Arch names: Debian's (amd64, arm64, ppc64el, s390x). Returns the path of a tar of the rootfs, created under `workDir`. */
-export async function busyboxRootfsTar(arch: string, workDir: string): Promise<string> {
-  const deb = await debFor("busybox-static", arch);
+/** `deb`: busybox-static of `arch`. Returns the path of a tar of the rootfs, created under `workDir`. */
+export async function busyboxRootfsTar(deb: string, arch: string, workDir: string): Promise<string> {
   const tmp = await mkdtemp(join(workDir, `rootfs-${arch}-`));
   try {
     const unpacked = join(tmp, "deb");
