@@ -40,7 +40,7 @@ export function cpuSecondsOf(pid: number): number {
 export async function gcSecondsOf(controllerURL: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${controllerURL}/metrics`)).text();
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^vmbuild_process_nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)$/gm)) {
+  for (const m of text.matchAll(/^vmbuild_nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)$/gm)) {
     out[m[1] as string] = Math.round(Number(m[2]) * 100) / 100;
   }
   return out;

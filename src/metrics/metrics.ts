@@ -29,7 +29,7 @@ export interface Transition {
 
 export function createMetrics(runs: () => ObjectCache<KubernetesObject>): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "vmbuild_process_" });
+  collectDefaultMetrics({ register: registry, prefix: "vmbuild_" });
   const histogram = (name: string, help: string, labelNames: string[]) =>
     new Histogram({ name, help, labelNames, buckets: BUCKETS, registers: [registry] });
   const queueWait = histogram("vmbuild_queue_wait_seconds", "Time a run waited for a free VM.", ["pool"]);

@@ -66,3 +66,13 @@ describe("metrics", () => {
     expect(text).toContain('vmbuild_leaked_vms_total{pool="pools/builders"} 2');
   });
 });
+
+describe("process metrics", () => {
+  it("carry the vmbuild_ prefix once, as process_* and nodejs_* under it", async () => {
+    const text = await createMetrics(() => runs([])).registry.metrics();
+    const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map(([, name]) => name ?? "");
+    expect(names).toContain("vmbuild_process_cpu_seconds_total");
+    expect(names).toContain("vmbuild_nodejs_heap_size_used_bytes");
+    expect(names.filter((n) => !n.startsWith("vmbuild_") || n.includes("process_process"))).toEqual([]);
+  });
+});
