@@ -37,8 +37,8 @@ export function cpuSecondsOf(pid: number): number {
 }
 
 /** Seconds the controller's V8 spent in garbage collection so far, by kind (minor, major, ...), from its /metrics. */
-export async function gcSecondsOf(controllerURL: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${controllerURL}/metrics`)).text();
+export async function gcSecondsOf(metricsURL: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${metricsURL}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const m of text.matchAll(/^vmbuild_nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)$/gm)) {
     out[m[1] as string] = Math.round(Number(m[2]) * 100) / 100;

@@ -48,7 +48,7 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
     const finished = Date.now();
     const peakRssBytes = memoryOf(s.controller.pid).peak;
     const controllerCpuSeconds = cpuSecondsOf(s.controller.pid);
-    const controllerGcSeconds = await gcSecondsOf(s.controller.url);
+    const controllerGcSeconds = await gcSecondsOf(s.controller.metricsURL);
     await h.everyVMScratched(s.ns);
     const requests = controllerRequests(started, finished);
     const record = readRecord(h.env.simStateDir).filter((e) => e.namespace === s.ns);

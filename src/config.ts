@@ -12,7 +12,14 @@ export const ConfigSchema = z.object({
     .min(0)
     .max(65535)
     .default(8080)
-    .describe("Port of the HTTP server: /healthz, /readyz, /metrics, /logs, the web view."),
+    .describe("Port of the HTTP server: /healthz, /readyz, /logs, the web view."),
+  VMBUILD_METRICS_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(9090)
+    .describe("Port of the Prometheus endpoint /metrics, apart from the logs and the web view (as Tekton's controllers serve theirs)."),
   VMBUILD_PUBLIC_URL: z
     .url()
     .optional()

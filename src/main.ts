@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { loadConfig } from "./config.js";
 import { startController } from "./controller.js";
 import { loadKube } from "./kube/client.js";
-import { startServer } from "./server/http.js";
+import { startMetricsServer, startServer } from "./server/http.js";
 import { createAuthorizer, kubeAccessReviewer } from "./server/auth.js";
 import { LogStore } from "./jobs/log-store.js";
 import { removeStaleCheckouts } from "./jobs/build.js";
@@ -66,9 +66,17 @@ async function main(): Promise<void> {
     health: { live: () => true, ready: () => ready },
     logs: { store: logs, authorizer },
     view: { caches: controller.caches, authorizer },
+  });
+  const metricsServer = await startMetricsServer({
+    host: config.VMBUILD_HTTP_HOST,
+    port: config.VMBUILD_METRICS_PORT,
+    log,
     metrics: controller.metrics.registry,
   });
-  log.info({ port: config.VMBUILD_HTTP_PORT, server: kube.kc.getCurrentCluster()?.server }, "vmbuild controller started");
+  log.info(
+    { port: config.VMBUILD_HTTP_PORT, metricsPort: config.VMBUILD_METRICS_PORT, server: kube.kc.getCurrentCluster()?.server },
+    "vmbuild controller started",
+  );
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -77,6 +85,7 @@ async function main(): Promise<void> {
     log.info({ signal }, "shutting down");
     await server.close();
     await controller.stop();
+    await metricsServer.close();
     logs.stop();
     process.exit(0);
   };

@@ -78,7 +78,9 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect((await fetch(`${controller.url}/`)).headers.get("content-type")).toMatch(/text\/html/);
     const state = await fetch(`${controller.url}/api/state`, { headers: { authorization: `Bearer ${env.tokens.admin}` } });
     expect(JSON.stringify(await state.json())).toContain(`${ns}`);
-    const metrics = await (await fetch(`${controller.url}/metrics`)).text();
+    const metrics = await (await fetch(`${controller.metricsURL}/metrics`)).text();
+    // Metrics are on a port of their own, not beside the logs and the web view.
+    expect((await fetch(`${controller.url}/metrics`)).status).toBe(404);
     expect(metrics).toMatch(new RegExp(`vmbuild_runs_succeeded_total\\{pool="${ns}/builders"\\} [1-9]`));
     expect(metrics).toMatch(new RegExp(`vmbuild_build_seconds_count\\{pool="${ns}/builders",platforms="linux/amd64,linux/arm64"\\} 1`));
     // The finalizer goes right after the final status: once it is gone, the run is fully let go.

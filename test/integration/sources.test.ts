@@ -261,7 +261,7 @@ describe("sources, credentials and logs the Tekton way", () => {
       ["web view page", await view("/")],
       ["web view state while building", liveState],
       ["web view state after", await view("/api/state")],
-      ["metrics", await view("/metrics")],
+      ["metrics", await (await fetch(`${controller.metricsURL}/metrics`)).text()],
     ];
     const found = haystacks.flatMap(([where, text]) =>
       secrets.flatMap((secret, i) => {

@@ -10,6 +10,8 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 export interface ControllerProcess extends TestProcess {
   /** http://127.0.0.1:PORT of its HTTP server. */
   url: string;
+  /** http://127.0.0.1:PORT of its metrics server (/metrics). */
+  metricsURL: string;
   logDir: string;
   /** Everything it printed (its pino log), whole; written as it runs. */
   outputPath: string;
@@ -33,6 +35,7 @@ export async function startController(
 ): Promise<ControllerProcess> {
   const name = opts.name ?? "controller";
   const port = await freePort("127.0.0.1");
+  const metricsPort = await freePort("127.0.0.1");
   const workDir = join(env.stateDir, name);
   const logDir = join(workDir, "logs");
   await mkdir(workDir, { recursive: true });
@@ -48,6 +51,7 @@ export async function startController(
       KUBECONFIG: env.controllerKubeconfig,
       VMBUILD_HTTP_HOST: "127.0.0.1",
       VMBUILD_HTTP_PORT: String(port),
+      VMBUILD_METRICS_PORT: String(metricsPort),
       VMBUILD_WORK_DIR: workDir,
       VMBUILD_LOG_DIR: logDir,
       VMBUILD_PUBLIC_URL: `http://127.0.0.1:${port}`,
@@ -74,7 +78,7 @@ export async function startController(
     await proc.stop(2_000);
     throw err;
   });
-  return Object.assign(proc, { url, logDir, outputPath });
+  return Object.assign(proc, { url, metricsURL: `http://127.0.0.1:${metricsPort}`, logDir, outputPath });
 }
 
 const dockerfile = () => readFileSync(join(ROOT, "Dockerfile"), "utf8");
