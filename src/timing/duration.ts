@@ -8,6 +8,8 @@ const UNIT_MS: Record<string, number> = {
   m: 60_000,
   h: 3_600_000,
 };
+/** Go's longest duration (2^63-1 ns, about 292 years): Go, and so Tekton, refuses anything longer. */
+const MAX_MS = 9_223_372_036_854.775;
 const WHOLE = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
 const PART = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
 
@@ -19,7 +21,7 @@ export function parseDuration(text: string): number | undefined {
   for (const [, amount, unit] of text.matchAll(PART)) {
     total += Number(amount) * (UNIT_MS[unit ?? ""] ?? 0);
   }
-  return Math.round(total);
+  return total > MAX_MS ? undefined : Math.round(total);
 }
 
 /** Go's form of a duration in ms, as Tekton prints it: "1h0m0s", "1m30s", "45s", "350ms". */

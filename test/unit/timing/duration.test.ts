@@ -10,9 +10,11 @@ describe("Go durations", () => {
     ["1.5h", 5_400_000],
     ["250ms", 250],
     ["1m0s", 60_000],
+    ["1000h", 3_600_000_000],
+    ["2562047h", 9_223_369_200_000],
   ])("parses %s", (text, ms) => expect(parseDuration(text)).toBe(ms));
 
-  it.each(["", "10", "10 minutes", "-5s", "1d", "s"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
+  it.each(["", "10", "10 minutes", "-5s", "1d", "s", "2562048h", "99999999999999999999h"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
 
   it.each([
     [350, "350ms"],
