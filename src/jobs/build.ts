@@ -6,6 +6,7 @@ import type { BuildSettings } from "../api/settings.js";
 import type { FailureReason } from "../tekton/reasons.js";
 import { createPodmanClient, type PodmanClient } from "../podman/client.js";
 import type { PodmanConnection } from "../podman/connection.js";
+import { withoutAutomaticArgs } from "../podman/build-events.js";
 import { permanentTransportError } from "../podman/errors.js";
 import { fetchSource, type GitAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
@@ -285,7 +286,8 @@ async function buildStage(
         input.log.line(line);
         job.progress("building", line);
       } else if (event.kind === "output") {
-        input.log.line(event.platform ? `[${event.platform}] ${event.text}` : event.text);
+        const text = withoutAutomaticArgs(event.text);
+        if (text !== undefined) input.log.line(event.platform ? `[${event.platform}] ${text}` : text);
       } else if (event.kind === "error") {
         error = event.message;
       }

@@ -106,6 +106,21 @@ function lineEvent(line: string): BuildEvent {
   return platform === undefined ? { kind: "output", text } : { kind: "output", platform, text };
 }
 
+/** Build args podman sets itself for every platform it builds; a Containerfile need not declare them. */
+const AUTOMATIC_ARGS = new Set(["TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"]);
+const UNCONSUMED = /^\[Warning\] one or more build args were not consumed: \[([^\]]*)\]$/;
+
+/**
+ * podman's "build args were not consumed" warning without the args podman set itself: otherwise every build that
+ * does not declare TARGETARCH warns about it. Undefined when nothing is left to warn about.
+ */
+export function withoutAutomaticArgs(text: string): string | undefined {
+  const listed = UNCONSUMED.exec(text)?.[1];
+  if (listed === undefined) return text;
+  const own = listed.split(/\s+/).filter((arg) => arg && !AUTOMATIC_ARGS.has(arg));
+  return own.length > 0 ? `[Warning] one or more build args were not consumed: [${own.join(" ")}]` : undefined;
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

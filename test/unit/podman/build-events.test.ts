@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BuildEventParser, parseBuildEvents, type BuildEvent } from "../../../src/podman/build-events.js";
+import { BuildEventParser, parseBuildEvents, withoutAutomaticArgs, type BuildEvent } from "../../../src/podman/build-events.js";
 
 const line = (value: unknown): string => `${JSON.stringify(value)}\n`;
 
@@ -121,4 +121,13 @@ describe("BuildEventParser: chunking", () => {
     for await (const event of parseBuildEvents(chunks())) events.push(event);
     expect(events).toEqual(want);
   });
+});
+
+describe("withoutAutomaticArgs", () => {
+  it.each([
+    ["[Warning] one or more build args were not consumed: [TARGETARCH TARGETOS TARGETPLATFORM]", undefined],
+    ["[Warning] one or more build args were not consumed: [GREETING TARGETARCH]", "[Warning] one or more build args were not consumed: [GREETING]"],
+    ["[Warning] one or more build args were not consumed: [GREETING]", "[Warning] one or more build args were not consumed: [GREETING]"],
+    ["STEP 1/2: FROM busybox", "STEP 1/2: FROM busybox"],
+  ])("%s", (text, want) => expect(withoutAutomaticArgs(text)).toBe(want));
 });
