@@ -7,7 +7,13 @@ import {
   type ObjectCache,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { backoffMs } from "../timing/backoff.js";
 import { collectionPath, type Resource } from "./resources.js";
+
+/** A watch that failed after working: relist soon, but do not hammer an apiserver that is down. */
+const WATCH_BACKOFF = { baseMs: 250, maxMs: 30_000, maxExponent: 7 };
+/** The first list: the controller waits on it, so retry sooner. */
+const LIST_BACKOFF = { baseMs: 200, maxMs: 10_000, maxExponent: 6 };
 
 export type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
@@ -44,7 +50,7 @@ export function startInformer(
   cache.on("error", (err: unknown) => {
     if (stopped) return;
     failures += 1;
-    const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+    const delay = backoffMs(failures, WATCH_BACKOFF);
     log.warn({ resource: resource.plural, err: String(err), retryInMs: delay }, "watch failed; relisting");
     setTimeout(() => {
       if (!stopped) cache.start().catch(() => undefined);
@@ -73,7 +79,7 @@ async function startWithRetry(cache: Cache, resource: Resource, log: Logger, sto
       return;
     } catch (err) {
       if (stopped()) return;
-      const delay = Math.min(10_000, 200 * 2 ** Math.min(attempt, 6));
+      const delay = backoffMs(attempt, LIST_BACKOFF);
       log.warn({ resource: resource.plural, err: String(err), retryInMs: delay }, "initial list failed");
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
