@@ -18,7 +18,7 @@ import {
 } from "./kube/resources.js";
 import { leaseName, parseHolder } from "./lease/holder.js";
 import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
-import { LeaseClaims } from "./cache/lease-claims.js";
+import { Expectations } from "./cache/expectations.js";
 import { sweep } from "./pools/sweeper.js";
 import { keepWarm } from "./pools/warm-keeper.js";
 import { splitPoolKey } from "./kubevirt/pool-key.js";
@@ -85,17 +85,21 @@ export async function startController(
     vmis: startInformer(kube.kc, kube.custom, VMIS, log),
     leases: startInformer(kube.kc, kube.custom, LEASES, log, LEASE_SELECTOR),
   };
-  const claims = new LeaseClaims();
+  const expectations = new Expectations();
   const queues = new PoolQueues(informers.runs.cache);
   // First of the runs' handlers: whatever a change wakes reads the queues ranked afresh.
   informers.runs.onChange(() => queues.runsChanged());
+  for (const kind of ["runs", "leases"] as const) {
+    informers[kind].onChange((obj) => expectations.observed(kind, obj));
+    informers[kind].onDelete((obj) => expectations.deleted(kind, obj));
+  }
   const caches: Caches = {
     runs: informers.runs.cache,
     vmbuilds: informers.vmbuilds.cache,
     pools: informers.pools.cache,
     vms: informers.vms.cache,
     vmis: informers.vmis.cache,
-    leases: claims.over(informers.leases.cache),
+    leases: expectations.overLeases(informers.leases.cache),
     queue: (pool) => queues.of(pool),
   };
 
@@ -162,12 +166,11 @@ export async function startController(
     endRunJobs: (uid: string) => jobs.endRun(uid),
     startJob,
     metrics,
-    claims,
-    staleVersions: new Map<string, readonly string[]>(),
+    expectations,
     connectJob: (id: JobId, addresses: readonly string[]) => jobs.connect(id, addresses),
     cancelJob: (id: JobId) => jobs.cancel(id),
   };
-  const keeperDeps = { kube, caches, claims, log, now: deps.now, reported: new Map<string, string>() };
+  const keeperDeps = { kube, caches, claims: expectations, log, now: deps.now, reported: new Map<string, string>() };
   warmQueue = new WorkQueue((key) => keepWarm(keeperDeps, key), {
     concurrency: 1,
     onError: (key, err, retryInMs) =>

@@ -23,6 +23,8 @@ export interface RunningInformer {
   ready: Promise<void>;
   /** Calls `fn` on every add, update and delete; attach before `ready` to see the first list too. */
   onChange(fn: (obj: KubernetesObject) => void): void;
+  /** Calls `fn` on every delete (a relist that no longer finds an object deletes it too). */
+  onDelete(fn: (obj: KubernetesObject) => void): void;
   stop(): Promise<void>;
 }
 
@@ -63,6 +65,9 @@ export function startInformer(
     onChange(fn) {
       cache.on("add", fn);
       cache.on("update", fn);
+      cache.on("delete", fn);
+    },
+    onDelete(fn) {
       cache.on("delete", fn);
     },
     stop: async () => {
