@@ -1,4 +1,3 @@
-import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Jobs, type JobId, type JobVM } from "./jobs/jobs.js";
 import { createMetrics, type Metrics } from "./metrics/metrics.js";
@@ -16,22 +15,21 @@ import {
   VMIS,
   type Resource,
 } from "./kube/resources.js";
-import { leaseName, parseHolder } from "./lease/holder.js";
-import { LEASE_SELECTOR, readVMLease } from "./lease/leases.js";
-import { LeaseClaims } from "./cache/lease-claims.js";
+import { LEASE_SELECTOR } from "./lease/leases.js";
+import { Expectations } from "./cache/expectations.js";
 import { sweep } from "./pools/sweeper.js";
 import { keepWarm } from "./pools/warm-keeper.js";
-import { splitPoolKey } from "./kubevirt/pool-key.js";
 import { startLeaderElection } from "./kube/leader.js";
 import { WorkQueue } from "./kube/work-queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
+import { allKeys, keysOfLease, keysOfPool, keysOfRun, keysOfVM, keysOfVMBuild, type Keys } from "./reconcile/run-keys.js";
 import type { BuildSettings } from "./api/settings.js";
-import { isOurs, runKey, type CustomRun } from "./tekton/customrun.js";
-import { poolMembers, type Caches } from "./cache/caches.js";
+import { runKey, type CustomRun } from "./tekton/customrun.js";
+import type { Caches } from "./cache/caches.js";
 import { PoolQueues } from "./cache/pool-queues.js";
 
 // Wiring: informers feed a keyed work queue of CustomRun keys; every change to a VM, VMI, lease, pool or VMBuild
-// is mapped to the runs it concerns.
+// is mapped to the runs it concerns (reconcile/run-keys.ts), and to the pools' warm-set keeper.
 
 export interface ControllerConfig {
   /** Where the leader-election Lease lives. */
@@ -69,12 +67,15 @@ export async function startController(
 ): Promise<Controller> {
   const poolVersion = await servedPoolVersion(kube);
   let queue: WorkQueue | undefined;
+  let warmQueue: WorkQueue | undefined;
   // Nothing is reconciled before every cache has listed once (a half-filled cache would show leased VMs as free),
   // nor by a replica that is not the leader.
   let synced = false;
   let leading = !config.leaderElection;
-  const enqueue = (key: string) => {
-    if (synced && leading) queue?.add(key);
+  const wake = ({ runs, pools }: Keys) => {
+    if (!synced || !leading) return;
+    for (const key of pools) warmQueue?.add(key);
+    for (const key of runs) queue?.add(key);
   };
 
   const informers = {
@@ -85,66 +86,34 @@ export async function startController(
     vmis: startInformer(kube.kc, kube.custom, VMIS, log),
     leases: startInformer(kube.kc, kube.custom, LEASES, log, LEASE_SELECTOR),
   };
-  const claims = new LeaseClaims();
+  const expectations = new Expectations();
   const queues = new PoolQueues(informers.runs.cache);
   // First of the runs' handlers: whatever a change wakes reads the queues ranked afresh.
   informers.runs.onChange(() => queues.runsChanged());
+  for (const kind of ["runs", "leases"] as const) {
+    informers[kind].onChange((obj) => expectations.observed(kind, obj));
+    informers[kind].onDelete((obj) => expectations.deleted(kind, obj));
+  }
   const caches: Caches = {
     runs: informers.runs.cache,
     vmbuilds: informers.vmbuilds.cache,
     pools: informers.pools.cache,
     vms: informers.vms.cache,
     vmis: informers.vmis.cache,
-    leases: claims.over(informers.leases.cache),
+    leases: expectations.overLeases(informers.leases.cache),
     queue: (pool) => queues.of(pool),
   };
 
-  // Every change is mapped to the runs it concerns, and to the pool's warm-set keeper. Of a pool's waiting runs,
-  // only those within one round of its VMs can take one or see their queue message change (decide); waking every
-  // waiting run at every VM change cost O(queue²) reconciles, each ranking the whole queue (bench b). The others
-  // wake at their own queue timeout.
-  let warmQueue: WorkQueue | undefined;
-  const enqueuePool = (poolKey: string) => {
-    if (synced && leading) warmQueue?.add(poolKey);
-  };
-  const enqueueWaiting = (poolKey: string) => {
-    enqueuePool(poolKey);
-    const { namespace, name } = splitPoolKey(poolKey);
-    const round = Math.max(1, poolMembers(caches, namespace, name).length);
-    let ahead = 0;
-    for (const { key, demand } of caches.queue(poolKey)) {
-      if (ahead >= round) break;
-      enqueue(key);
-      ahead += demand;
-    }
-  };
-  const byVM = (obj: KubernetesObject) => {
-    const namespace = obj.metadata?.namespace ?? "";
-    const vm = obj.metadata?.name ?? "";
-    const holder = parseHolder(readVMLease(caches.leases.get(leaseName(vm), namespace))?.holder ?? "");
-    if (holder) enqueue(`${holder.namespace}/${holder.name}`);
-    const owner = (caches.vms.get(vm, namespace) as { metadata?: { ownerReferences?: { kind: string; name: string }[] } } | undefined)
-      ?.metadata?.ownerReferences?.find((o) => o.kind === "VirtualMachinePool");
-    if (owner) enqueueWaiting(`${namespace}/${owner.name}`);
-  };
-  informers.runs.onChange((obj) => {
-    if (isOurs(obj)) enqueue(keyOf(obj));
-  });
-  informers.vmbuilds.onChange((obj) => {
-    for (const raw of caches.runs.list(obj.metadata?.namespace)) if (isOurs(raw)) enqueue(keyOf(raw));
-  });
-  informers.pools.onChange((obj) => enqueueWaiting(keyOf(obj)));
-  informers.vms.onChange(byVM);
-  informers.vmis.onChange(byVM);
-  informers.leases.onChange((obj) => {
-    const lease = readVMLease(obj);
-    const holder = parseHolder(lease?.holder ?? "");
-    if (holder) enqueue(`${holder.namespace}/${holder.name}`);
-    if (lease?.pool) enqueueWaiting(`${lease.namespace}/${lease.pool}`);
-  });
+  // Every change wakes the runs it concerns and the pools whose warm set it may change.
+  informers.runs.onChange((obj) => wake(keysOfRun(obj)));
+  informers.vmbuilds.onChange((obj) => wake(keysOfVMBuild(obj, caches)));
+  informers.pools.onChange((obj) => wake(keysOfPool(obj, caches)));
+  informers.vms.onChange((obj) => wake(keysOfVM(obj, caches)));
+  informers.vmis.onChange((obj) => wake(keysOfVM(obj, caches)));
+  informers.leases.onChange((obj) => wake(keysOfLease(obj, caches)));
   const all = Object.values(informers);
 
-  const jobs = new Jobs(enqueue);
+  const jobs = new Jobs((key) => wake({ runs: [key], pools: [] }));
   const metrics = createMetrics(() => caches.runs);
   const jobDeps = { core: kube.core, caches: { pools: caches.pools }, log, ...config };
   const startJob = (run: CustomRun, settings: BuildSettings, attempt: number, vms: readonly JobVM[]) => {
@@ -162,12 +131,11 @@ export async function startController(
     endRunJobs: (uid: string) => jobs.endRun(uid),
     startJob,
     metrics,
-    claims,
-    staleVersions: new Map<string, readonly string[]>(),
+    expectations,
     connectJob: (id: JobId, addresses: readonly string[]) => jobs.connect(id, addresses),
     cancelJob: (id: JobId) => jobs.cancel(id),
   };
-  const keeperDeps = { kube, caches, claims, log, now: deps.now, reported: new Map<string, string>() };
+  const keeperDeps = { kube, caches, claims: expectations, log, now: deps.now, reported: new Map<string, string>() };
   warmQueue = new WorkQueue((key) => keepWarm(keeperDeps, key), {
     concurrency: 1,
     onError: (key, err, retryInMs) =>
@@ -191,11 +159,10 @@ export async function startController(
     sweepTimer = setTimeout(() => void runSweeper(), config.sweepEveryMs);
     sweepTimer.unref();
   };
-  // On taking over: every run once (this is how runs caught mid-flight by a restart are found), and a sweep.
+  // On taking over: every run and pool once, and a sweep.
   const takeOver = () => {
     if (!synced || !leading) return;
-    for (const raw of caches.runs.list()) if (isOurs(raw)) enqueue(keyOf(raw));
-    for (const pool of caches.pools.list()) enqueuePool(keyOf(pool));
+    wake(allKeys(caches));
     if (sweepTimer) clearTimeout(sweepTimer);
     void runSweeper();
   };
@@ -241,10 +208,6 @@ export async function startController(
       await Promise.all(all.map((i) => i.stop()));
     },
   };
-}
-
-function keyOf(obj: KubernetesObject): string {
-  return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
 }
 
 /** The newest VirtualMachinePool version the cluster serves. */

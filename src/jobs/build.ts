@@ -8,6 +8,7 @@ import { createPodmanClient, type PodmanClient } from "../podman/client.js";
 import type { PodmanConnection } from "../podman/connection.js";
 import { withoutAutomaticArgs } from "../podman/build-events.js";
 import { permanentTransportError } from "../podman/errors.js";
+import { backoffMs } from "../timing/backoff.js";
 import { fetchSource, type GitAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
 import { getManifest, inspectManifest, putManifest, type ServedManifest } from "../registry/client.js";
@@ -192,6 +193,8 @@ const IndexSchema = z.object({
   manifests: z.array(z.object({ digest: z.string() }).passthrough()),
 });
 
+const PODMAN_BACKOFF = { baseMs: 100, maxMs: 2_000, maxExponent: 5 };
+
 /** podman may take a while after the VMI is Ready (without a readiness probe): retry until the caller gives up. */
 async function waitForPodman(podman: PodmanClient, signal: AbortSignal): Promise<void> {
   for (let attempt = 0; ; attempt++) {
@@ -203,8 +206,7 @@ async function waitForPodman(podman: PodmanClient, signal: AbortSignal): Promise
       // A host key that does not match, a key the VM refuses: waiting cannot help.
       const fatal = permanentTransportError(err);
       if (fatal) throw new StageError("connecting", "VMConnectionFailed", fatal.message);
-      const delay = Math.min(2_000, 100 * 2 ** Math.min(attempt, 5));
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, PODMAN_BACKOFF)));
     }
   }
 }

@@ -7,7 +7,13 @@ import {
   type ObjectCache,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { backoffMs } from "../timing/backoff.js";
 import { collectionPath, type Resource } from "./resources.js";
+
+/** A watch that failed after working: relist soon, but do not hammer an apiserver that is down. */
+const WATCH_BACKOFF = { baseMs: 250, maxMs: 30_000, maxExponent: 7 };
+/** The first list: the controller waits on it, so retry sooner. */
+const LIST_BACKOFF = { baseMs: 200, maxMs: 10_000, maxExponent: 6 };
 
 export type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
@@ -17,6 +23,8 @@ export interface RunningInformer {
   ready: Promise<void>;
   /** Calls `fn` on every add, update and delete; attach before `ready` to see the first list too. */
   onChange(fn: (obj: KubernetesObject) => void): void;
+  /** Calls `fn` on every delete (a relist that no longer finds an object deletes it too). */
+  onDelete(fn: (obj: KubernetesObject) => void): void;
   stop(): Promise<void>;
 }
 
@@ -44,7 +52,7 @@ export function startInformer(
   cache.on("error", (err: unknown) => {
     if (stopped) return;
     failures += 1;
-    const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+    const delay = backoffMs(failures, WATCH_BACKOFF);
     log.warn({ resource: resource.plural, err: String(err), retryInMs: delay }, "watch failed; relisting");
     setTimeout(() => {
       if (!stopped) cache.start().catch(() => undefined);
@@ -57,6 +65,9 @@ export function startInformer(
     onChange(fn) {
       cache.on("add", fn);
       cache.on("update", fn);
+      cache.on("delete", fn);
+    },
+    onDelete(fn) {
       cache.on("delete", fn);
     },
     stop: async () => {
@@ -73,7 +84,7 @@ async function startWithRetry(cache: Cache, resource: Resource, log: Logger, sto
       return;
     } catch (err) {
       if (stopped()) return;
-      const delay = Math.min(10_000, 200 * 2 ** Math.min(attempt, 6));
+      const delay = backoffMs(attempt, LIST_BACKOFF);
       log.warn({ resource: resource.plural, err: String(err), retryInMs: delay }, "initial list failed");
       await new Promise((resolve) => setTimeout(resolve, delay));
     }

@@ -1,3 +1,5 @@
+import { backoffMs } from "../timing/backoff.js";
+
 // A keyed work queue as controllers use it: a key is processed by one worker at a time, adds while it is being
 // processed coalesce into one more pass, delayed adds keep the earliest deadline, and failures back off per key.
 
@@ -86,7 +88,7 @@ export class WorkQueue {
     } catch (err) {
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
-      const delay = Math.min(this.options.maxBackoffMs ?? 60_000, 50 * 2 ** Math.min(n, 16));
+      const delay = backoffMs(n, { baseMs: 50, maxMs: this.options.maxBackoffMs ?? 60_000, maxExponent: 16 });
       this.options.onError(key, err, delay);
       this.addAfter(key, delay);
     } finally {

@@ -4,7 +4,7 @@ import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
-import type { LeaseClaims } from "../cache/lease-claims.js";
+import type { Expectations } from "../cache/expectations.js";
 import { leaseName } from "../lease/holder.js";
 import {
   keeperActions,
@@ -22,7 +22,7 @@ export interface KeeperDeps {
   kube: Kube;
   caches: Caches;
   /** The keeper's own lease writes, shown to the runs' decisions before the informer has them. */
-  claims: LeaseClaims;
+  claims: Expectations;
   log: Logger;
   now: () => Date;
   /** Problems already reported per pool, so a bad annotation is logged once, not on every pass. */

@@ -9,7 +9,7 @@ import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
 import { WARM_HOLDER } from "../pools/warm.js";
-import type { LeaseClaims } from "../cache/lease-claims.js";
+import type { Expectations } from "../cache/expectations.js";
 import { leaseName } from "../lease/holder.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
@@ -22,7 +22,8 @@ import type { Caches } from "../cache/caches.js";
 import type { JobVM } from "../jobs/jobs.js";
 
 // apply: carry a decision out through the adapters. Actions run in order; the first failure stops the rest and
-// the status write, and the run is reconciled again (the decision is recomputed from what then is).
+// the status write, and the run is reconciled again (the decision is recomputed from what then is). What it wrote
+// is recorded as expectations until the informers have it.
 
 export interface ApplyDeps {
   kube: Kube;
@@ -32,8 +33,8 @@ export interface ApplyDeps {
   connectJob: (id: JobId, addresses: readonly string[]) => void;
   cancelJob: (id: JobId) => void;
   metrics: Pick<Metrics, "scratchFailed">;
-  /** Leases written here, shown to the next decisions before the informer has them. */
-  claims: LeaseClaims;
+  /** Leases and runs written here: the next decisions see them before the informers have them. */
+  expectations: Expectations;
 }
 
 /** changed: the CustomRun itself was written (its cached copy is now behind); unchanged: only other objects. */
@@ -45,7 +46,7 @@ export async function apply(
   run: CustomRun,
   obs: Observation,
   decision: Decision,
-): Promise<{ result: ApplyResult; superseded: string[] }> {
+): Promise<ApplyResult> {
   // The object as the API last returned it: the status write must carry the newest resourceVersion.
   let current = raw;
   // Every version of the run this pass wrote over: none of them is worth deciding on again.
@@ -57,7 +58,7 @@ export async function apply(
   };
   try {
     for (const action of decision.actions) {
-      const updated = await perform(deps, run, obs, action).catch((err: unknown) => {
+      const updated = await applyAction(deps, run, obs, action).catch((err: unknown) => {
         if (action.kind === "stopVM" || action.kind === "deleteVMI") deps.metrics.scratchFailed(action.pool);
         throw err;
       });
@@ -71,8 +72,8 @@ export async function apply(
       if (updated) wrote(updated);
     }
   } catch (err) {
-    if (err instanceof LeaseTakenError) return { result: "leaseTaken", superseded };
-    if (isConflict(err)) return { result: "conflict", superseded };
+    if (err instanceof LeaseTakenError) return "leaseTaken";
+    if (isConflict(err)) return "conflict";
     throw err;
   }
   for (const note of decision.events) {
@@ -85,11 +86,13 @@ export async function apply(
       deps.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, err: String(err) }, "event not recorded"),
     );
   }
-  return { result: current === raw ? "unchanged" : "changed", superseded };
+  if (current === raw) return "unchanged";
+  deps.expectations.wroteRun(raw, superseded);
+  return "changed";
 }
 
 /** Carries out one action; resolves with the CustomRun when the action changed it. */
-async function perform(
+async function applyAction(
   deps: ApplyDeps,
   run: CustomRun,
   obs: Observation,
@@ -113,15 +116,15 @@ async function perform(
       )) as KubernetesObject;
     case "acquireLease": {
       const { namespace, name: pool } = splitPoolKey(action.pool);
-      deps.claims.sending(namespace, leaseName(action.vm), action.holder);
+      deps.expectations.sending(namespace, leaseName(action.vm), action.holder);
       const lease = await (action.fromWarm
         ? swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now)
         : acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, action.holder, obs.now)
       ).catch((err: unknown) => {
-        deps.claims.released(namespace, leaseName(action.vm));
+        deps.expectations.released(namespace, leaseName(action.vm));
         throw err;
       });
-      deps.claims.wrote(lease);
+      deps.expectations.wrote(lease);
       log.info({ vm: action.vm, holder: action.holder, warm: action.fromWarm }, "leased VM");
       return;
     }
@@ -130,16 +133,16 @@ async function perform(
       if (action.toWarm) {
         // Someone else holding it (the sweeper released it first) is fine: it is not ours to hand back any more.
         await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, action.holder, WARM_HOLDER, obs.now).then(
-          (lease) => deps.claims.wrote(lease),
+          (lease) => deps.expectations.wrote(lease),
           (err: unknown) => {
             if (!(err instanceof LeaseTakenError)) throw err;
-            deps.claims.released(namespace, leaseName(action.vm));
+            deps.expectations.released(namespace, leaseName(action.vm));
           },
         );
       } else {
         const cached = deps.caches.leases.get(leaseName(action.vm), namespace) as V1Lease | undefined;
         await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, action.holder, cached);
-        deps.claims.released(namespace, leaseName(action.vm));
+        deps.expectations.released(namespace, leaseName(action.vm));
       }
       log.info({ vm: action.vm, warm: action.toWarm }, action.toWarm ? "handed VM back to the warm set" : "released VM");
       return;

@@ -21,11 +21,6 @@ export interface ReconcilerDeps extends ApplyDeps {
   endRunJobs: (uid: string) => void;
   now: () => Date;
   metrics: Metrics;
-  /**
-   * Per run key, the resourceVersions our last pass wrote over (the copy it read, and the status it wrote before
-   * removing the finalizer): copies the cache may still hold.
-   */
-  staleVersions: Map<string, readonly string[]>;
 }
 
 export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ requeueAfterMs?: number }> {
@@ -39,14 +34,10 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   }
   const run = parsed.run;
   // Our own last write has not reached the cache: deciding on the older copy could repeat or undo its actions.
-  if (raw.metadata?.resourceVersion !== undefined && deps.staleVersions.get(key)?.includes(raw.metadata.resourceVersion)) {
-    return { requeueAfterMs: 100 };
-  }
-  deps.staleVersions.delete(key);
+  if (deps.expectations.runBehind(raw)) return { requeueAfterMs: 100 };
   const obs = observe(run, parsed.problem, deps.caches, deps.job, deps.now());
   const decision = decide(run, obs);
-  const { result, superseded } = await apply(deps, raw, run, obs, decision);
-  if (result === "changed") deps.staleVersions.set(key, superseded);
+  const result = await apply(deps, raw, run, obs, decision);
   if (result === "conflict" || result === "leaseTaken") {
     deps.log.debug({ run: key, result }, "retrying soon");
     return { requeueAfterMs: result === "leaseTaken" ? 20 : 50 };

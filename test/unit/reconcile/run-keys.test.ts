@@ -1,0 +1,132 @@
+import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import type { QueueEntry } from "../../../src/cache/pool-queues.js";
+import { LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "../../../src/lease/holder.js";
+import { WARM_HOLDER } from "../../../src/pools/warm.js";
+import {
+  allKeys,
+  keysOfLease,
+  keysOfPool,
+  keysOfRun,
+  keysOfVM,
+  keysOfVMBuild,
+} from "../../../src/reconcile/run-keys.js";
+
+/** An informer cache over a fixed array. */
+function cache(objects: KubernetesObject[]): ObjectCache<KubernetesObject> {
+  return {
+    get: (name, namespace) => objects.find((o) => o.metadata?.name === name && o.metadata?.namespace === namespace),
+    list: (namespace) => objects.filter((o) => namespace === undefined || o.metadata?.namespace === namespace),
+  };
+}
+
+const vm = (name: string, pool?: string): KubernetesObject => ({
+  metadata: { namespace: "ns", name, ...(pool ? { ownerReferences: [{ kind: "VirtualMachinePool", name: pool }] } : {}) },
+  spec: {},
+} as KubernetesObject);
+const vmi = (name: string): KubernetesObject => ({ metadata: { namespace: "ns", name } });
+const lease = (vmName: string, holder: string, pool = "pool"): KubernetesObject => ({
+  metadata: {
+    namespace: "ns",
+    name: leaseName(vmName),
+    labels: { [LEASE_LABEL_VM]: vmName, ...(pool ? { [LEASE_LABEL_POOL]: pool } : {}) },
+  },
+  spec: { holderIdentity: holder },
+} as KubernetesObject);
+const run = (namespace: string, name: string, kind = "VMBuild"): KubernetesObject => ({
+  metadata: { namespace, name, uid: `uid-${name}` },
+  spec: { customRef: { apiVersion: kind === "VMBuild" ? "vmbuild.dev/v1alpha1" : "tekton.dev/v1", kind } },
+} as KubernetesObject);
+const pool = (name: string): KubernetesObject => ({ metadata: { namespace: "ns", name } });
+
+function caches(opts: {
+  vms?: KubernetesObject[];
+  leases?: KubernetesObject[];
+  runs?: KubernetesObject[];
+  pools?: KubernetesObject[];
+  queues?: Record<string, QueueEntry[]>;
+}) {
+  return {
+    vms: cache(opts.vms ?? []),
+    leases: cache(opts.leases ?? []),
+    runs: cache(opts.runs ?? []),
+    pools: cache(opts.pools ?? []),
+    queue: (key: string) => opts.queues?.[key] ?? [],
+  };
+}
+
+const waiting = (...keys: string[]): QueueEntry[] => keys.map((key) => ({ key, demand: 1 }));
+
+describe("keysOfVM", () => {
+  const pooled = caches({
+    vms: [vm("vm-0", "pool"), vm("vm-1", "pool"), vm("lone")],
+    leases: [lease("vm-0", "ns/holder/uid/0")],
+    queues: { "ns/pool": waiting("ns/w1", "ns/w2", "ns/w3") },
+  });
+
+  it("wakes the run holding the VM, then the pool's waiting runs within one round of its VMs", () => {
+    expect(keysOfVM(vm("vm-0", "pool"), pooled)).toEqual({ runs: ["ns/holder", "ns/w1", "ns/w2"], pools: ["ns/pool"] });
+  });
+
+  it("does the same for the VM's VMI, whose owner is read from the VM", () => {
+    expect(keysOfVM(vmi("vm-0"), pooled)).toEqual({ runs: ["ns/holder", "ns/w1", "ns/w2"], pools: ["ns/pool"] });
+  });
+
+  it("wakes only the waiting runs of an unleased VM", () => {
+    expect(keysOfVM(vm("vm-1", "pool"), pooled)).toEqual({ runs: ["ns/w1", "ns/w2"], pools: ["ns/pool"] });
+  });
+
+  it("counts a round in VMs, not runs: a run needing two fills a two-VM round", () => {
+    const c = caches({
+      vms: [vm("vm-0", "pool"), vm("vm-1", "pool")],
+      queues: { "ns/pool": [{ key: "ns/big", demand: 2 }, ...waiting("ns/small")] },
+    });
+    expect(keysOfVM(vm("vm-0", "pool"), c).runs).toEqual(["ns/big"]);
+  });
+
+  it("wakes the first waiting run of a pool whose VMs are all gone", () => {
+    const c = caches({ queues: { "ns/pool": waiting("ns/w1", "ns/w2") } });
+    expect(keysOfPool(pool("pool"), c)).toEqual({ runs: ["ns/w1"], pools: ["ns/pool"] });
+  });
+
+  it("wakes nothing for a VM of no pool that nobody holds", () => {
+    expect(keysOfVM(vm("lone"), pooled)).toEqual({ runs: [], pools: [] });
+  });
+});
+
+describe("keysOfLease", () => {
+  const c = caches({ vms: [vm("vm-0", "pool")], queues: { "ns/pool": waiting("ns/w1", "ns/w2") } });
+
+  it("wakes its holder, then the pool's waiting runs", () => {
+    expect(keysOfLease(lease("vm-0", "ns/holder/uid/3"), c)).toEqual({ runs: ["ns/holder", "ns/w1"], pools: ["ns/pool"] });
+  });
+
+  it("wakes only the pool's waiting runs when the warm keeper holds it", () => {
+    expect(keysOfLease(lease("vm-0", WARM_HOLDER), c)).toEqual({ runs: ["ns/w1"], pools: ["ns/pool"] });
+  });
+
+  it("wakes only its holder when it names no pool", () => {
+    expect(keysOfLease(lease("vm-0", "ns/holder/uid/0", ""), c)).toEqual({ runs: ["ns/holder"], pools: [] });
+  });
+});
+
+describe("keysOfRun and keysOfVMBuild", () => {
+  const runs = [run("ns", "a"), run("ns", "task", "Task"), run("ns", "b"), run("other", "c")];
+
+  it("wakes a run that is ours, and no other", () => {
+    expect(keysOfRun(run("ns", "a"))).toEqual({ runs: ["ns/a"], pools: [] });
+    expect(keysOfRun(run("ns", "task", "Task"))).toEqual({ runs: [], pools: [] });
+  });
+
+  it("wakes the runs of the VMBuild's namespace that are ours", () => {
+    const vmbuild = { metadata: { namespace: "ns", name: "build" } };
+    expect(keysOfVMBuild(vmbuild, caches({ runs }))).toEqual({ runs: ["ns/a", "ns/b"], pools: [] });
+  });
+
+  it("wakes every run of ours and every pool on taking over", () => {
+    expect(allKeys(caches({ runs, pools: [pool("p1"), pool("p2")] }))).toEqual({
+      runs: ["ns/a", "ns/b", "other/c"],
+      pools: ["ns/p1", "ns/p2"],
+    });
+  });
+});
