@@ -7,7 +7,8 @@ import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { createContextRepo } from "../test/support/context-repo.js";
 import { buildParams, stage, type BenchContext } from "./context.js";
-import { controllerLogTimes, memoryOf, MiB } from "./measure.js";
+import { controllerLogTimes, MiB } from "./measure.js";
+import { memoryOf } from "../test/support/proc-stats.js";
 import { finalCondition } from "./observe.js";
 
 // (e) A large repository of incompressible files, served by the test git server, streamed as the build context to

@@ -20,22 +20,6 @@ export function distribution(values: readonly number[]): Distribution {
   return { count: sorted.length, p50: rank(50), p99: rank(99), max: sorted.at(-1) ?? 0 };
 }
 
-/** Resident set of a process (VmRSS) and its peak since it started (VmHWM), in bytes. */
-export function memoryOf(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
-  return { rss: kib("VmRSS"), peak: kib("VmHWM") };
-}
-
-/** CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat. */
-export function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // After the command name, which may hold spaces and parentheses; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // In clock ticks: USER_HZ, 100 on every Linux architecture Node runs on.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** Seconds the controller's V8 spent in garbage collection so far, by kind (minor, major, ...), from its /metrics. */
 export async function gcSecondsOf(metricsURL: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${metricsURL}/metrics`)).text();

@@ -1,7 +1,8 @@
 import { createContextRepo } from "../test/support/context-repo.js";
 import { readRecord, unscratchedVMIs } from "../hack/kubevirt-sim/record.js";
 import { buildParams, doubleLeases, eachLimited, runNames, stage, type BenchContext } from "./context.js";
-import { controllerRequests, cpuSecondsOf, gcSecondsOf, memoryOf, type ApiRequests } from "./measure.js";
+import { controllerRequests, gcSecondsOf, type ApiRequests } from "./measure.js";
+import { cpuSecondsOf, memoryOf } from "../test/support/proc-stats.js";
 import { finalCondition } from "./observe.js";
 
 // (b) Many runs over a small pool at once, each an instant build through real podman: how long the lot takes,

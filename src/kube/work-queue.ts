@@ -1,4 +1,5 @@
 import { backoffMs } from "../timing/backoff.js";
+import { timerDelay } from "../timing/timers.js";
 
 // A keyed work queue as controllers use it: a key is processed by one worker at a time, adds while it is being
 // processed coalesce into one more pass, delayed adds keep the earliest deadline, and failures back off per key.
@@ -43,14 +44,15 @@ export class WorkQueue {
     if (this.stopped) return;
     // Always through a timer, even for 0: a handler that asks to be called again at once must not starve the
     // event loop (and with it the watches that would tell it something changed).
-    const at = Date.now() + Math.max(0, delayMs);
+    const delay = timerDelay(delayMs);
+    const at = Date.now() + delay;
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
     if (existing) clearTimeout(existing.timer);
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
-    }, delayMs);
+    }, delay);
     timer.unref();
     this.timers.set(key, { at, timer });
   }

@@ -99,4 +99,20 @@ describe("WorkQueue", () => {
     expect(calls).toBe(2);
     await q.stop();
   });
+
+  it("a delay past what a timer holds (24.8 days) waits, instead of firing at once and spinning", async () => {
+    let calls = 0;
+    const q = new WorkQueue(
+      async () => {
+        calls += 1;
+        return { requeueAfterMs: 1000 * 3_600_000 };
+      },
+      { concurrency: 1, onError: () => undefined },
+    );
+    q.add("a");
+    q.addAfter("b", Number.POSITIVE_INFINITY);
+    await tick(60);
+    expect(calls).toBe(1);
+    await q.stop();
+  });
 });

@@ -1,0 +1,9 @@
+// Node's timers take at most 2^31-1 ms (24.8 days): a longer delay fires after 1 ms instead, with only a warning.
+// A run that waits "1000h" must not be reconciled every millisecond.
+
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A delay setTimeout keeps: not negative, and never past what a timer can hold (it fires then and asks again). */
+export function timerDelay(ms: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), MAX_TIMER_MS) : MAX_TIMER_MS;
+}
