@@ -11,8 +11,8 @@ import { permanentTransportError } from "../podman/errors.js";
 import { backoffMs } from "../timing/backoff.js";
 import { fetchSource, type GitAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
-import { getManifest, inspectManifest, putManifest, type ServedManifest } from "../registry/client.js";
-import { parseImageReference } from "../registry/image-reference.js";
+import { getManifest, inspectManifest, putManifest, resolveDigest, type ServedManifest } from "../registry/client.js";
+import { parseImageReference, withDigest } from "../registry/image-reference.js";
 import { z } from "zod";
 import { credentialsFor, type RegistryCredentials } from "../credentials/docker-config.js";
 import type { JobHandle } from "./jobs.js";
@@ -78,10 +78,15 @@ interface Target extends BuildVM {
   endpoint: Endpoint;
 }
 
+/** What the registry serves of a manifest a run pushed, and where its tag points now if another push moved it. */
+interface Pushed {
+  served: ServedManifest;
+  tagMovedTo?: string;
+}
+
 interface Built {
   target: Target;
-  /** What the registry serves where this target pushed. */
-  served: ServedManifest;
+  pushed: Pushed;
   pushedTo: string;
 }
 
@@ -114,7 +119,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
           job.progress("pushing", `Pushing ${settings.image} (${target.platforms.join(", ")})`);
           pushStart ??= Date.now();
           const pushedTo = fanout ? platformTag(settings.image, target.platforms) : settings.image;
-          return { target, pushedTo, served: await pushStage(input, podman, manifest, pushedTo, signal) };
+          return { target, pushedTo, pushed: await pushStage(input, podman, manifest, pushedTo, signal) };
         } catch (err) {
           abort.abort();
           throw err instanceof StageError && fanout && !job.signal.aborted
@@ -123,7 +128,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
         }
       }),
     );
-    const served = fanout ? await assembleIndex(input, built, job.signal) : (built[0] as Built).served;
+    const { served, tagMovedTo } = fanout ? await assembleIndex(input, built, job.signal) : (built[0] as Built).pushed;
     const pushedFrom = pushStart ?? Date.now();
     const durations = { buildMs: pushedFrom - buildStart, pushMs: Date.now() - pushedFrom };
     const digest = served.digest;
@@ -140,7 +145,9 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
     return {
       state: "succeeded",
       results,
-      summary: `Built ${settings.platforms.join(", ")} from commit ${commit.slice(0, 12)} on ${fanout ? "VMs" : "VM"} ${vms} and pushed ${settings.image}@${digest}.`,
+      summary:
+        `Built ${settings.platforms.join(", ")} from commit ${commit.slice(0, 12)} on ${fanout ? "VMs" : "VM"} ${vms} and pushed ${settings.image}@${digest}.` +
+        (tagMovedTo ? ` The tag has since moved on to ${tagMovedTo} (another push of the same tag).` : ""),
       durations,
     };
   } catch (err) {
@@ -166,7 +173,7 @@ export function platformTag(image: string, platforms: readonly string[]): string
  * The index users pull: the entries of every fan-out VM's pushed list, in one list of the same media type, put
  * under the image's tag. Its digest is confirmed with the registry like a single-VM push.
  */
-async function assembleIndex(input: BuildInput, built: readonly Built[], signal: AbortSignal): Promise<ServedManifest> {
+async function assembleIndex(input: BuildInput, built: readonly Built[], signal: AbortSignal): Promise<Pushed> {
   const { settings } = input;
   const login = credentialsFor(input.credentials, settings.image);
   const opts = { tlsVerify: settings.tlsVerify, signal };
@@ -178,9 +185,7 @@ async function assembleIndex(input: BuildInput, built: readonly Built[], signal:
     const bytes = Buffer.from(JSON.stringify(index));
     const digest = await putManifest(settings.image, { bytes, mediaType }, login?.credentials, opts);
     input.log.line(`assembled index ${digest} from ${built.map((b) => b.pushedTo).join(", ")}`);
-    const served = await inspectManifest(settings.image, login?.credentials, opts);
-    if (served.digest !== digest) throw new Error(`put ${digest} but the registry serves ${served.digest}`);
-    return served;
+    return await confirmPushed(input, settings.image, digest, signal);
   } catch (err) {
     throw new StageError("pushing", "PushFailed", `assembling the index: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -309,7 +314,7 @@ async function pushStage(
   manifest: string,
   destination: string,
   signal: AbortSignal,
-): Promise<ServedManifest> {
+): Promise<Pushed> {
   const { settings } = input;
   const login = credentialsFor(input.credentials, destination);
   let pushed: string;
@@ -327,16 +332,30 @@ async function pushStage(
   } catch (err) {
     throw new StageError("pushing", "PushFailed", err instanceof Error ? err.message : String(err));
   }
+  return confirmPushed(input, destination, pushed, signal);
+}
+
+/**
+ * What the registry serves of the manifest this run pushed, read by its digest: another run pushing the same tag
+ * meanwhile (a shared `:latest`) moves the tag, not what this run pushed. A tag that moved on is noted, not failed.
+ */
+async function confirmPushed(input: BuildInput, destination: string, pushed: string, signal: AbortSignal): Promise<Pushed> {
+  const login = credentialsFor(input.credentials, destination)?.credentials;
+  const opts = { tlsVerify: input.settings.tlsVerify, signal };
   let served: ServedManifest;
+  let tagged: string;
   try {
-    served = await inspectManifest(destination, login?.credentials, { tlsVerify: settings.tlsVerify, signal });
+    served = await inspectManifest(withDigest(destination, pushed), login, opts);
+    tagged = await resolveDigest(destination, login, opts);
   } catch (err) {
-    throw new StageError("pushing", "PushFailed", `pushed, but the registry does not serve it: ${String(err)}`);
+    throw new StageError("pushing", "PushFailed", `pushed ${pushed}, but the registry does not serve it: ${String(err)}`);
   }
   if (served.digest !== pushed) {
-    throw new StageError("pushing", "PushFailed", `podman pushed ${pushed} but the registry serves ${served.digest}`);
+    throw new StageError("pushing", "PushFailed", `podman pushed ${pushed} but the registry serves ${served.digest} for it`);
   }
-  return served;
+  if (tagged === pushed) return { served };
+  input.log.line(`note: ${destination} has moved on to ${tagged} (another push of the same tag); this run pushed ${pushed}`);
+  return { served, tagMovedTo: tagged };
 }
 
 /** `context: 1.0 GiB sent to VM vm-1 in 5.1 s (201 MiB/s)` */

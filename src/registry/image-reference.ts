@@ -68,6 +68,11 @@ export function formatImageReference(ref: ImageReference): string {
   return `${ref.registry}/${ref.repository}${tag}${digest}`;
 }
 
+/** The same repository, pinned to `digest` (any tag dropped): what a digest check reads, whatever the tag does. */
+export function withDigest(reference: string, digest: string): string {
+  return formatImageReference({ ...parseImageReference(reference), tag: undefined, digest });
+}
+
 /** The host serving the registry API: Docker Hub's API lives on registry-1.docker.io. */
 export function registryApiHost(registry: string): string {
   return registry === DOCKER_HUB ? "registry-1.docker.io" : registry;
