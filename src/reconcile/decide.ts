@@ -18,6 +18,7 @@ import { isWarmReady, WARM_HOLDER, warmCount } from "../pools/warm.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import type { JobRef, JobView, JobVM } from "../jobs/jobs.js";
 import type { VMView } from "../kubevirt/vm.js";
+import { scratchStep, type ScratchStep } from "../kubevirt/scratch.js";
 
 // The reconcile decision: given a CustomRun and what was observed, what happens next. Pure: no I/O, no clock.
 
@@ -345,13 +346,9 @@ function scratching(ctx: Ctx, state: RunState): Step {
     const lease = heldVMName(ctx, state, i);
     if (!lease) return;
     const pool = ctx.obs.pools[slot.pool];
-    const vm = vmView(ctx, slot.pool, lease);
-    // Stop first, then delete the instance once the VM is seen stopped: deleting the instance of a VM that still
-    // wants to run makes KubeVirt start a new one.
-    if (vm?.wantsRunning) actions.push({ kind: "stopVM", pool: slot.pool, vm: lease });
-    else if (vm?.vmi && !vm.vmi.deleting) actions.push({ kind: "deleteVMI", pool: slot.pool, vm: lease });
-    const gone = !vm || (!vm.wantsRunning && !vm.vmi);
-    if (!gone || jobRunning) {
+    const step = scratchStep(vmView(ctx, slot.pool, lease));
+    actions.push(...scratchActions(step, slot.pool, lease));
+    if (step !== "gone" || jobRunning) {
       pending = true;
       return;
     }
@@ -453,12 +450,17 @@ function giveBackExtraLeases(ctx: Ctx): Action[] {
   const { extraLeases } = ctx.obs;
   if (!extraLeases) return [];
   const holder = holderIdentity(ctx.run.metadata, readRunState(ctx.base.extraFields)?.attempt ?? 0);
-  return extraLeases.flatMap(({ pool, vm: name }): Action[] => {
-    const vm = vmView(ctx, pool, name);
-    if (vm?.wantsRunning) return [{ kind: "stopVM", pool, vm: name }];
-    if (vm?.vmi) return vm.vmi.deleting ? [] : [{ kind: "deleteVMI", pool, vm: name }];
-    return [{ kind: "releaseLease", pool, vm: name, holder, toWarm: false }];
+  return extraLeases.flatMap(({ pool, vm }): Action[] => {
+    const step = scratchStep(vmView(ctx, pool, vm));
+    return step === "gone" ? [{ kind: "releaseLease", pool, vm, holder, toWarm: false }] : scratchActions(step, pool, vm);
   });
+}
+
+/** The stop or instance deletion a scratch step asks for, if any. */
+function scratchActions(step: ScratchStep, pool: string, vm: string): Action[] {
+  if (step === "stop") return [{ kind: "stopVM", pool, vm }];
+  if (step === "deleteVMI") return [{ kind: "deleteVMI", pool, vm }];
+  return [];
 }
 
 function toDecision(ctx: Ctx, step: Step): Decision {
