@@ -1,15 +1,23 @@
-import { formatDuration, parseDuration } from "../timing/duration.js";
+import { formatDuration } from "../timing/duration.js";
 import {
   CANCELLED_SPEC_STATUS,
-  DEFAULT_TIMEOUT,
-  FINALIZER,
   isFinished,
   succeededCondition,
   type Condition,
   type CustomRun,
   type RunStatus,
 } from "../tekton/customrun.js";
-import { REASONS, type Reason } from "../tekton/reasons.js";
+import type { Reason } from "../tekton/reasons.js";
+import {
+  condition,
+  elapsed,
+  failure,
+  hasFinalizer,
+  progress,
+  retryEntry,
+  runTimeoutMs,
+  timeoutRemaining,
+} from "../tekton/status.js";
 import type { BuildSettings } from "../api/settings.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
 import type { Observation, PoolObservation } from "./observation.js";
@@ -144,7 +152,7 @@ function stopRequest(ctx: Ctx): Outcome | undefined {
     return failure("CustomRunCancelled", run.spec.statusMessage || "CustomRun cancelled");
   }
   const timeout = runTimeoutMs(run);
-  if (timeout > 0 && base.startTime && elapsed(obs, base.startTime) >= timeout) {
+  if (timeout > 0 && base.startTime && elapsed(obs.now, base.startTime) >= timeout) {
     return failure(
       "CustomRunTimedOut",
       `CustomRun "${run.metadata.name}" failed to finish within "${formatDuration(timeout)}"`,
@@ -169,7 +177,7 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   };
   const holdsSome = found.slots.some((slot) => slot.vm);
 
-  const waited = elapsed(obs, state.queuedAt);
+  const waited = elapsed(obs.now, state.queuedAt);
   if (waited >= settings.queueTimeout) {
     return beginScratch(
       ctx,
@@ -224,7 +232,7 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
   }
   const names = held as string[];
   const vms = names.map((name, i) => vmView(ctx, state.slots[i]?.pool ?? "", name));
-  const waited = elapsed(obs, state.phaseSince);
+  const waited = elapsed(obs.now, state.phaseSince);
   // The observed job belongs to the VMs the status names; VMs leased in this very decision have none yet.
   const job = justLeased ? undefined : obs.job;
   // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
@@ -311,7 +319,7 @@ function building(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
     });
   }
   if (job.state === "failed") return beginScratch(ctx, state, failure(job.reason, job.message));
-  const waited = elapsed(ctx.obs, state.phaseSince);
+  const waited = elapsed(ctx.obs.now, state.phaseSince);
   if (settings.buildTimeout > 0 && waited >= settings.buildTimeout) {
     return beginScratch(
       ctx,
@@ -386,15 +394,7 @@ function finish(ctx: Ctx, state: RunState, outcome: Outcome): Step {
   const failed = outcome.condition.status === "False";
   const retryable = failed && outcome.condition.reason !== "CustomRunCancelled" && !run.metadata.deletionTimestamp;
   if (retryable && settings && state.attempt < (run.spec.retries ?? 0)) {
-    const retriesStatus = [
-      ...(ctx.base.retriesStatus ?? []),
-      {
-        conditions: [outcome.condition],
-        startTime: ctx.base.startTime,
-        completionTime: nowIso,
-        ...(outcome.results.length > 0 ? { results: outcome.results } : {}),
-      },
-    ];
+    const retriesStatus = [...(ctx.base.retriesStatus ?? []), retryEntry(ctx.base, outcome, nowIso)];
     const next: RunState = {
       phase: "Queued",
       attempt: state.attempt + 1,
@@ -433,7 +433,7 @@ function finish(ctx: Ctx, state: RunState, outcome: Outcome): Step {
 /** Invalid input ends the run; a VMBuild or pool that is not there yet gets a grace period first. */
 function cannotStart(ctx: Ctx, problem: { reason: Reason; message: string }): Step {
   // An object created together with the run may reach the cache a moment after it.
-  const young = elapsed(ctx.obs, ctx.base.startTime ?? ctx.nowIso) < NOT_FOUND_GRACE_MS;
+  const young = elapsed(ctx.obs.now, ctx.base.startTime ?? ctx.nowIso) < NOT_FOUND_GRACE_MS;
   if (young && (problem.reason === "VMBuildNotFound" || problem.reason === "PoolNotFound")) {
     return { actions: [], condition: progress(ctx, "Started", `${problem.message} Waiting for it to appear.`), requeueAfterMs: 1000 };
   }
@@ -490,7 +490,7 @@ function toDecision(ctx: Ctx, step: Step): Decision {
     : [];
   // Once scratching, the run's timeout has nothing more to stop: the watches on the VM drive it from there.
   const timeoutMatters = !step.final && step.state?.phase !== "Scratching";
-  const requeueAfterMs = minDefined(step.requeueAfterMs, timeoutMatters ? timeoutRemaining(ctx, status) : undefined);
+  const requeueAfterMs = minDefined(step.requeueAfterMs, timeoutMatters ? timeoutRemaining(run, status, ctx.obs.now) : undefined);
   return {
     actions: [...giveBackExtraLeases(ctx), ...step.actions],
     status,
@@ -498,35 +498,6 @@ function toDecision(ctx: Ctx, step: Step): Decision {
     events,
     ...(requeueAfterMs !== undefined ? { requeueAfterMs: Math.max(0, requeueAfterMs) } : {}),
   };
-}
-
-function condition(ctx: Ctx, status: Condition["status"], reason: Reason, message: string): Condition {
-  const previous = succeededCondition(ctx.base);
-  const same = previous?.status === status && previous.reason === reason;
-  return {
-    type: "Succeeded",
-    status,
-    reason,
-    message,
-    lastTransitionTime: same && previous.lastTransitionTime ? previous.lastTransitionTime : ctx.nowIso,
-  };
-}
-
-function progress(ctx: Ctx, reason: Reason, message: string): Condition {
-  return condition(ctx, "Unknown", reason, message);
-}
-
-function failure(reason: Reason, message: string): Outcome {
-  const info = REASONS[reason];
-  return {
-    condition: { type: "Succeeded", status: info.status === "True" ? "True" : "False", reason, message },
-    results: [],
-    next: "finish",
-  };
-}
-
-function hasFinalizer(run: CustomRun): boolean {
-  return run.metadata.finalizers?.includes(FINALIZER) ?? false;
 }
 
 function leasedSlot(slot: SlotState, vm: string): Pick<SlotState, "vm" | "lease"> {
@@ -634,20 +605,6 @@ function describeVM(vm: VMView, job: JobView | undefined): string {
       : "not started"
     : `VMI ${vmi.phase || "Pending"}${vmi.ready ? ", ready" : ", not ready"}${vmi.address ? ` at ${vmi.address}` : ""}`;
   return job?.state === "failed" ? `${seen}; ${job.message}` : seen;
-}
-
-function runTimeoutMs(run: CustomRun): number {
-  return parseDuration(run.spec.timeout ?? DEFAULT_TIMEOUT) ?? (parseDuration(DEFAULT_TIMEOUT) as number);
-}
-
-function timeoutRemaining(ctx: Ctx, status: RunStatus): number | undefined {
-  const timeout = runTimeoutMs(ctx.run);
-  if (timeout <= 0 || !status.startTime) return undefined;
-  return timeout - elapsed(ctx.obs, status.startTime);
-}
-
-function elapsed(obs: Observation, sinceIso: string): number {
-  return obs.now.getTime() - Date.parse(sinceIso);
 }
 
 function minDefined(...values: (number | undefined)[]): number | undefined {
