@@ -73,7 +73,34 @@ interface Ctx {
   nowIso: string;
   /** The status this reconcile starts from (startTime already set). */
   base: RunStatus;
+  held: Held;
 }
+
+/**
+ * What the attempt holds, as one decision sees it: observed once, then updated when the decision leases or
+ * releases VMs. heldVM reads it.
+ */
+interface Held {
+  /** Per slot of the run's status: the VM whose lease observe found for this attempt. */
+  leases: readonly (string | undefined)[];
+  /** VMs leased in this very decision: held, though their leases are not observed yet. */
+  leasedNow: ReadonlySet<string>;
+  /** The build job of the held VMs: none for VMs leased in this decision, nor once they are released. */
+  job?: JobView;
+}
+
+function observedHeld(obs: Observation): Held {
+  return { leases: obs.held, leasedNow: new Set(), ...(obs.job ? { job: obs.job } : {}) };
+}
+
+/** After leasing `vms` in this decision: held, with no job yet. */
+function withLeased(held: Held, vms: readonly string[]): Held {
+  if (vms.length === 0) return held;
+  return { leases: held.leases, leasedNow: new Set([...held.leasedNow, ...vms]) };
+}
+
+/** After releasing every VM: nothing held, no job. */
+const RELEASED: Held = { leases: [], leasedNow: new Set() };
 
 interface Step {
   actions: Action[];
@@ -93,7 +120,7 @@ export function decide(run: CustomRun, obs: Observation): Decision {
     return { actions: [], removeFinalizer: hasFinalizer(run), events: [] };
   }
   const state = readRunState(current.extraFields);
-  const ctx: Ctx = { run, obs, nowIso: obs.now.toISOString(), base: current };
+  const ctx: Ctx = { run, obs, nowIso: obs.now.toISOString(), base: current, held: observedHeld(obs) };
   if (!current.startTime || !state) {
     if (run.metadata.deletionTimestamp) return { actions: [], removeFinalizer: hasFinalizer(run), events: [] };
     ctx.base = { ...current, startTime: current.startTime ?? ctx.nowIso };
@@ -171,8 +198,9 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   const found: RunState = {
     ...state,
     slots: state.slots.map((slot, i) => {
-      const vm = obs.held[i];
-      return vm && !slot.vm ? { ...slot, ...leasedSlot(slot, vm) } : slot;
+      if (slot.vm) return slot;
+      const vm = heldVM(ctx, state, i);
+      return vm ? { ...slot, ...leasedSlot(slot, vm) } : slot;
     }),
   };
   const holdsSome = found.slots.some((slot) => slot.vm);
@@ -209,8 +237,8 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
       holder,
       fromWarm: isWarmReady(vm),
     }));
-    const justLeased = picks.size > 0 ? new Set([...picks.values()].map((vm) => vm.name)) : undefined;
-    const step = starting(ctx, next, settings, justLeased);
+    const leased = { ...ctx, held: withLeased(ctx.held, [...picks.values()].map((vm) => vm.name)) };
+    const step = starting(leased, next, settings);
     return { ...step, actions: [...acquire, ...step.actions] };
   }
   const waiting = progress(ctx, "WaitingForVM", waitingMessage(obs, chosen.lacking));
@@ -218,9 +246,9 @@ function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   return { actions: [], state, condition: waiting, requeueAfterMs: settings.queueTimeout - waited };
 }
 
-function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased?: ReadonlySet<string>): Step {
+function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
   const { obs } = ctx;
-  const held = state.slots.map((slot, i) => (justLeased && slot.vm && justLeased.has(slot.vm) ? slot.vm : heldVMName(ctx, state, i)));
+  const held = state.slots.map((_, i) => heldVM(ctx, state, i));
   if (held.some((name) => !name)) {
     // Another run holds a VM our status names: we may not touch it any more; give back the rest and queue again.
     const lost = state.slots.filter((_, i) => !held[i]).map((slot) => slot.vm ?? "?");
@@ -231,10 +259,9 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
     });
   }
   const names = held as string[];
-  const vms = names.map((name, i) => vmView(ctx, state.slots[i]?.pool ?? "", name));
+  const vms = names.map((name, i) => seenVM(obs, state.slots[i]?.pool ?? "", name));
   const waited = elapsed(obs.now, state.phaseSince);
-  // The observed job belongs to the VMs the status names; VMs leased in this very decision have none yet.
-  const job = justLeased ? undefined : obs.job;
+  const job = ctx.held.job;
   // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
   // (the run's credentials, say) and ends the run like any build failure.
   if (job?.state === "failed") return beginScratch(ctx, state, failure(job.reason, job.message));
@@ -303,7 +330,7 @@ function starting(ctx: Ctx, state: RunState, settings: BuildSettings, justLeased
 }
 
 function building(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
-  const job = ctx.obs.job;
+  const job = ctx.held.job;
   if (!job) {
     return beginScratch(
       ctx,
@@ -337,36 +364,35 @@ function building(ctx: Ctx, state: RunState, settings: BuildSettings): Step {
 }
 
 function beginScratch(ctx: Ctx, state: RunState, outcome: Outcome): Step {
-  const holds = state.slots.some((_, i) => heldVMName(ctx, state, i));
-  if (!holds && ctx.obs.job?.state !== "running") return finish(ctx, state, outcome);
+  const holds = state.slots.some((_, i) => heldVM(ctx, state, i));
+  if (!holds && ctx.held.job?.state !== "running") return finish(ctx, state, outcome);
   return scratching(ctx, { ...state, phase: "Scratching", phaseSince: ctx.nowIso, outcome });
 }
 
 /** Stop every VM so its disk is thrown away, confirm each instance is gone, then release its lease. */
 function scratching(ctx: Ctx, state: RunState): Step {
   const outcome = state.outcome ?? failure("ControllerRestarted", "Scratch without an outcome.");
-  const jobRunning = ctx.obs.job?.state === "running";
+  const jobRunning = ctx.held.job?.state === "running";
   const actions: Action[] = jobRunning ? [{ kind: "cancelJob", job: { attempt: state.attempt, vms: stateVMs(state) } }] : [];
   const holder = holderIdentity(ctx.run.metadata, state.attempt);
   let pending = jobRunning;
   const handedBack = new Map<string, number>();
   state.slots.forEach((slot, i) => {
-    const lease = heldVMName(ctx, state, i);
-    if (!lease) return;
+    const vm = heldVM(ctx, state, i);
+    if (!vm) return;
     const pool = ctx.obs.pools[slot.pool];
-    const step = scratchStep(vmView(ctx, slot.pool, lease));
-    actions.push(...scratchActions(step, slot.pool, lease));
+    const step = scratchStep(seenVM(ctx.obs, slot.pool, vm));
+    actions.push(...scratchActions(step, slot.pool, vm));
     if (step !== "gone" || jobRunning) {
       pending = true;
       return;
     }
     const toWarm = rejoinsWarmSet(pool, handedBack.get(slot.pool) ?? 0);
     if (toWarm) handedBack.set(slot.pool, (handedBack.get(slot.pool) ?? 0) + 1);
-    actions.push({ kind: "releaseLease", pool: slot.pool, vm: lease, holder, toWarm });
+    actions.push({ kind: "releaseLease", pool: slot.pool, vm, holder, toWarm });
   });
   if (pending) return { actions, state, condition: scratchCondition(ctx, state) };
-  const released: Ctx = { ...ctx, obs: { ...ctx.obs, held: [], job: undefined } };
-  const step = finish(released, state, outcome);
+  const step = finish({ ...ctx, held: RELEASED }, state, outcome);
   return { ...step, actions: [...actions, ...step.actions] };
 }
 
@@ -451,7 +477,7 @@ function giveBackExtraLeases(ctx: Ctx): Action[] {
   if (!extraLeases) return [];
   const holder = holderIdentity(ctx.run.metadata, readRunState(ctx.base.extraFields)?.attempt ?? 0);
   return extraLeases.flatMap(({ pool, vm }): Action[] => {
-    const step = scratchStep(vmView(ctx, pool, vm));
+    const step = scratchStep(seenVM(ctx.obs, pool, vm));
     return step === "gone" ? [{ kind: "releaseLease", pool, vm, holder, toWarm: false }] : scratchActions(step, pool, vm);
   });
 }
@@ -509,21 +535,23 @@ function freshSlot(slot: SlotState): SlotState {
 }
 
 /**
- * The VM slot i of this attempt holds: the one its lease names, or the one its status names while no other run's
- * lease shows on it. The status only ever names a VM after its lease was created, so a lease missing from the cache
- * there is the cache lagging behind our own write (or a lease already released by us), not a VM lost.
+ * The VM slot i of `state` holds: one leased in this decision, the one its observed lease names, or the one the
+ * status names while no other run's lease shows on it. The status only ever names a VM after its lease was
+ * created, so a lease missing from the cache there is the cache lagging behind our own write (or a lease already
+ * released by us), not a VM lost.
  */
-function heldVMName(ctx: Ctx, state: RunState, i: number): string | undefined {
-  const held = ctx.obs.held[i];
-  if (held) return held;
+function heldVM(ctx: Pick<Ctx, "obs" | "held">, state: RunState, i: number): string | undefined {
   const slot = state.slots[i];
+  if (slot?.vm && ctx.held.leasedNow.has(slot.vm)) return slot.vm;
+  const lease = ctx.held.leases[i];
+  if (lease) return lease;
   if (!slot?.vm || !ctx.obs.pools[slot.pool]?.found) return undefined;
-  const view = vmView(ctx, slot.pool, slot.vm);
-  return view?.leaseHolder ? undefined : slot.vm;
+  return seenVM(ctx.obs, slot.pool, slot.vm)?.leaseHolder ? undefined : slot.vm;
 }
 
-function vmView(ctx: Ctx, pool: string, name: string): VMView | undefined {
-  const found = ctx.obs.pools[pool];
+/** What the observation saw of VM `name` in `pool`. */
+function seenVM(obs: Observation, pool: string, name: string): VMView | undefined {
+  const found = obs.pools[pool];
   return found?.found ? found.vms.find((vm) => vm.name === name) : undefined;
 }
 
