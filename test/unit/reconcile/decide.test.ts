@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, type Action, type Decision } from "../../../src/reconcile/decide.js";
+import { decide, type Action, type Decision } from "../../../src/reconcile/decide/index.js";
 import type { Observation, PoolObservation } from "../../../src/reconcile/observation.js";
 import type { RunState } from "../../../src/tekton/run-state.js";
 import { FINALIZER, type CustomRun, type RunStatus } from "../../../src/tekton/customrun.js";
