@@ -1,4 +1,4 @@
-import { isFinished, CANCELLED_SPEC_STATUS, succeededCondition, type CustomRun, type RunStatus } from "../../tekton/customrun.js";
+import { CANCELLED_SPEC_STATUS, isFinished, succeededCondition, type CustomRun, type RunStatus } from "../../tekton/customrun.js";
 import type { Reason } from "../../tekton/reasons.js";
 import { readRunState, type Outcome, type RunState } from "../../tekton/run-state.js";
 import { elapsed, failure, hasFinalizer, progress, runTimeoutMs, timeoutRemaining } from "../../tekton/status.js";
@@ -18,12 +18,13 @@ export type { Action } from "./phase.js";
 export const NOT_FOUND_GRACE_MS = 10_000;
 
 /**
- * How often one decision may enter the Queued phase. Phases hand on only forward (queued → starting → building →
- * beginScratch → scratching → finish; their return types say so), except finish → queued: to queue again for
- * other VMs, or to begin a retry. Two entries suffice: the queue the decision starts in or a requeue, and a retry
- * after that (a requeue that then hits queueTimeout). A retry starts queuedAt and phaseSince afresh, so neither
- * timeout fires again in the same decision unless it is 0s; past the bound the run is written queued and goes on
- * in the next reconcile, instead of spending every retry in one decision.
+ * How often one decision may enter the Queued phase, which bounds its hand-ons: phases hand on only forward
+ * (queued → starting → building → beginScratch → scratching → finish; their return types say so) except
+ * finish → queued, to queue again for other VMs or to begin a retry. Two entries cover every run whose
+ * queueTimeout and readyTimeout are above 0s: the queue it is in or a requeue, then a retry when that wait timed
+ * out. A retry starts queuedAt and phaseSince afresh, so neither timeout fires again in the same decision. With a
+ * 0s timeout a decision would spend every retry at once; past the bound the run is written queued instead and
+ * goes on in the next reconcile.
  */
 const MAX_QUEUE_ENTRIES = 2;
 
@@ -136,8 +137,8 @@ function finishNow(ctx: Ctx, outcome: Outcome): Step {
 }
 
 /**
- * Hands on from phase to phase until one ends the decision (bounded by MAX_QUEUE_ENTRIES). The actions of each
- * hand-on come before those of the phases after it; its amend applies to the final step, innermost first.
+ * Hands on from phase to phase until one ends the decision (bounded by MAX_QUEUE_ENTRIES). A hand-on's actions
+ * come before those of the phases after it; the amends apply to the final step, the latest hand-on's first.
  */
 function runPhases(ctx: Ctx, first: Step | HandOn): Step {
   const before: Action[] = [];
