@@ -2,6 +2,7 @@ import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
 import { parseOnce } from "../kube/parse-once.js";
 import {
   belongsToPool,
+  vmiView,
   vmView,
   VirtualMachineSchema,
   VMISchema,
@@ -39,9 +40,22 @@ export function poolMembers(caches: Pick<Caches, "vms">, namespace: string, pool
 
 /** The pool's VMs as the controller sees them: each with its VMI and its lease's holder. Shared with the web view. */
 export function poolVMs(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespace: string, pool: string): VMView[] {
-  return poolMembers(caches, namespace, pool).map((vm) => {
-    const vmiParsed = parseVMI(caches.vmis.get(vm.metadata.name, namespace));
-    const lease = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace));
-    return vmView(vm, vmiParsed.success ? vmiParsed.data : undefined, lease);
-  });
+  return poolMembers(caches, namespace, pool).map((vm) => joined(caches, namespace, vm));
+}
+
+/**
+ * One VM by name, as the controller sees it. An instance whose VM is gone is still seen, as a VM that does not want
+ * to run: it is still there to delete.
+ */
+export function cachedVM(caches: Pick<Caches, "vms" | "vmis" | "leases">, namespace: string, name: string): VMView | undefined {
+  const vm = parseVM(caches.vms.get(name, namespace));
+  if (vm.success) return joined(caches, namespace, vm.data);
+  const vmi = parseVMI(caches.vmis.get(name, namespace));
+  return vmi.success ? { name, wantsRunning: false, vmi: vmiView(vmi.data) } : undefined;
+}
+
+function joined(caches: Pick<Caches, "vmis" | "leases">, namespace: string, vm: VirtualMachine): VMView {
+  const vmi = parseVMI(caches.vmis.get(vm.metadata.name, namespace));
+  const lease = readVMLease(caches.leases.get(leaseName(vm.metadata.name), namespace));
+  return vmView(vm, vmi.success ? vmi.data : undefined, lease);
 }

@@ -70,20 +70,21 @@ export function runPatch(vm: VirtualMachine, run: boolean): { spec: Record<strin
 }
 
 export function vmView(vm: VirtualMachine, vmi: VMI | undefined, lease: VMLeaseView | undefined): VMView {
-  const address = vmi?.status.interfaces?.[0]?.ipAddress;
   return {
     name: vm.metadata.name,
     wantsRunning: wantsRunning(vm),
-    ...(vmi
-      ? {
-          vmi: {
-            phase: vmi.status.phase ?? "",
-            ready: (vmi.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
-            ...(address ? { address } : {}),
-            deleting: vmi.metadata.deletionTimestamp !== undefined,
-          },
-        }
-      : {}),
+    ...(vmi ? { vmi: vmiView(vmi) } : {}),
     ...(lease?.holder ? { leaseHolder: lease.holder, ...(lease.since ? { leasedSince: lease.since } : {}) } : {}),
+  };
+}
+
+/** A VM's instance as the controller sees it. */
+export function vmiView(vmi: VMI): NonNullable<VMView["vmi"]> {
+  const address = vmi.status.interfaces?.[0]?.ipAddress;
+  return {
+    phase: vmi.status.phase ?? "",
+    ready: (vmi.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
+    ...(address ? { address } : {}),
+    deleting: vmi.metadata.deletionTimestamp !== undefined,
   };
 }

@@ -2,13 +2,14 @@ import type { Logger } from "pino";
 import type { Kube } from "../kube/client.js";
 import { describeApiError } from "../kube/errors.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
-import { VirtualMachineSchema, VMISchema, wantsRunning } from "../kubevirt/vm.js";
+import { scratchStep } from "../kubevirt/scratch.js";
+import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { readRunState } from "../tekton/run-state.js";
 import { CustomRunSchema, isFinished } from "../tekton/customrun.js";
 import { readVMLease, releaseVMLease } from "../lease/leases.js";
 import { orphanedLeases, type HeldLease, type RunSummary } from "./sweep.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { Caches } from "../cache/caches.js";
+import { cachedVM, type Caches } from "../cache/caches.js";
 
 // The safety net behind every run: VMs whose lease no live, unfinished run stands behind (the run was deleted
 // while the controller was down and its finalizer forced off, a crash between two writes, ...) are scratched and
@@ -49,14 +50,12 @@ export async function sweep(
   return { orphans: orphans.length, released };
 }
 
-/** Stops the VM and deletes its instance; true once both are done and the lease may go. */
+/** Takes the VM's next scratch step; true once it is gone and the lease may go. */
 async function scratch(kube: Kube, caches: Caches, lease: HeldLease): Promise<boolean> {
-  const vm = VirtualMachineSchema.safeParse(caches.vms.get(lease.vm, lease.namespace));
-  const vmi = VMISchema.safeParse(caches.vmis.get(lease.vm, lease.namespace));
-  // As for runs: stop first, delete the instance once the VM is seen stopped (else KubeVirt starts a new one).
-  if (vm.success && wantsRunning(vm.data)) await setRunning(kube, vm.data, false);
-  else if (vmi.success && !vmi.data.metadata.deletionTimestamp) await deleteVMI(kube, lease.namespace, lease.vm);
-  return (!vm.success || !wantsRunning(vm.data)) && !vmi.success;
+  const step = scratchStep(cachedVM(caches, lease.namespace, lease.vm));
+  if (step === "stop") await setRunning(kube, VirtualMachineSchema.parse(caches.vms.get(lease.vm, lease.namespace)), false);
+  else if (step === "deleteVMI") await deleteVMI(kube, lease.namespace, lease.vm);
+  return step === "gone";
 }
 
 function summarize(raw: unknown): RunSummary | undefined {

@@ -1,4 +1,5 @@
 import { formatDuration, parseDuration } from "../timing/duration.js";
+import { scratchStep } from "../kubevirt/scratch.js";
 import type { VMView } from "../kubevirt/vm.js";
 
 // Warm pools: VMs booted ahead of demand, each held by a Lease whose holder is the keeper, so neither a run nor the
@@ -82,13 +83,13 @@ export function keeperActions(
   now: Date,
 ): KeeperAction[] {
   const actions: KeeperAction[] = [];
+  // A retiring VM is scratched like a run's; once it is gone its lease goes and the VM is cold again.
   for (const vm of vms) {
-    if (vm.leaseHolder === RETIRING_HOLDER) {
-      if (vm.wantsRunning) actions.push({ kind: "stop", vm: vm.name });
-      else if (vm.vmi) {
-        if (!vm.vmi.deleting) actions.push({ kind: "deleteVMI", vm: vm.name });
-      } else actions.push({ kind: "release", vm: vm.name });
-    }
+    if (vm.leaseHolder !== RETIRING_HOLDER) continue;
+    const step = scratchStep(vm);
+    if (step === "stop") actions.push({ kind: "stop", vm: vm.name });
+    else if (step === "deleteVMI") actions.push({ kind: "deleteVMI", vm: vm.name });
+    else if (step === "gone") actions.push({ kind: "release", vm: vm.name });
   }
   const warm = vms.filter((vm) => vm.leaseHolder === WARM_HOLDER).sort(byName);
   if (!config) {

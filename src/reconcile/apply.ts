@@ -13,7 +13,7 @@ import type { Expectations } from "../cache/expectations.js";
 import { leaseName } from "../lease/holder.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { FINALIZER, type CustomRun } from "../tekton/customrun.js";
-import type { Action, Decision } from "./decide.js";
+import type { Action, Decision } from "./decide/index.js";
 import type { Observation } from "./observation.js";
 import type { BuildSettings } from "../api/settings.js";
 import type { Metrics } from "../metrics/metrics.js";

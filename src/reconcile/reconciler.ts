@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { isOurs, parseRun } from "../tekton/customrun.js";
 import { readRunState, stateVMs } from "../tekton/run-state.js";
 import { apply, type ApplyDeps } from "./apply.js";
-import { decide } from "./decide.js";
+import { decide } from "./decide/index.js";
 import { observe } from "./observe.js";
 import type { JobId } from "../jobs/jobs.js";
 import type { Metrics } from "../metrics/metrics.js";

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { buildQueryString } from "../../src/podman/build-query.js";
-import { decide } from "../../src/reconcile/decide.js";
+import { decide } from "../../src/reconcile/decide/index.js";
 import { resolveSettings } from "../../src/api/resolve.js";
 import { isOurs, parseRun } from "../../src/tekton/customrun.js";
 import { nasty, paramName, params, paramValue } from "../support/nasty.js";

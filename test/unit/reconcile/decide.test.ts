@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, type Action, type Decision } from "../../../src/reconcile/decide.js";
+import { decide, type Action, type Decision } from "../../../src/reconcile/decide/index.js";
 import type { Observation, PoolObservation } from "../../../src/reconcile/observation.js";
 import type { RunState } from "../../../src/tekton/run-state.js";
 import { FINALIZER, type CustomRun, type RunStatus } from "../../../src/tekton/customrun.js";
@@ -821,4 +821,72 @@ describe("decide: warm pools", () => {
     const d = decide(run({ status: st }), observe(30, [], { heldLease: "builders-0", pool: withWarm([halted("builders-0"), warmReady("builders-1")], { min: 1, max: 1 }) }));
     expect(d.actions).toContainEqual({ kind: "releaseLease", pool: POOL, vm: "builders-0", holder: ME, toWarm: false });
   });
+});
+
+describe("decide: the hand-on from phase to phase is bounded", () => {
+  const withQueueTimeout = (value: string) => {
+    const r = resolveSettings(
+      { pool: "builders", image: "registry.test/app:1", gitUrl: "https://git.test/app.git" },
+      [{ name: "platforms", value: "linux/amd64,linux/arm64" }, { name: "queueTimeout", value }],
+    );
+    if (!r.ok) throw new Error(r.message);
+    return { ok: true as const, settings: r.settings };
+  };
+  const full = [stopped("builders-0", "team-b/x/uid-9/0")];
+  const cases: {
+    name: string;
+    run: CustomRun;
+    obs: Observation;
+    actions: string[];
+    phase: string;
+    attempt: number;
+    reason: string;
+    retries: number;
+    requeueNow: boolean;
+  }[] = [
+    {
+      name: "the longest chain a sane run takes (lost VM, requeue past queueTimeout, retry, new VM) fits",
+      run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM"), spec: { retries: 1 } }),
+      obs: observe(1801, [stopped("builders-0", "team-b/y/uid-2/0"), stopped("builders-1")]),
+      actions: ["acquireLease:builders-1", "startVM:builders-1", "startJob:builders-1"],
+      phase: "Starting",
+      attempt: 1,
+      reason: "StartingVM",
+      retries: 1,
+      requeueNow: false,
+    },
+    {
+      name: "queueTimeout 0s, one retry: both attempts end in this decision",
+      run: run({ status: status(state("Queued"), "WaitingForVM"), spec: { retries: 1 } }),
+      obs: observe(1, full, { settings: withQueueTimeout("0s") }),
+      actions: [],
+      phase: "Done",
+      attempt: 1,
+      reason: "QueueTimeout",
+      retries: 1,
+      requeueNow: false,
+    },
+    {
+      name: "queueTimeout 0s, five retries: after two queue entries the run is written queued and taken up again",
+      run: run({ status: status(state("Queued"), "WaitingForVM"), spec: { retries: 5 } }),
+      obs: observe(1, full, { settings: withQueueTimeout("0s") }),
+      actions: [],
+      phase: "Queued",
+      attempt: 2,
+      reason: "Retrying",
+      retries: 2,
+      requeueNow: true,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const d = decide(c.run, c.obs);
+      expect(kinds(d)).toEqual(c.actions);
+      expect(phase(d)).toBe(c.phase);
+      expect((d.status?.extraFields as RunState).attempt).toBe(c.attempt);
+      expect(cond(d)?.reason).toBe(c.reason);
+      expect(d.status?.retriesStatus ?? []).toHaveLength(c.retries);
+      expect(d.requeueAfterMs === 0).toBe(c.requeueNow);
+    });
+  }
 });

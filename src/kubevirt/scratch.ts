@@ -1,0 +1,21 @@
+import type { VMView } from "./vm.js";
+
+// The one scratch sequence, for a run's VMs, a run's extra leases, retiring warm VMs and the sweeper's leaked VMs.
+// A containerDisk VM boots from a fresh disk on every start, so stopping it is what throws the build's disk away.
+// Pure.
+
+/**
+ * stop: the VM still wants to run. deleteVMI: stopped, but its instance is still there. wait: the instance is
+ * being deleted. gone: stopped with no instance, so its lease may go.
+ */
+export type ScratchStep = "stop" | "deleteVMI" | "wait" | "gone";
+
+/**
+ * The next step for what is seen of a VM (undefined: nothing is seen of it). Stop first, delete the instance only
+ * once the VM is seen stopped: deleting the instance of a VM that still wants to run makes KubeVirt start a new one.
+ */
+export function scratchStep(vm: VMView | undefined): ScratchStep {
+  if (vm?.wantsRunning) return "stop";
+  if (vm?.vmi) return vm.vmi.deleting ? "wait" : "deleteVMI";
+  return "gone";
+}

@@ -1,0 +1,42 @@
+import type { BuildSettings } from "../../api/settings.js";
+import type { Reason } from "../../tekton/reasons.js";
+import type { RunState } from "../../tekton/run-state.js";
+import { condition, elapsed, failure, progress } from "../../tekton/status.js";
+import { formatDuration } from "../../timing/duration.js";
+import { vmsOf, type Ctx, type Next } from "./phase.js";
+
+// Building: the job builds and pushes; its end, whatever it is, begins the scratch.
+
+export function building(ctx: Ctx, state: RunState, settings: BuildSettings): Next<"beginScratch"> {
+  const job = ctx.held.job;
+  if (!job) {
+    return {
+      to: "beginScratch",
+      state,
+      outcome: failure("ControllerRestarted", `The controller restarted while the build was in flight on VM ${vmsOf(state)}.`),
+    };
+  }
+  if (job.state === "succeeded") {
+    return {
+      to: "beginScratch",
+      state,
+      outcome: { condition: condition(ctx, "True", "Succeeded", job.summary), results: job.results, next: "finish" },
+    };
+  }
+  if (job.state === "failed") return { to: "beginScratch", state, outcome: failure(job.reason, job.message) };
+  const waited = elapsed(ctx.obs.now, state.phaseSince);
+  if (settings.buildTimeout > 0 && waited >= settings.buildTimeout) {
+    return {
+      to: "beginScratch",
+      state,
+      outcome: failure("BuildTimedOut", `The build did not finish within buildTimeout ${formatDuration(settings.buildTimeout)}.`),
+    };
+  }
+  const reason: Reason = job.stage === "pushing" ? "Pushing" : "Building";
+  return {
+    actions: [],
+    state,
+    condition: progress(ctx, reason, job.detail),
+    ...(settings.buildTimeout > 0 ? { requeueAfterMs: settings.buildTimeout - waited } : {}),
+  };
+}

@@ -1,0 +1,133 @@
+import { scratchStep, type ScratchStep } from "../../kubevirt/scratch.js";
+import { holderIdentity } from "../../lease/holder.js";
+import { warmCount } from "../../pools/warm.js";
+import type { Condition } from "../../tekton/customrun.js";
+import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "../../tekton/run-state.js";
+import { condition, failure, progress, retryEntry } from "../../tekton/status.js";
+import type { PoolObservation } from "../observation.js";
+import { heldVM, RELEASED, seenVM, vmsOf, type Action, type Ctx, type Next } from "./phase.js";
+
+// Scratching: every way a run ends goes through here. Cancel the job, scratch each VM (kubevirt/scratch.ts),
+// release its lease, and only then retry, queue again, or write the final condition.
+
+/** Record the outcome and scratch what the attempt holds; with nothing held, finish at once. */
+export function beginScratch(ctx: Ctx, state: RunState, outcome: Outcome): Next<"scratching" | "finish"> {
+  const holds = state.slots.some((_, i) => heldVM(ctx, state, i));
+  if (!holds && ctx.held.job?.state !== "running") return { to: "finish", state, outcome };
+  return { to: "scratching", state: { ...state, phase: "Scratching", phaseSince: ctx.nowIso, outcome } };
+}
+
+/** Stop every VM so its disk is thrown away, confirm each instance is gone, then release its lease. */
+export function scratching(ctx: Ctx, state: RunState): Next<"finish"> {
+  const outcome = state.outcome ?? failure("ControllerRestarted", "Scratch without an outcome.");
+  const jobRunning = ctx.held.job?.state === "running";
+  const actions: Action[] = jobRunning ? [{ kind: "cancelJob", job: { attempt: state.attempt, vms: stateVMs(state) } }] : [];
+  const holder = holderIdentity(ctx.run.metadata, state.attempt);
+  let pending = jobRunning;
+  const handedBack = new Map<string, number>();
+  state.slots.forEach((slot, i) => {
+    const vm = heldVM(ctx, state, i);
+    if (!vm) return;
+    const step = scratchStep(seenVM(ctx.obs, slot.pool, vm));
+    actions.push(...scratchActions(step, slot.pool, vm));
+    if (step !== "gone" || jobRunning) {
+      pending = true;
+      return;
+    }
+    const toWarm = rejoinsWarmSet(ctx.obs.pools[slot.pool], handedBack.get(slot.pool) ?? 0);
+    if (toWarm) handedBack.set(slot.pool, (handedBack.get(slot.pool) ?? 0) + 1);
+    actions.push({ kind: "releaseLease", pool: slot.pool, vm, holder, toWarm });
+  });
+  if (pending) return { actions, state, condition: scratchCondition(ctx, state) };
+  return { to: "finish", state, outcome, actions, held: RELEASED };
+}
+
+/** A scratched VM of a warm pool boots again from a fresh disk while the pool has fewer warm VMs than its max. */
+function rejoinsWarmSet(pool: PoolObservation | undefined, alreadyHandedBack: number): boolean {
+  if (!pool?.found || !pool.warm) return false;
+  return warmCount(pool.vms) + alreadyHandedBack < pool.warm.max;
+}
+
+function scratchCondition(ctx: Ctx, state: RunState): Condition {
+  const why = state.outcome?.condition;
+  return progress(ctx, "Scratching", `Scratching VM ${vmsOf(state)} (${why?.reason ?? ""}): ${why?.message ?? ""}`);
+}
+
+/** The attempt is over and holds nothing: queue again for other VMs, retry, or write the final condition. */
+export function finish(ctx: Ctx, state: RunState, outcome: Outcome): Next<"queued"> {
+  const { run, nowIso } = ctx;
+  const settings = ctx.obs.settings.ok ? ctx.obs.settings.settings : undefined;
+  if (outcome.next !== "finish" && settings) {
+    const requeued: RunState = { ...state, phase: "Queued", slots: state.slots.map(freshSlot), outcome: undefined, phaseSince: nowIso };
+    return {
+      to: "queued",
+      state: requeued,
+      settings,
+      // Waiting again: the outcome says why.
+      amend: (step) =>
+        step.condition.reason === "WaitingForVM" ? { ...step, condition: { ...outcome.condition, lastTransitionTime: nowIso } } : step,
+    };
+  }
+  const failed = outcome.condition.status === "False";
+  const retryable = failed && outcome.condition.reason !== "CustomRunCancelled" && !run.metadata.deletionTimestamp;
+  if (retryable && settings && state.attempt < (run.spec.retries ?? 0)) {
+    const retriesStatus = [...(ctx.base.retriesStatus ?? []), retryEntry(ctx.base, outcome, nowIso)];
+    const next: RunState = {
+      phase: "Queued",
+      attempt: state.attempt + 1,
+      slots: state.slots.map(freshSlot),
+      queuedAt: nowIso,
+      phaseSince: nowIso,
+      tried: [],
+    };
+    const retrying = condition(
+      ctx,
+      "Unknown",
+      "Retrying",
+      `Attempt ${next.attempt + 1} of ${(run.spec.retries ?? 0) + 1}; the last one ended ${outcome.condition.reason}: ${outcome.condition.message ?? ""}`,
+    );
+    return {
+      to: "queued",
+      state: next,
+      settings,
+      base: { ...ctx.base, startTime: nowIso, retriesStatus },
+      amend: (step) => ({
+        ...step,
+        startTime: nowIso,
+        // A later retry in this same decision already wrote the longer list.
+        retriesStatus: step.retriesStatus ?? retriesStatus,
+        condition: step.condition.reason === "WaitingForVM" ? retrying : step.condition,
+      }),
+    };
+  }
+  const { outcome: _done, ...rest } = state;
+  return {
+    actions: [],
+    state: rest,
+    condition: { ...outcome.condition, lastTransitionTime: nowIso },
+    results: outcome.results,
+    final: true,
+  };
+}
+
+function freshSlot(slot: SlotState): SlotState {
+  return { platforms: slot.platforms, pool: slot.pool };
+}
+
+/** Leases the attempt holds beyond its slots (two replicas raced) are scratched and given back. */
+export function giveBackExtraLeases(ctx: Ctx): Action[] {
+  const { extraLeases } = ctx.obs;
+  if (!extraLeases) return [];
+  const holder = holderIdentity(ctx.run.metadata, readRunState(ctx.base.extraFields)?.attempt ?? 0);
+  return extraLeases.flatMap(({ pool, vm }): Action[] => {
+    const step = scratchStep(seenVM(ctx.obs, pool, vm));
+    return step === "gone" ? [{ kind: "releaseLease", pool, vm, holder, toWarm: false }] : scratchActions(step, pool, vm);
+  });
+}
+
+/** The stop or instance deletion a scratch step asks for, if any. */
+function scratchActions(step: ScratchStep, pool: string, vm: string): Action[] {
+  if (step === "stop") return [{ kind: "stopVM", pool, vm }];
+  if (step === "deleteVMI") return [{ kind: "deleteVMI", pool, vm }];
+  return [];
+}

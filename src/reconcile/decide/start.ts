@@ -1,0 +1,112 @@
+import type { BuildSettings } from "../../api/settings.js";
+import type { JobRef, JobView } from "../../jobs/jobs.js";
+import type { VMView } from "../../kubevirt/vm.js";
+import type { RunState } from "../../tekton/run-state.js";
+import { elapsed, failure, progress } from "../../tekton/status.js";
+import { formatDuration } from "../../timing/duration.js";
+import { heldVM, seenVM, type Action, type Ctx, type Next } from "./phase.js";
+
+// Starting: the VMs are leased and boot while the job fetches the source; once every VM is up the job is told
+// where each answers, and the run builds once podman does.
+
+export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Next<"building" | "beginScratch"> {
+  const { obs } = ctx;
+  const slotVMs = state.slots.map((_, i) => heldVM(ctx, state, i));
+  if (slotVMs.some((name) => !name)) {
+    // Another run holds a VM our status names: we may not touch it any more; give back the rest and queue again.
+    const lost = state.slots.filter((_, i) => !slotVMs[i]).map((slot) => slot.vm ?? "?");
+    return {
+      to: "beginScratch",
+      state,
+      outcome: {
+        condition: progress(ctx, "WaitingForVM", `VM ${lost.join(", ")} was leased by another run; queueing again.`),
+        results: [],
+        next: "requeue",
+      },
+    };
+  }
+  const names = slotVMs as string[];
+  const vms = names.map((name, i) => seenVM(obs, state.slots[i]?.pool ?? "", name));
+  const waited = elapsed(obs.now, state.phaseSince);
+  const job = ctx.held.job;
+  // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
+  // (the run's credentials, say) and ends the run like any build failure.
+  if (job?.state === "failed") return { to: "beginScratch", state, outcome: failure(job.reason, job.message) };
+  // readyTimeout bounds the VMs, not a source fetch that outlasts their boot.
+  const fetching = job?.state === "running" && job.stage === "fetching";
+  const allReady = vms.every((vm) => vm?.vmi?.ready);
+  if (vms.some((vm) => !vm) || (waited >= settings.readyTimeout && !(allReady && fetching))) {
+    const unready = names.filter((_, i) => !vms[i]?.vmi?.ready);
+    const blamed = (unready.length > 0 ? unready : names).map((name) => {
+      const vm = vms[names.indexOf(name)];
+      return { vm: name, lastSeen: vm ? describeVM(vm, job) : "the VM was deleted" };
+    });
+    const tried = [...state.tried, ...blamed];
+    const seen = blamed.map((b) => `${b.vm} (${b.lastSeen})`).join("; ");
+    if (state.tried.length === 0) {
+      return {
+        to: "beginScratch",
+        state: { ...state, tried },
+        outcome: {
+          condition: progress(
+            ctx,
+            "StartingVM",
+            `${blamed.length > 1 ? "VMs" : "VM"} ${seen} did not get ready within ${formatDuration(settings.readyTimeout)}; trying another VM.`,
+          ),
+          results: [],
+          next: "retryVM",
+        },
+      };
+    }
+    const all = tried.map((t) => `${t.vm} (${t.lastSeen})`).join("; ");
+    return {
+      to: "beginScratch",
+      state: { ...state, tried },
+      outcome: failure("VMNotReady", `No VM got ready within ${formatDuration(settings.readyTimeout)}: ${all}.`),
+    };
+  }
+  if (job && !(job.state === "running" && (job.stage === "fetching" || job.stage === "connecting"))) {
+    return { to: "building", state: { ...state, phase: "Building", phaseSince: ctx.nowIso }, settings };
+  }
+  const ready = vms as VMView[];
+  const actions: Action[] = ready.flatMap((vm, i): Action[] =>
+    vm.wantsRunning ? [] : [{ kind: "startVM", pool: state.slots[i]?.pool ?? "", vm: vm.name }],
+  );
+  const ref: JobRef = { attempt: state.attempt, vms: names };
+  if (!job) {
+    actions.push({
+      kind: "startJob",
+      job: ref,
+      vms: ready.map((vm, i) => ({
+        pool: state.slots[i]?.pool ?? "",
+        vm: vm.name,
+        platforms: state.slots[i]?.platforms.length ? (state.slots[i]?.platforms ?? []) : settings.platforms,
+      })),
+    });
+  }
+  const allUp = allReady && ready.every((vm) => vm.vmi?.address && !vm.vmi.deleting);
+  if (allUp) actions.push({ kind: "connectJob", job: ref, addresses: ready.map((vm) => vm.vmi?.address ?? "") });
+  // One message while the VMs boot and one once they are up: each VMI transition, and the fetch ending, are in
+  // the web view and the log, not in a status write of their own (each would cost a write per run).
+  const message = allUp
+    ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; waiting for the source and podman.`
+    : `Starting ${ready.map((vm, i) => `VM ${vm.name} of pool ${state.slots[i]?.pool ?? "?"}`).join("; ")}.`;
+  return {
+    actions,
+    state,
+    condition: progress(ctx, "StartingVM", message),
+    // The job's end of fetching wakes the run; a timer past readyTimeout would spin.
+    ...(allUp && fetching ? {} : { requeueAfterMs: settings.readyTimeout - waited }),
+  };
+}
+
+/** What was last seen of a VM that did not get ready, for the run's message. */
+function describeVM(vm: VMView, job: JobView | undefined): string {
+  const vmi = vm.vmi;
+  const seen = !vmi
+    ? vm.wantsRunning
+      ? "no VMI yet"
+      : "not started"
+    : `VMI ${vmi.phase || "Pending"}${vmi.ready ? ", ready" : ", not ready"}${vmi.address ? ` at ${vmi.address}` : ""}`;
+  return job?.state === "failed" ? `${seen}; ${job.message}` : seen;
+}
