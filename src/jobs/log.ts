@@ -191,8 +191,9 @@ export class BuildLog {
       }
       if (!this.held) {
         this.held = new TailRing(this.tailBytes);
-        const marker = `... [vmbuild: this log passed ${formatBytes(this.headBytes)}; what follows is held back, and its last ${formatBytes(this.tailBytes)} are written when the build ends] ...\n`;
-        through.push(Buffer.from(marker, "utf8"));
+        const [head, tail] = [formatBytes(this.headBytes), formatBytes(this.tailBytes)];
+        const marker = `this log passed ${head}; what follows is held back, and its last ${tail} are written when the build ends`;
+        through.push(Buffer.from(`... [vmbuild: ${marker}] ...\n`, "utf8"));
       }
       this.held.push(bytes);
     }
@@ -245,11 +246,12 @@ export class BuildLog {
     const kept = held.kept();
     const cutBytes = held.bytes - kept.bytes;
     const cutLines = held.lines - kept.lines;
+    const [head, tail] = [formatBytes(this.headBytes), formatBytes(this.tailBytes)];
     const marker =
       cutBytes > 0
-        ? `... [vmbuild: ${formatBytes(cutBytes)} (${countOf(cutLines, "line")}) cut here; the log keeps its first ${formatBytes(this.headBytes)} and its last ${formatBytes(this.tailBytes)}] ...\n`
-        : `... [vmbuild: nothing cut; what was held back follows (${countOf(kept.lines, "line")})] ...\n`;
-    this.out.write(marker, () => this.changed());
+        ? `${formatBytes(cutBytes)} (${countOf(cutLines, "line")}) cut here; the log keeps its first ${head} and its last ${tail}`
+        : `nothing cut; what was held back follows (${countOf(kept.lines, "line")})`;
+    this.out.write(`... [vmbuild: ${marker}] ...\n`, () => this.changed());
     for (const part of kept.parts) this.out.write(part, () => this.changed());
   }
 
