@@ -28,6 +28,12 @@ export const ConfigSchema = z.object({
   VMBUILD_WORK_DIR: z.string().default("/tmp/vmbuild").describe("Git checkouts (removed after each build) and, by default, build logs."),
   VMBUILD_LOG_DIR: z.string().optional().describe("Where build logs are kept; default WORK_DIR/logs."),
   VMBUILD_LOG_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3).describe("Build logs kept, in bytes, oldest removed first."),
+  VMBUILD_LOG_MAX_BYTES_PER_BUILD: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(16 * 1024 ** 2)
+    .describe("Each build log's cap, in bytes: its first and last halves are kept, a marker line says what was cut between."),
   VMBUILD_LOG_MAX_AGE: z
     .string()
     .default("168h")

@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const logs = new LogStore({
     root: config.VMBUILD_LOG_DIR ?? join(config.VMBUILD_WORK_DIR, "logs"),
     maxBytes: config.VMBUILD_LOG_MAX_BYTES,
+    maxBytesPerLog: config.VMBUILD_LOG_MAX_BYTES_PER_BUILD,
     maxAgeMs: config.VMBUILD_LOG_MAX_AGE,
     log,
   });

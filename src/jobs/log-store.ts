@@ -1,13 +1,13 @@
 import { readdir, rmdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { BuildLog, LogReader, type Redactor } from "./log.js";
+import { BuildLog, DEFAULT_LOG_CAP_BYTES, LogReader, type Redactor } from "./log.js";
 import { isNamespace, isObjectName } from "../api/names.js";
 
 // Every run's build logs on local disk, one file per attempt at <root>/<namespace>/<name>/<uid>-<attempt>.log,
 // with the writers still open known so readers can follow them, and bounded by total size and age.
 
-export { BuildLog, LogReader, logLines, maskSecrets, type Redactor } from "./log.js";
+export { BuildLog, DEFAULT_LOG_CAP_BYTES, LogReader, logLines, maskSecrets, type Redactor } from "./log.js";
 
 export interface RunRef {
   namespace: string;
@@ -39,6 +39,8 @@ export interface RetentionLimits {
 
 export interface LogStoreOptions extends Partial<RetentionLimits> {
   root: string;
+  /** Each log's cap: its first and last halves are kept (see BuildLog); default DEFAULT_LOG_CAP_BYTES. */
+  maxBytesPerLog?: number;
   /** Applied to every line of every log, before a per-run redactor given to `open`. */
   redact?: Redactor;
   /** How often `start()` prunes; default 10 minutes. */
@@ -91,6 +93,7 @@ export function latest(entries: readonly LogEntry[]): LogEntry | undefined {
 export class LogStore {
   private readonly root: string;
   private readonly limits: RetentionLimits;
+  private readonly maxBytesPerLog: number;
   private readonly redact: Redactor | undefined;
   private readonly pruneEveryMs: number;
   private readonly log: Logger | undefined;
@@ -105,6 +108,7 @@ export class LogStore {
       maxBytes: options.maxBytes ?? DEFAULT_RETENTION.maxBytes,
       maxAgeMs: options.maxAgeMs ?? DEFAULT_RETENTION.maxAgeMs,
     };
+    this.maxBytesPerLog = options.maxBytesPerLog ?? DEFAULT_LOG_CAP_BYTES;
     this.redact = options.redact;
     this.pruneEveryMs = options.pruneEveryMs ?? 10 * 60_000;
     this.log = options.log;
@@ -202,6 +206,7 @@ export class LogStore {
   private create(path: string, redact: Redactor | undefined): BuildLog {
     const options = {
       ...(redact ? { redact } : {}),
+      maxBytes: this.maxBytesPerLog,
       onClosed: (closed: BuildLog) => {
         if (this.writers.get(path) === closed) this.writers.delete(path);
       },

@@ -5,15 +5,30 @@ import { Readable } from "node:stream";
 
 // One attempt's log file: the writer (lines as they come, redacted, with the last ones kept for the failure
 // message) and a reader that follows the file while its writer is open, like `tail -f` that knows when to stop.
+//
+// The file is capped at maxBytes (plus two marker lines of its own): its first half is written as it comes, so a
+// reader sees the start at once. Past that, one marker line says output is held back, and only the last half of
+// the cap is kept, in a ring buffer allocated once; at close a second marker says how much was cut, and the held
+// lines follow. Nothing is ever rewritten, so readers keep following the file by offset until it closes; the file
+// is never over the cap, and a build holds at most the ring in memory however much it prints. Lines are redacted
+// before they are written or held.
 
 const TAIL_LINES = 20;
 const CHUNK_BYTES = 64 * 1024;
+const NEWLINE = 0x0a;
+
+/** What one build's log keeps by default: its first 8 MiB and its last 8 MiB. */
+export const DEFAULT_LOG_CAP_BYTES = 16 * 1024 ** 2;
+/** The smallest cap a log accepts. */
+export const MIN_LOG_CAP_BYTES = 1024;
 
 /** Rewrites one line before it is stored or shown, e.g. to mask credentials. */
 export type Redactor = (line: string) => string;
 
 export interface BuildLogOptions {
   redact?: Redactor;
+  /** Output kept in the file, its first and last halves; default DEFAULT_LOG_CAP_BYTES. */
+  maxBytes?: number;
   /** Called once, after the last byte is on disk. */
   onClosed?: (log: BuildLog) => void;
 }
@@ -36,10 +51,99 @@ export function maskSecrets(secrets: Iterable<string>, mask = "***"): Redactor {
   return (line) => list.reduce((text, secret) => text.replaceAll(secret, mask), line);
 }
 
+/** `1536` → "1.5 KiB", `8 * 1024 ** 2` → "8 MiB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  const text = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, "");
+  return `${text} ${units[unit]}`;
+}
+
+/** `1` → "1 line", `4512331` → "4,512,331 lines". */
+function countOf(n: number, noun: string): string {
+  return `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/** The last bytes of whole lines pushed to it, at most `window`, in one buffer allocated up front. */
+export class TailRing {
+  // One byte more than the window: the byte before the oldest kept one tells whether that starts a line.
+  private readonly ring: Buffer;
+  private next = 0;
+  /** Bytes and lines pushed, kept or not. */
+  bytes = 0;
+  lines = 0;
+
+  constructor(private readonly window: number) {
+    this.ring = Buffer.alloc(window + 1);
+  }
+
+  /** Adds one line, its newline included. */
+  push(line: Buffer): void {
+    this.bytes += line.length;
+    this.lines += 1;
+    const size = this.ring.length;
+    for (let from = Math.max(0, line.length - size); from < line.length; ) {
+      const n = Math.min(line.length - from, size - this.next);
+      line.copy(this.ring, this.next, from, from + n);
+      this.next = (this.next + n) % size;
+      from += n;
+    }
+  }
+
+  /** The whole lines among the last `window` bytes, oldest first: slices of the ring, valid until the next push. */
+  kept(): { parts: Buffer[]; bytes: number; lines: number } {
+    const size = this.ring.length;
+    const held = Math.min(this.bytes, this.window);
+    const oldest = (this.next - held + size) % size;
+    const at = (i: number) => this.ring[(oldest + i + size) % size];
+    let from = 0;
+    // The oldest line lost its start: it goes too.
+    if (this.bytes > held && at(-1) !== NEWLINE) {
+      while (from < held && at(from) !== NEWLINE) from += 1;
+      from = Math.min(from + 1, held);
+    }
+    const start = (oldest + from) % size;
+    const length = held - from;
+    const first = Math.min(length, size - start);
+    const parts = [this.ring.subarray(start, start + first), this.ring.subarray(0, length - first)].filter(
+      (p) => p.length > 0,
+    );
+    const lines = parts.reduce((sum, p) => sum + countNewlines(p), 0);
+    return { parts, bytes: length, lines };
+  }
+}
+
+function countNewlines(buffer: Buffer): number {
+  let count = 0;
+  for (let i = buffer.indexOf(NEWLINE); i !== -1; i = buffer.indexOf(NEWLINE, i + 1)) count += 1;
+  return count;
+}
+
+/** `line` and its newline, cut (at a character) with a note when longer than `max` bytes. */
+function encodeLine(line: string, max: number): Buffer {
+  const bytes = Buffer.from(`${line}\n`, "utf8");
+  if (bytes.length <= max) return bytes;
+  const note = ` ... [vmbuild: line cut, ${formatBytes(bytes.length - 1)}]\n`;
+  let end = Math.max(0, max - Buffer.byteLength(note));
+  // Back to the start of a UTF-8 character.
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1;
+  return Buffer.concat([bytes.subarray(0, end), Buffer.from(note, "utf8")]);
+}
+
 export class BuildLog {
   private readonly out: WriteStream;
   private readonly recent: string[] = [];
   private readonly redact: Redactor;
+  private readonly headBytes: number;
+  private readonly tailBytes: number;
+  private written = 0;
+  /** Set once the head is full: the lines after it, the last tailBytes of them kept. */
+  private held: TailRing | undefined;
   private readonly onClosed: ((log: BuildLog) => void) | undefined;
   private readonly waiters = new Set<() => void>();
   private ending: Promise<void> | undefined;
@@ -53,6 +157,12 @@ export class BuildLog {
   ) {
     this.redact = options.redact ?? ((l) => l);
     this.onClosed = options.onClosed;
+    const cap = options.maxBytes ?? DEFAULT_LOG_CAP_BYTES;
+    if (!Number.isInteger(cap) || cap < MIN_LOG_CAP_BYTES) {
+      throw new RangeError(`a build log's cap must be an integer of at least ${MIN_LOG_CAP_BYTES} bytes, not ${cap}`);
+    }
+    this.headBytes = Math.floor(cap / 2);
+    this.tailBytes = cap - this.headBytes;
     mkdirSync(dirname(path), { recursive: true });
     // Opened synchronously so the file exists as soon as the writer does: a reader may come at once.
     this.out = createWriteStream(path, { fd: openSync(path, "a") });
@@ -70,7 +180,24 @@ export class BuildLog {
       if (this.recent.length > TAIL_LINES) this.recent.shift();
     }
     if (this.writeError) return;
-    this.out.write(`${lines.join("\n")}\n`, () => this.changed());
+    const through: Buffer[] = [];
+    for (const l of lines) {
+      // A line longer than the tail could not be kept whole in it.
+      const bytes = encodeLine(l, this.tailBytes);
+      if (!this.held && this.written + bytes.length <= this.headBytes) {
+        through.push(bytes);
+        this.written += bytes.length;
+        continue;
+      }
+      if (!this.held) {
+        this.held = new TailRing(this.tailBytes);
+        const [head, tail] = [formatBytes(this.headBytes), formatBytes(this.tailBytes)];
+        const marker = `this log passed ${head}; what follows is held back, and its last ${tail} are written when the build ends`;
+        through.push(Buffer.from(`... [vmbuild: ${marker}] ...\n`, "utf8"));
+      }
+      this.held.push(bytes);
+    }
+    if (through.length > 0) this.out.write(Buffer.concat(through), () => this.changed());
   }
 
   tail(n: number): string {
@@ -79,7 +206,9 @@ export class BuildLog {
 
   close(): Promise<void> {
     this.ending ??= new Promise<void>((resolve) => {
+      if (this.held && !this.writeError && !this.out.destroyed) this.writeHeld(this.held);
       const done = () => {
+        this.held = undefined;
         this.finished = true;
         this.changed();
         this.onClosed?.(this);
@@ -110,6 +239,20 @@ export class BuildLog {
   onChange(listener: () => void): () => void {
     this.waiters.add(listener);
     return () => this.waiters.delete(listener);
+  }
+
+  /** The marker saying what was cut, then the held lines; the ring is not touched again once closing. */
+  private writeHeld(held: TailRing): void {
+    const kept = held.kept();
+    const cutBytes = held.bytes - kept.bytes;
+    const cutLines = held.lines - kept.lines;
+    const [head, tail] = [formatBytes(this.headBytes), formatBytes(this.tailBytes)];
+    const marker =
+      cutBytes > 0
+        ? `${formatBytes(cutBytes)} (${countOf(cutLines, "line")}) cut here; the log keeps its first ${head} and its last ${tail}`
+        : `nothing cut; what was held back follows (${countOf(kept.lines, "line")})`;
+    this.out.write(`... [vmbuild: ${marker}] ...\n`, () => this.changed());
+    for (const part of kept.parts) this.out.write(part, () => this.changed());
   }
 
   private changed(): void {
