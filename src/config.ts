@@ -61,6 +61,13 @@ export const ConfigSchema = z.object({
     .max(300)
     .default(15)
     .describe("Leader lease duration; a standby takes over this long after the leader is gone."),
+  VMBUILD_RESYNC_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(86_400)
+    .default(300)
+    .describe("How often every unfinished run is reconciled whatever the events: the backstop for a wake-up lost."),
   VMBUILD_SWEEP_SECONDS: z.coerce
     .number()
     .int()

@@ -22,7 +22,16 @@ import { keepWarm } from "./pools/warm-keeper.js";
 import { startLeaderElection } from "./kube/leader.js";
 import { WorkQueue } from "./kube/work-queue.js";
 import { reconcile } from "./reconcile/reconciler.js";
-import { allKeys, keysOfLease, keysOfPool, keysOfRun, keysOfVM, keysOfVMBuild, type Keys } from "./reconcile/run-keys.js";
+import {
+  allKeys,
+  keysOfLease,
+  keysOfPool,
+  keysOfRun,
+  keysOfVM,
+  keysOfVMBuild,
+  unfinishedRuns,
+  type Keys,
+} from "./reconcile/run-keys.js";
 import type { BuildSettings } from "./api/settings.js";
 import { runKey, type CustomRun } from "./tekton/customrun.js";
 import type { Caches } from "./cache/caches.js";
@@ -38,6 +47,8 @@ export interface ControllerConfig {
   leaderElection: boolean;
   leaderLeaseMs: number;
   sweepEveryMs: number;
+  /** Every unfinished run is reconciled this often, whatever the events: the backstop for a wake-up lost. */
+  resyncEveryMs: number;
   workDir: string;
   logs: LogStore;
   /** Base URL of this controller's HTTP server as users reach it, for log links. */
@@ -188,6 +199,9 @@ export async function startController(
       })
     : undefined;
 
+  const resyncTimer = setInterval(() => wake({ runs: unfinishedRuns(caches), pools: [] }), config.resyncEveryMs);
+  resyncTimer.unref();
+
   const ready = Promise.all(all.map((i) => i.ready)).then(() => {
     synced = true;
     log.info({ poolVersion, leaderElection: config.leaderElection }, "caches synced");
@@ -202,6 +216,7 @@ export async function startController(
     isLeader: () => leading,
     async stop() {
       if (sweepTimer) clearTimeout(sweepTimer);
+      clearInterval(resyncTimer);
       await Promise.all([queue?.stop(), warmQueue?.stop()]);
       await jobs.stopAll();
       await elector?.stop();

@@ -40,6 +40,7 @@ async function main(): Promise<void> {
       leaderElection: config.VMBUILD_LEADER_ELECTION,
       leaderLeaseMs: config.VMBUILD_LEADER_LEASE_SECONDS * 1000,
       sweepEveryMs: config.VMBUILD_SWEEP_SECONDS * 1000,
+      resyncEveryMs: config.VMBUILD_RESYNC_SECONDS * 1000,
       workDir: config.VMBUILD_WORK_DIR,
       logs,
       publicURL,

@@ -3,7 +3,7 @@ import { poolMembers, type Caches } from "../cache/caches.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { leaseName, parseHolder } from "../lease/holder.js";
 import { readVMLease } from "../lease/leases.js";
-import { isOurs } from "../tekton/customrun.js";
+import { isFinished, isOurs, parseRun } from "../tekton/customrun.js";
 
 // Which keys an informer event concerns: the CustomRuns to reconcile (NAMESPACE/NAME) and the pools whose warm set
 // to keep. Pure: reads the caches, enqueues nothing.
@@ -53,6 +53,11 @@ export function keysOfLease(obj: KubernetesObject, caches: Pick<Caches, "vms" | 
 /** On taking over: every run of ours (runs caught mid-flight by a restart are found so) and every pool. */
 export function allKeys(caches: Pick<Caches, "runs" | "pools">): Keys {
   return { runs: caches.runs.list().filter(isOurs).map(keyOf), pools: caches.pools.list().map(keyOf) };
+}
+
+/** Every run of ours not finished yet: the periodic resync, in case an event that should have woken one was lost. */
+export function unfinishedRuns(caches: Pick<Caches, "runs">): string[] {
+  return caches.runs.list().filter((obj) => isOurs(obj) && !isFinished(parseRun(obj).run?.status)).map(keyOf);
 }
 
 /**

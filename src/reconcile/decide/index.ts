@@ -203,7 +203,7 @@ function toDecision(ctx: Ctx, step: Step): Decision {
         },
       ]
     : [];
-  // Once scratching, the run's timeout has nothing more to stop: the watches on the VM drive it from there.
+  // Once scratching, the run's timeout has nothing more to stop (it would requeue at once, again and again).
   const timeoutMatters = !step.final && step.state?.phase !== "Scratching";
   const requeueAfterMs = minDefined(step.requeueAfterMs, timeoutMatters ? timeoutRemaining(run, status, ctx.obs.now) : undefined);
   return {

@@ -10,6 +10,12 @@ import { heldVM, RELEASED, seenVM, vmsOf, type Action, type Ctx, type Next } fro
 // Scratching: every way a run ends goes through here. Cancel the job, scratch each VM (kubevirt/scratch.ts),
 // release its lease, and only then retry, queue again, or write the final condition.
 
+/**
+ * How often a scratch is looked at again without any event. Watches on the VM drive it, but an event may name no
+ * one: when the run's Lease was deleted by hand, the VM's events go to whoever leases it next.
+ */
+export const SCRATCH_RECHECK_MS = 10_000;
+
 /** Record the outcome and scratch what the attempt holds; with nothing held, finish at once. */
 export function beginScratch(ctx: Ctx, state: RunState, outcome: Outcome): Next<"scratching" | "finish"> {
   const holds = state.slots.some((_, i) => heldVM(ctx, state, i));
@@ -38,7 +44,7 @@ export function scratching(ctx: Ctx, state: RunState): Next<"finish"> {
     if (toWarm) handedBack.set(slot.pool, (handedBack.get(slot.pool) ?? 0) + 1);
     actions.push({ kind: "releaseLease", pool: slot.pool, vm, holder, toWarm });
   });
-  if (pending) return { actions, state, condition: scratchCondition(ctx, state) };
+  if (pending) return { actions, state, condition: scratchCondition(ctx, state), requeueAfterMs: SCRATCH_RECHECK_MS };
   return { to: "finish", state, outcome, actions, held: RELEASED };
 }
 

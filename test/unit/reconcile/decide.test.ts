@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { decide, type Action, type Decision } from "../../../src/reconcile/decide/index.js";
+import { SCRATCH_RECHECK_MS } from "../../../src/reconcile/decide/scratch.js";
 import type { Observation, PoolObservation } from "../../../src/reconcile/observation.js";
 import type { RunState } from "../../../src/tekton/run-state.js";
 import { FINALIZER, type CustomRun, type RunStatus } from "../../../src/tekton/customrun.js";
@@ -599,7 +600,7 @@ describe("decide: status bookkeeping", () => {
     expect(cond(d)?.lastTransitionTime).toBe(T0);
   });
 
-  it("does not requeue on the run's timeout once it is scratching", () => {
+  it("does not requeue on the run's timeout once it is scratching, only to look at the scratch again", () => {
     const st = status(
       scratchingOn("CustomRunTimedOut", "False"),
     );
@@ -607,7 +608,7 @@ describe("decide: status bookkeeping", () => {
       run({ status: st, spec: { timeout: "5s" } }),
       observe(60, [{ ...halted("builders-0"), vmi: { phase: "Running", ready: true, deleting: true } }], { heldLease: "builders-0" }),
     );
-    expect(d.requeueAfterMs).toBeUndefined();
+    expect(d.requeueAfterMs).toBe(SCRATCH_RECHECK_MS);
   });
 
   it("requeues at the nearest deadline: queue wait or run timeout", () => {

@@ -10,6 +10,7 @@ import {
   keysOfRun,
   keysOfVM,
   keysOfVMBuild,
+  unfinishedRuns,
 } from "../../../src/reconcile/run-keys.js";
 
 /** An informer cache over a fixed array. */
@@ -128,5 +129,19 @@ describe("keysOfRun and keysOfVMBuild", () => {
       runs: ["ns/a", "ns/b", "other/c"],
       pools: ["ns/p1", "ns/p2"],
     });
+  });
+});
+
+describe("unfinishedRuns", () => {
+  it("names our runs whose Succeeded condition is not True or False yet", () => {
+    const ended = (r: KubernetesObject, status: string) => ({ ...r, status: { conditions: [{ type: "Succeeded", status }] } });
+    const runs = cache([
+      run("a", "new"),
+      ended(run("a", "working"), "Unknown"),
+      ended(run("a", "done"), "True"),
+      ended(run("b", "failed"), "False"),
+      run("b", "not-ours", "Wait"),
+    ]);
+    expect(unfinishedRuns({ runs })).toEqual(["a/new", "a/working"]);
   });
 });
