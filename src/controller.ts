@@ -143,6 +143,7 @@ export async function startController(
     startJob,
     metrics,
     expectations,
+    publicURL: config.publicURL,
     connectJob: (id: JobId, addresses: readonly string[]) => jobs.connect(id, addresses),
     cancelJob: (id: JobId) => jobs.cancel(id),
   };

@@ -6,7 +6,7 @@ import type { BuildSettings } from "../api/settings.js";
 import type { FailureReason } from "../tekton/reasons.js";
 import { createPodmanClient, type PodmanClient } from "../podman/client.js";
 import type { PodmanConnection } from "../podman/connection.js";
-import { withoutAutomaticArgs } from "../podman/build-events.js";
+import { buildFailureMessage, withoutAutomaticArgs } from "../podman/build-events.js";
 import { permanentTransportError } from "../podman/errors.js";
 import { backoffMs } from "../timing/backoff.js";
 import { fetchSource, type GitAuth } from "../source/git.js";
@@ -95,9 +95,15 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
   let clients: PodmanClient[] = [];
   const { settings } = input;
   const vms = input.vms.map((t) => t.vm).join(", ");
+  // What the run reports however it ends; a failed build reports what was known when it failed.
+  const known: RunResult[] = [
+    { name: "BUILD_VM", value: input.vms.map((t) => `${t.vmNamespace}/${t.vm}`).join(",") },
+    { name: "LOG_URL", value: input.logURL },
+  ];
   try {
     job.progress("fetching", `Fetching ${redactUrl(settings.gitUrl)} ${settings.gitRevision || "(default branch)"}`);
     const commit = await fetchStage(input, checkout, job.signal);
+    known.unshift({ name: "CHAINS-GIT_URL", value: redactUrl(settings.gitUrl) }, { name: "CHAINS-GIT_COMMIT", value: commit });
     input.log.line(`source ${redactUrl(settings.gitUrl)} at ${commit}`);
     job.progress("connecting", `Waiting for VM ${vms}`);
     const endpoints = await connectStage(input, job.signal);
@@ -136,10 +142,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
       { name: "IMAGE_URL", value: settings.image },
       { name: "IMAGE_DIGEST", value: digest },
       { name: "PLATFORM_DIGESTS", value: platformDigests(served, settings.platforms) },
-      { name: "CHAINS-GIT_URL", value: redactUrl(settings.gitUrl) },
-      { name: "CHAINS-GIT_COMMIT", value: commit },
-      { name: "BUILD_VM", value: input.vms.map((t) => `${t.vmNamespace}/${t.vm}`).join(",") },
-      { name: "LOG_URL", value: input.logURL },
+      ...known,
     ];
     input.log.line(`pushed ${settings.image}@${digest}`);
     return {
@@ -155,7 +158,7 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
       err instanceof StageError ? err : new StageError("building", "BuildFailed", `internal error: ${String(err)}`);
     input.log.line(`error: ${failure.message}`);
     const message = `${failure.message}\nFull log: ${input.logURL}`;
-    return { state: "failed", stage: failure.stage, reason: failure.reason, message };
+    return { state: "failed", stage: failure.stage, reason: failure.reason, message, results: known };
   } finally {
     await Promise.all([rm(checkout, { recursive: true, force: true }), ...clients.map((c) => c.close()), input.log.close()]);
   }
@@ -304,7 +307,7 @@ async function buildStage(
     throw new StageError("building", "BuildFailed", err instanceof Error ? err.message : String(err));
   }
   if (error !== undefined) {
-    throw new StageError("building", "BuildFailed", `${error}\nLast lines of the build:\n${input.log.tail(8)}`);
+    throw new StageError("building", "BuildFailed", buildFailureMessage(error, input.log.tail(24).split("\n")));
   }
 }
 

@@ -11,8 +11,8 @@ import type { JobBody } from "./jobs.js";
 import { maskSecrets } from "./log.js";
 import type { LogStore } from "./log-store.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
-import { logURL } from "./log-store.js";
 import type { JobVM } from "./jobs.js";
+import { logURL } from "../api/log-url.js";
 
 // The body of one build job: the run's credentials read the Tekton way, its log opened with every secret
 // masked, then the build. Registry logins reach podman in request headers only; git credentials reach git only.
@@ -53,7 +53,7 @@ export function buildJob(
       const log = deps.logs.open({ namespace, name, uid }, attempt);
       log.line(`error: ${message}`);
       await log.close();
-      return { state: "failed", stage: "fetching", reason: "InvalidSecret", message };
+      return { state: "failed", stage: "fetching", reason: "InvalidSecret", message, results: [] };
     }
     const secrets = [
       ...Object.values(creds.registry).map((login) => login.password),

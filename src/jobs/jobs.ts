@@ -9,7 +9,8 @@ export type JobStage = "connecting" | "fetching" | "building" | "pushing";
 export type JobView =
   | { state: "running"; stage: JobStage; detail: string }
   | { state: "succeeded"; results: RunResult[]; summary: string; durations?: { buildMs: number; pushMs: number } }
-  | { state: "failed"; stage: JobStage; reason: FailureReason; message: string };
+  /** results: what was known when it failed (the log, the VMs, the commit once fetched). */
+  | { state: "failed"; stage: JobStage; reason: FailureReason; message: string; results: RunResult[] };
 
 /** Which of the run's jobs: its attempt and VMs, as decided (the run's status may not name them yet). */
 export interface JobRef {
@@ -95,7 +96,7 @@ export class Jobs {
       },
       (err: unknown) => {
         const stage = entry.view.state === "running" ? entry.view.stage : "building";
-        entry.view = { state: "failed", stage, reason: "BuildFailed", message: `internal error: ${String(err)}` };
+        entry.view = { state: "failed", stage, reason: "BuildFailed", message: `internal error: ${String(err)}`, results: [] };
       },
     ).finally(notify);
   }

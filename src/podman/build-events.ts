@@ -121,6 +121,21 @@ export function withoutAutomaticArgs(text: string): string | undefined {
   return own.length > 0 ? `[Warning] one or more build args were not consumed: [${own.join(" ")}]` : undefined;
 }
 
+const MULTI_ERROR = /^\d+ errors occurred:\n((?:\t\* .*(?:\n|$))+)$/;
+const EXIT_NOTICE = /^(?:\[[^\]]+\] )?subprocess exited with status \d+$/;
+
+/**
+ * A failed build's error and the build's last lines, each said once. podman reports one error per platform
+ * ("2 errors occurred:" with the same line twice for two platforms), and a failing RUN step's "subprocess exited
+ * with status N" restates the error that follows it.
+ */
+export function buildFailureMessage(error: string, lastLines: readonly string[], keep = 8): string {
+  const bullets = MULTI_ERROR.exec(error.trim())?.[1];
+  const errors = bullets ? [...new Set(bullets.split("\n").filter(Boolean).map((b) => b.replace(/^\t\* /, "")))] : [error.trim()];
+  const lines = lastLines.filter((line, i) => !EXIT_NOTICE.test(line) && line !== lastLines[i - 1]);
+  return `${errors.join("\n")}\nLast lines of the build:\n${lines.slice(-keep).join("\n")}`;
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

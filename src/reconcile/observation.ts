@@ -28,6 +28,8 @@ export type PlanObservation =
 
 export interface Observation {
   now: Date;
+  /** Base URL of the controller's HTTP server as users reach it: LOG_URL is under it. */
+  publicURL: string;
   settings: SettingsObservation;
   /** The VMs the run needs, from its settings and pools; undefined when settings are invalid. */
   plan?: PlanObservation;

@@ -39,13 +39,16 @@ const PoolSchema = z.object({
 const VMBuildSchema = z.object({ spec: z.unknown().optional() });
 
 
-export function observe(
-  run: CustomRun,
-  problem: string | undefined,
-  caches: Caches,
-  job: (id: JobId) => JobView | undefined,
-  now: Date,
-): Observation {
+/** Where observe reads from: the caches, this process's build jobs, the time, and the controller's own address. */
+export interface ObserveSources {
+  caches: Caches;
+  job: (id: JobId) => JobView | undefined;
+  now: Date;
+  publicURL: string;
+}
+
+export function observe(run: CustomRun, problem: string | undefined, sources: ObserveSources): Observation {
+  const { caches, job, now, publicURL } = sources;
   const state = readRunState(run.status?.extraFields);
   const attempt = state?.attempt ?? 0;
   const settings: SettingsObservation = problem
@@ -67,6 +70,7 @@ export function observe(
   }
   return {
     now,
+    publicURL,
     settings,
     ...(plan ? { plan } : {}),
     pools,

@@ -21,6 +21,8 @@ export interface ReconcilerDeps extends ApplyDeps {
   endRunJobs: (uid: string) => void;
   now: () => Date;
   metrics: Metrics;
+  /** Base URL of the controller's HTTP server as users reach it, for LOG_URL. */
+  publicURL: string;
 }
 
 export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ requeueAfterMs?: number }> {
@@ -35,7 +37,7 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   const run = parsed.run;
   // Our own last write has not reached the cache: deciding on the older copy could repeat or undo its actions.
   if (deps.expectations.runBehind(raw)) return { requeueAfterMs: 100 };
-  const obs = observe(run, parsed.problem, deps.caches, deps.job, deps.now());
+  const obs = observe(run, parsed.problem, { caches: deps.caches, job: deps.job, now: deps.now(), publicURL: deps.publicURL });
   const decision = decide(run, obs);
   const result = await apply(deps, raw, run, obs, decision);
   if (result === "conflict" || result === "leaseTaken") {

@@ -63,7 +63,7 @@ export function elapsed(now: Date, sinceIso: string): number {
 /** The retriesStatus entry of the attempt that started at base.startTime and ended now with `outcome`. */
 export function retryEntry(base: RunStatus, outcome: Outcome, nowIso: string): Record<string, unknown> {
   return {
-    conditions: [outcome.condition],
+    conditions: [{ ...outcome.condition, lastTransitionTime: nowIso }],
     startTime: base.startTime,
     completionTime: nowIso,
     ...(outcome.results.length > 0 ? { results: outcome.results } : {}),

@@ -145,6 +145,13 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(c).toMatchObject({ status: "False", reason: "BuildFailed" });
     expect(c?.message).toMatch(/exit status 3|exit code 3|exited with 3/i);
     expect(c?.message).toMatch(/about to fail/);
+    // podman says the error once per platform, and each RUN step's exit again: the message says it once.
+    expect(c?.message?.match(/exit status 3/g)).toHaveLength(1);
+    expect(c?.message).not.toMatch(/subprocess exited/);
+    // A failed run still reports what a `finally` task may read.
+    expect(result(run, "LOG_URL")).toMatch(new RegExp(`/logs/${ns}/broken/0$`));
+    expect(result(run, "CHAINS-GIT_COMMIT")).toMatch(/^[0-9a-f]{40}$/);
+    expect(result(run, "BUILD_VM")).toMatch(new RegExp(`^${ns}/builders-\\d+$`));
     const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
     expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
     expect(await cluster.leases(ns)).toEqual([]);

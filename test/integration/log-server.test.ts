@@ -7,11 +7,12 @@ import {
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
-import { LogStore, logURL } from "../../src/jobs/log-store.js";
+import { LogStore } from "../../src/jobs/log-store.js";
 import { createAuthorizer, kubeAccessReviewer } from "../../src/server/auth.js";
 import { logRoutes } from "../../src/server/logs.js";
 import { waitUntil } from "../support/processes.js";
 import { makeTempDir } from "../support/temp-dir.js";
+import { logURL } from "../../src/api/log-url.js";
 
 // The build-log endpoint against the real apiserver: the authorizer runs as the controller (so deploy/rbac.yaml
 // must allow its TokenReviews and SubjectAccessReviews), callers are real identities with real RBAC.

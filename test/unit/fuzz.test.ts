@@ -74,6 +74,7 @@ describe("fuzzing the edge", () => {
           : resolveSettings({ pool: "p", image: "r.test/i", gitUrl: "https://g.test/r" }, parsed.run.spec.params);
         const d = decide(parsed.run, {
           now: new Date("2026-01-01T00:05:00Z"),
+          publicURL: "http://vmbuild.test:8080",
           settings,
           ...(settings.ok ? { plan: { ok: true, slots: [{ platforms: settings.settings.platforms, pool: "ns/p" }] } } : {}),
           pools: { "ns/p": { found: true, namespace: "ns", name: "p", vms: [{ name: "p-0", wantsRunning: false }] } },

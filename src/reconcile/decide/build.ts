@@ -23,7 +23,7 @@ export function building(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
       outcome: { condition: condition(ctx, "True", "Succeeded", job.summary), results: job.results, next: "finish" },
     };
   }
-  if (job.state === "failed") return { to: "beginScratch", state, outcome: failure(job.reason, job.message) };
+  if (job.state === "failed") return { to: "beginScratch", state, outcome: { ...failure(job.reason, job.message), results: job.results } };
   const waited = elapsed(ctx.obs.now, state.phaseSince);
   if (settings.buildTimeout > 0 && waited >= settings.buildTimeout) {
     return {

@@ -5,7 +5,7 @@ import { elapsed, failure, hasFinalizer, progress, runTimeoutMs, timeoutRemainin
 import { formatDuration } from "../../timing/duration.js";
 import type { Observation } from "../observation.js";
 import { building } from "./build.js";
-import { observedHeld, type Action, type Ctx, type HandOn, type Next, type Step } from "./phase.js";
+import { endingResults, observedHeld, type Action, type Ctx, type HandOn, type Next, type Step } from "./phase.js";
 import { queued } from "./queue.js";
 import { beginScratch, finish, giveBackExtraLeases, scratching } from "./scratch.js";
 import { starting } from "./start.js";
@@ -133,7 +133,12 @@ function cannotStart(ctx: Ctx, problem: { reason: Reason; message: string }): St
 
 /** End a run that never held anything (invalid input, cancelled before it started). */
 function finishNow(ctx: Ctx, outcome: Outcome): Step {
-  return { actions: [], condition: { ...outcome.condition, lastTransitionTime: ctx.nowIso }, results: [], final: true };
+  return {
+    actions: [],
+    condition: { ...outcome.condition, lastTransitionTime: ctx.nowIso },
+    results: endingResults(ctx, 0, undefined, outcome.results),
+    final: true,
+  };
 }
 
 /**

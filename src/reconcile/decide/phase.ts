@@ -1,7 +1,9 @@
 import type { BuildSettings } from "../../api/settings.js";
 import type { JobRef, JobView, JobVM } from "../../jobs/jobs.js";
 import type { VMView } from "../../kubevirt/vm.js";
-import type { Condition, CustomRun, RunStatus } from "../../tekton/customrun.js";
+import { logURL } from "../../api/log-url.js";
+import { splitPoolKey } from "../../kubevirt/pool-key.js";
+import type { Condition, CustomRun, RunResult, RunStatus } from "../../tekton/customrun.js";
 import type { Outcome, RunState } from "../../tekton/run-state.js";
 import type { Observation } from "../observation.js";
 
@@ -117,4 +119,17 @@ export function seenVM(obs: Observation, pool: string, name: string): VMView | u
 
 export function vmsOf(state: RunState): string {
   return state.slots.map((s) => s.vm ?? "?").join(", ");
+}
+
+/**
+ * What a run reports however it ends (a `finally` task may read them): the attempt's results so far, with LOG_URL
+ * and BUILD_VM filled in where the build job did not get to say them.
+ */
+export function endingResults(ctx: Ctx, attempt: number, state: RunState | undefined, results: readonly RunResult[]): RunResult[] {
+  const { namespace, name } = ctx.run.metadata;
+  const vms = (state?.slots ?? []).flatMap((slot) => (slot.vm ? [`${splitPoolKey(slot.pool).namespace}/${slot.vm}`] : []));
+  const filled = [...results];
+  if (vms.length > 0 && !filled.some((r) => r.name === "BUILD_VM")) filled.push({ name: "BUILD_VM", value: vms.join(",") });
+  if (!filled.some((r) => r.name === "LOG_URL")) filled.push({ name: "LOG_URL", value: logURL(ctx.obs.publicURL, namespace, name, attempt) });
+  return filled;
 }

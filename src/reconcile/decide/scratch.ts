@@ -5,7 +5,7 @@ import type { Condition } from "../../tekton/customrun.js";
 import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "../../tekton/run-state.js";
 import { condition, failure, progress, retryEntry } from "../../tekton/status.js";
 import type { PoolObservation } from "../observation.js";
-import { heldVM, RELEASED, seenVM, vmsOf, type Action, type Ctx, type Next } from "./phase.js";
+import { endingResults, heldVM, RELEASED, seenVM, vmsOf, type Action, type Ctx, type Next } from "./phase.js";
 
 // Scratching: every way a run ends goes through here. Cancel the job, scratch each VM (kubevirt/scratch.ts),
 // release its lease, and only then retry, queue again, or write the final condition.
@@ -77,7 +77,8 @@ export function finish(ctx: Ctx, state: RunState, outcome: Outcome): Next<"queue
   const failed = outcome.condition.status === "False";
   const retryable = failed && outcome.condition.reason !== "CustomRunCancelled" && !run.metadata.deletionTimestamp;
   if (retryable && settings && state.attempt < (run.spec.retries ?? 0)) {
-    const retriesStatus = [...(ctx.base.retriesStatus ?? []), retryEntry(ctx.base, outcome, nowIso)];
+    const ended = { ...outcome, results: endingResults(ctx, state.attempt, state, outcome.results) };
+    const retriesStatus = [...(ctx.base.retriesStatus ?? []), retryEntry(ctx.base, ended, nowIso)];
     const next: RunState = {
       phase: "Queued",
       attempt: state.attempt + 1,
@@ -111,7 +112,7 @@ export function finish(ctx: Ctx, state: RunState, outcome: Outcome): Next<"queue
     actions: [],
     state: rest,
     condition: { ...outcome.condition, lastTransitionTime: nowIso },
-    results: outcome.results,
+    results: endingResults(ctx, state.attempt, state, outcome.results),
     final: true,
   };
 }

@@ -31,7 +31,7 @@ export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
   const job = ctx.held.job;
   // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
   // (the run's credentials, say) and ends the run like any build failure.
-  if (job?.state === "failed") return { to: "beginScratch", state, outcome: failure(job.reason, job.message) };
+  if (job?.state === "failed") return { to: "beginScratch", state, outcome: { ...failure(job.reason, job.message), results: job.results } };
   // readyTimeout bounds the VMs, not a source fetch that outlasts their boot.
   const fetching = job?.state === "running" && job.stage === "fetching";
   const allReady = vms.every((vm) => vm?.vmi?.ready);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BuildEventParser, parseBuildEvents, withoutAutomaticArgs, type BuildEvent } from "../../../src/podman/build-events.js";
+import { BuildEventParser, buildFailureMessage, parseBuildEvents, withoutAutomaticArgs, type BuildEvent } from "../../../src/podman/build-events.js";
 
 const line = (value: unknown): string => `${JSON.stringify(value)}\n`;
 
@@ -130,4 +130,29 @@ describe("withoutAutomaticArgs", () => {
     ["[Warning] one or more build args were not consumed: [GREETING]", "[Warning] one or more build args were not consumed: [GREETING]"],
     ["STEP 1/2: FROM busybox", "STEP 1/2: FROM busybox"],
   ])("%s", (text, want) => expect(withoutAutomaticArgs(text)).toBe(want));
+});
+
+describe("buildFailureMessage", () => {
+  it("says podman's per-platform error once and leaves out the exit notices that restate it", () => {
+    const error = '2 errors occurred:\n\t* building at STEP "RUN exit 3": exit status 3\n\t* building at STEP "RUN exit 3": exit status 3\n';
+    const last = [
+      "[linux/arm64] STEP 2/2: RUN exit 3",
+      "[linux/amd64] STEP 2/2: RUN exit 3",
+      "about to fail",
+      "subprocess exited with status 3",
+      "subprocess exited with status 3",
+      "about to fail",
+      "[linux/arm64] subprocess exited with status 3",
+    ];
+    expect(buildFailureMessage(error, last)).toBe(
+      'building at STEP "RUN exit 3": exit status 3\nLast lines of the build:\n' +
+        "[linux/arm64] STEP 2/2: RUN exit 3\n[linux/amd64] STEP 2/2: RUN exit 3\nabout to fail\nabout to fail",
+    );
+  });
+
+  it("keeps different errors and the last lines, up to `keep`", () => {
+    const error = "2 errors occurred:\n\t* a failed\n\t* b failed";
+    expect(buildFailureMessage(error, ["1", "2", "3"], 2)).toBe("a failed\nb failed\nLast lines of the build:\n2\n3");
+    expect(buildFailureMessage("plain error", ["x"])).toBe("plain error\nLast lines of the build:\nx");
+  });
 });

@@ -41,6 +41,7 @@ function run(overrides: { status?: RunStatus; spec?: Partial<CustomRun["spec"]>;
 }
 
 const POOL = "team-a/builders";
+const CONTROLLER_URL = "http://vmbuild.test:8080";
 
 /** A one-VM run's state; `vm` is the VM its slot names. */
 function state(phase: RunState["phase"], extra: Partial<Omit<RunState, "slots">> & { vm?: string } = {}): RunState {
@@ -108,6 +109,7 @@ function observe(seconds: number, vms: VMView[], extra: ObservationExtra = {}): 
   const found: PoolObservation = pool ?? { found: true, namespace: "team-a", name: "builders", vms };
   return {
     now: at(seconds),
+    publicURL: CONTROLLER_URL,
     settings: { ok: true, settings },
     plan: found.found
       ? { ok: true, slots: [{ platforms: settings.platforms, pool: POOL }] }
@@ -128,7 +130,7 @@ const succeeded: JobView = {
   results: [{ name: "IMAGE_DIGEST", value: "sha256:abc" }],
   summary: "Built and pushed registry.test/app:1",
 };
-const buildFailed: JobView = { state: "failed", stage: "building", reason: "BuildFailed", message: "RUN false: exit 1" };
+const buildFailed: JobView = { state: "failed", stage: "building", reason: "BuildFailed", message: "RUN false: exit 1", results: [] };
 
 function kinds(d: Decision): string[] {
   return d.actions.map((a: Action) =>
@@ -276,7 +278,7 @@ const rows: Row[] = [
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(5, [ready("builders-0"), stopped("builders-1")], {
       heldLease: "builders-0",
-      job: { state: "failed", stage: "connecting", reason: "InvalidSecret", message: "ServiceAccount x/default not found" },
+      job: { state: "failed", stage: "connecting", reason: "InvalidSecret", message: "ServiceAccount x/default not found", results: [] },
     }),
     actions: ["stopVM:builders-0"],
     reason: "Scratching",
@@ -412,7 +414,7 @@ const rows: Row[] = [
     run: run({ status: status(state("Building", { vm: "builders-0" }), "Pushing") }),
     obs: observe(9, [ready("builders-0")], {
       heldLease: "builders-0",
-      job: { state: "failed", stage: "pushing", reason: "PushFailed", message: "unauthorized" },
+      job: { state: "failed", stage: "pushing", reason: "PushFailed", message: "unauthorized", results: [] },
     }),
     actions: ["stopVM:builders-0"],
     reason: "Scratching",
@@ -666,7 +668,51 @@ describe("decide: status bookkeeping", () => {
       }),
     );
     const d = decide(run({ status: st }), observe(30, [halted("builders-0")], { heldLease: "builders-0" }));
-    expect(d.status?.results).toEqual([{ name: "IMAGE_DIGEST", value: "sha256:abc" }]);
+    expect(d.status?.results).toEqual([
+      { name: "IMAGE_DIGEST", value: "sha256:abc" },
+      { name: "BUILD_VM", value: "team-a/builders-0" },
+      { name: "LOG_URL", value: `${CONTROLLER_URL}/logs/team-a/build-1/0` },
+    ]);
+  });
+
+  it("a failed build reports what its job knew, and the log and VM", () => {
+    const failed: JobView = {
+      ...buildFailed,
+      results: [
+        { name: "CHAINS-GIT_URL", value: "https://git.test/app.git" },
+        { name: "CHAINS-GIT_COMMIT", value: "abc123" },
+      ],
+    };
+    const building = status(state("Building", { vm: "builders-0" }), "Building");
+    const scratching = decide(run({ status: building }), observe(9, [ready("builders-0")], { heldLease: "builders-0", job: failed }));
+    const d = decide(run({ status: scratching.status }), observe(12, [halted("builders-0")], { heldLease: "builders-0" }));
+    expect(cond(d)).toMatchObject({ status: "False", reason: "BuildFailed" });
+    expect(d.status?.results).toEqual([
+      { name: "CHAINS-GIT_URL", value: "https://git.test/app.git" },
+      { name: "CHAINS-GIT_COMMIT", value: "abc123" },
+      { name: "BUILD_VM", value: "team-a/builders-0" },
+      { name: "LOG_URL", value: `${CONTROLLER_URL}/logs/team-a/build-1/0` },
+    ]);
+  });
+
+  it("a run that never got a VM reports its LOG_URL, and no BUILD_VM", () => {
+    const queued = decide(run({ status: status(state("Queued"), "WaitingForVM") }), observe(1801, [stopped("builders-0", "other/x/u/0")]));
+    expect(cond(queued)?.reason).toBe("QueueTimeout");
+    expect(queued.status?.results).toEqual([{ name: "LOG_URL", value: `${CONTROLLER_URL}/logs/team-a/build-1/0` }]);
+    const cancelled = decide(run({ finalizer: false, spec: { status: "RunCancelled" } }), observe(0, [stopped("builders-0")]));
+    expect(cancelled.status?.results).toEqual([{ name: "LOG_URL", value: `${CONTROLLER_URL}/logs/team-a/build-1/0` }]);
+  });
+
+  it("a retried attempt's entry in retriesStatus has its condition's lastTransitionTime and its results", () => {
+    const st = status(scratchingOn("BuildFailed", "False"), "Scratching");
+    const d = decide(run({ status: st, spec: { retries: 1 } }), observe(30, [halted("builders-0"), stopped("builders-1")], { heldLease: "builders-0" }));
+    expect(d.status?.retriesStatus?.[0]).toMatchObject({
+      conditions: [{ type: "Succeeded", status: "False", reason: "BuildFailed", lastTransitionTime: iso(30) }],
+      results: [
+        { name: "BUILD_VM", value: "team-a/builders-0" },
+        { name: "LOG_URL", value: `${CONTROLLER_URL}/logs/team-a/build-1/0` },
+      ],
+    });
   });
 });
 
@@ -699,6 +745,7 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
     const { warm, ...rest } = extra;
     return {
       now: at(seconds),
+      publicURL: CONTROLLER_URL,
       settings: { ok: true, settings: fanout.settings },
       plan: { ok: true, slots },
       pools: { [EMU]: pool(EMU, emu, warm), [ARM]: pool(ARM, arm) },
@@ -771,7 +818,7 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
 
   it("a failed platform scratches every VM and fails naming it", () => {
     const st = status(fanState("Building", ["emu-0", "arm-0"]), "Building");
-    const failed: JobView = { state: "failed", stage: "building", reason: "BuildFailed", message: "linux/arm64 on VM arm-0: RUN false: exit 1" };
+    const failed: JobView = { state: "failed", stage: "building", reason: "BuildFailed", message: "linux/arm64 on VM arm-0: RUN false: exit 1", results: [] };
     const d = decide(run({ status: st }), fanObserve(9, [ready("emu-0")], [ready("arm-0")], { held: ["emu-0", "arm-0"], job: failed }));
     expect(kinds(d)).toEqual(["stopVM:emu-0", "stopVM:arm-0"]);
     expect(phase(d)).toBe("Scratching");

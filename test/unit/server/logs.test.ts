@@ -1,9 +1,10 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LogStore, logURL } from "../../../src/jobs/log-store.js";
+import { LogStore } from "../../../src/jobs/log-store.js";
 import type { Authorizer } from "../../../src/server/auth.js";
 import { logRoutes } from "../../../src/server/logs.js";
 import { makeTempDir } from "../../support/temp-dir.js";
+import { logURL } from "../../../src/api/log-url.js";
 
 describe("logURL", () => {
   it("joins the base URL, with or without a path or trailing slash, and encodes the parts", () => {
