@@ -164,6 +164,11 @@ function explain(error: unknown, plan: FetchPlan, revision: string): unknown {
     return new GitFetchError({ reason: "GitFailed", url: plan.url.url, revision, message: error.message });
   }
   if (plan.ssh === undefined || !(error instanceof GitFetchError)) return error;
+  const uid = /No user exists for uid (\d+)/.exec(error.detail)?.[1];
+  if (uid !== undefined) {
+    const message = `ssh does not run for uid ${uid}, which has no passwd entry: run the controller as the image's user 65532`;
+    return new GitFetchError({ reason: "GitFailed", url: error.url, revision: error.revision, detail: error.detail, message });
+  }
   const where = knownHostsName(plan.url.host, plan.url.port);
   const message =
     error.reason === "HostKeyMismatch"

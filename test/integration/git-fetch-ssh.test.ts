@@ -1,4 +1,4 @@
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitFetchError } from "../../src/source/git-errors.js";
@@ -172,6 +172,23 @@ describe("fetchSource over ssh against a real sshd", { timeout: 60_000 }, () => 
     });
     expect(error.reason).toBe("Unreachable");
     expect(error.message).toMatch(/Connection refused/);
+  });
+
+  it("says what to do when ssh does not run for the controller's uid (no passwd entry)", async () => {
+    // As ssh does for a uid without a passwd entry, e.g. a random uid instead of the image's user 65532.
+    const bin = join(temp.path, "fake-bin");
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, "ssh"), "#!/bin/sh\necho 'No user exists for uid 4242' >&2\nexit 255\n", { mode: 0o755 });
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${savedPath ?? ""}`;
+    try {
+      const error = await fetchError({ url: url(), revision: "main", dir: nextDir(), auth: secret(), signal: signal() });
+      expect(error.reason).toBe("GitFailed");
+      expect(error.message).toContain("ssh does not run for uid 4242, which has no passwd entry: run the controller as the image's user 65532");
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(await leftInTmp()).toEqual([]);
   });
 
   it("removes the key files when aborted mid-fetch", async () => {
