@@ -152,10 +152,16 @@ export function planFetch(opts: Pick<FetchSourceOptions, "url" | "revision" | "a
       revision: opts.revision,
       message:
         `Secret ${auth.secret} has no known_hosts key (or it is empty): vmbuild always checks the host key; ` +
-        `add a known_hosts key with the host key of ${where} (from \`ssh-keyscan ${url.port === "" ? "" : `-p ${url.port} `}${url.host.replace(/^\[|\]$/g, "")}\`, checked against a fingerprint you trust)`,
+        `add a known_hosts key with the host key of ${where} (from \`${keyscan(url)}\`, checked against a fingerprint you trust)`,
     });
   }
   return { url, ssh: { secret: auth.secret, privateKey: auth.privateKey, knownHosts: auth.knownHosts ?? "" } };
+}
+
+/** The command that prints a host's keys in known_hosts form. */
+function keyscan(url: GitUrl): string {
+  const host = url.host.replace(/^\[|\]$/g, "");
+  return url.port === "" ? `ssh-keyscan ${host}` : `ssh-keyscan -p ${url.port} ${host}`;
 }
 
 /** Host key and key failures of an ssh fetch, told in terms of the Secret the user can fix. */
