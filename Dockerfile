@@ -9,10 +9,13 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 FROM node:26-trixie-slim
-# git fetches build sources; the controller never runs a shell.
+# git fetches build sources, over ssh with openssh-client. ssh refuses to run for a uid without a passwd entry
+# ("No user exists for uid"), hence the user 65532 (the USER below).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 65532 vmbuild \
+ && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmbuild
 WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules

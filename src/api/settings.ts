@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseDuration } from "../timing/duration.js";
+import { GIT_REVISION_FORM, GIT_URL, GIT_URL_FORMS, isGitRevision, parseGitUrl } from "./git-url.js";
 import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
 
 // The build settings of one run: the single source for the VMBuild spec, the CustomRun params, the types the
@@ -9,9 +10,8 @@ const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
 // Docker's reference grammar, a tag but no digest: we push to it.
 const IMAGE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/;
+const GIT_REVISION_CHARS = /^[^\s\0~^:?*[\\]*$/;
 const BUILD_ARG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-// Only network transports: file:// would read the controller's own disk, ext:: runs commands.
-const GIT_URL = /^(?:(?:https?|git|ssh):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$/;
 
 const relativePath = (what: string) =>
   z
@@ -101,13 +101,25 @@ export const settingsShape = {
   gitUrl: z
     .string()
     .max(2048)
-    .regex(GIT_URL, { message: "expected an http(s)://, git://, ssh:// or user@host:path git URL" })
+    // Only network transports: file:// would read the controller's own disk, ext:: runs commands. The pattern
+    // (also the CRD's) lets through what parseGitUrl then judges: exactly the URLs the fetch takes.
+    .regex(GIT_URL, { message: `expected ${GIT_URL_FORMS}` })
+    .superRefine((url, ctx) => {
+      const parsed = parseGitUrl(url);
+      // Shown without user info: the message goes into the run's status.
+      const shown = url.replace(/^([a-z]+:\/\/)[^/@]*@/i, "$1");
+      if (!parsed.ok && GIT_URL.test(url)) ctx.addIssue({ code: "custom", message: parsed.message, input: shown });
+    })
     .describe("Git repository holding the build context."),
   gitRevision: z
     .string()
     .max(256)
-    .regex(/^[^\s\0~^:?*[\\]*$/, { message: "expected a branch, tag or commit" })
+    .regex(GIT_REVISION_CHARS, { message: "expected a branch, tag or commit" })
     .refine((r) => !r.startsWith("-"), { message: "a revision must not start with '-'" })
+    // What the fetch takes (the pattern above, also the CRD's, is looser): refused here, not after a VM is leased.
+    .refine((r) => r.startsWith("-") || !GIT_REVISION_CHARS.test(r) || isGitRevision(r), {
+      message: `expected a branch, tag or commit: ${GIT_REVISION_FORM}`,
+    })
     .default("")
     .describe("Branch, tag or commit to build; empty means the repository's default branch."),
   contextDir: relativePath("contextDir").default(".").describe("Directory inside the repository to use as build context."),

@@ -9,7 +9,7 @@ import type { PodmanConnection } from "../podman/connection.js";
 import { buildFailureMessage, withoutAutomaticArgs } from "../podman/build-events.js";
 import { permanentTransportError } from "../podman/errors.js";
 import { backoffMs } from "../timing/backoff.js";
-import { fetchSource, type GitAuth } from "../source/git.js";
+import { fetchSource, type GitFetchAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
 import { getManifest, inspectManifest, putManifest, resolveDigest, type ServedManifest } from "../registry/client.js";
 import { parseImageReference, withDigest } from "../registry/image-reference.js";
@@ -55,7 +55,7 @@ export interface BuildInput {
   maxContextBytes: number;
   log: BuildLog;
   /** Credentials for the git fetch; they never reach the VM. */
-  gitAuth?: GitAuth;
+  gitAuth?: GitFetchAuth;
   /** Where users read the full log. */
   logURL: string;
 }
@@ -236,7 +236,7 @@ async function fetchStage(input: BuildInput, dir: string, signal: AbortSignal): 
       revision: input.settings.gitRevision,
       dir,
       signal,
-      ...(input.gitAuth ? { auth: input.gitAuth } : {}),
+      ...input.gitAuth,
     });
     return commit;
   } catch (err) {

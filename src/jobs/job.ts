@@ -6,6 +6,7 @@ import { CredentialSourceError } from "../credentials/errors.js";
 import { gitCredentialFor, resolveCredentials, type ResolvedCredentials } from "../credentials/tekton.js";
 import type { BuildSettings } from "../api/settings.js";
 import type { CustomRun } from "../tekton/customrun.js";
+import { gitFetchAuth } from "../source/git.js";
 import { runBuild, VMConnectionError } from "./build.js";
 import type { JobBody } from "./jobs.js";
 import { maskSecrets } from "./log.js";
@@ -85,7 +86,7 @@ export function buildJob(
         connect,
         settings,
         credentials: creds.registry,
-        ...(git?.kind === "basic" ? { gitAuth: { username: git.username, password: git.password } } : {}),
+        gitAuth: gitFetchAuth(git, namespace, run.spec.serviceAccountName),
         workDir: deps.workDir,
         maxContextBytes: deps.maxContextBytes,
         log,

@@ -3,6 +3,7 @@ export type GitFetchReason =
   | "InvalidSource"
   | "RepositoryNotFound"
   | "AuthFailed"
+  | "HostKeyMismatch"
   | "UnknownRevision"
   | "Unreachable"
   | "GitFailed";
@@ -33,13 +34,24 @@ const REASON_TEXT: Record<GitFetchReason, string> = {
   InvalidSource: "invalid repository URL or revision",
   RepositoryNotFound: "repository not found",
   AuthFailed: "authentication failed or required",
+  HostKeyMismatch: "the server's host key is not one known_hosts lists (host key verification failed)",
   UnknownRevision: "revision not found in the repository",
   Unreachable: "repository host unreachable",
   GitFailed: "git failed",
 };
 
-// Order matters: an auth failure on a missing repository is reported as auth (hosts hide private repos).
+// Order matters: an auth failure on a missing repository is reported as auth (hosts hide private repos); ssh's
+// host key check comes before everything (ssh stops there, git then says it "could not read from remote").
 const PATTERNS: readonly (readonly [GitFetchReason, readonly RegExp[]])[] = [
+  [
+    "HostKeyMismatch",
+    [
+      /Host key verification failed/i,
+      /REMOTE HOST IDENTIFICATION HAS CHANGED/i,
+      /No \S+ host key is known for/i,
+      /Host key for .* has changed/i,
+    ],
+  ],
   [
     "AuthFailed",
     [
@@ -48,7 +60,9 @@ const PATTERNS: readonly (readonly [GitFetchReason, readonly RegExp[]])[] = [
       /terminal prompts disabled/i,
       /HTTP Basic: Access denied/i,
       /returned error: 40[13]\b/i,
-      /Permission denied \(publickey/i,
+      /Permission denied \(/i,
+      /Load key .*: (invalid format|incorrect passphrase|error in libcrypto|bad permissions)/i,
+      /Too many authentication failures/i,
     ],
   ],
   [
@@ -76,9 +90,10 @@ const PATTERNS: readonly (readonly [GitFetchReason, readonly RegExp[]])[] = [
   [
     "Unreachable",
     [
-      /Could not resolve host|unable to look up/i,
+      /Could not resolve host|unable to look up|Name or service not known|Temporary failure in name resolution/i,
       /Connection refused|Failed to connect|unable to connect|Connection reset/i,
-      /Connection timed out|Operation timed out/i,
+      /Connection timed out|Operation timed out|timed out during banner exchange/i,
+      /Connection closed by .* port \d+|kex_exchange_identification/i,
       /Network is unreachable|No route to host/i,
       /Could not read from remote repository/i,
       /SSL certificate problem|server certificate verification failed/i,
@@ -104,11 +119,34 @@ export function redact(text: string, secrets: readonly string[] = []): string {
   return out;
 }
 
-/** The last few non-empty lines of git's stderr, redacted: enough to diagnose, short enough for a condition. */
+// Lines that say nothing of the cause: git's advice after any failed ssh or local transport, and ssh's banner
+// around a changed host key (its "Host key for ... has changed" and "Host key verification failed" lines stay).
+const BOILERPLATE: readonly RegExp[] = [
+  /^fatal: Could not read from remote repository\.?$/i,
+  /^Please make sure you have the correct access rights$/i,
+  /^and the repository exists\.?$/i,
+  /^@+/,
+  /^IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY/i,
+  /^Someone could be eavesdropping/i,
+  /^It is also possible that a host key has just been changed/i,
+  /^The fingerprint for the .* key sent by the remote host is/i,
+  /^SHA256:\S+\.?$/,
+  /^Please contact your system administrator/i,
+  /^Add correct host key in/i,
+  /^Offending .* key in/i,
+  /^remove with:$/i,
+  /^ssh-keygen -f /,
+];
+
+/**
+ * The last few non-empty lines of git's stderr that tell the cause (boilerplate dropped unless that is all there
+ * is), redacted: enough to diagnose, short enough for a condition.
+ */
 export function stderrTail(stderr: string, secrets: readonly string[]): string {
   const lines = stderr
     .split("\n")
     .map((line) => line.trim())
     .filter((line) => line !== "");
-  return redact(lines.slice(-3).join(" | "), secrets).slice(0, 500);
+  const telling = lines.filter((line) => !BOILERPLATE.some((pattern) => pattern.test(line)));
+  return redact((telling.length > 0 ? telling : lines).slice(-3).join(" | "), secrets).slice(0, 500);
 }

@@ -130,7 +130,8 @@ describe("fetchSource against real git servers on loopback", { timeout: 60_000 }
       [`${open.url}/app.git`, "--upload-pack=touch /tmp/pwned"],
       [`${open.url}/app.git`, "main:refs/heads/x"],
       ["ext::sh -c touch% /tmp/pwned", "main"],
-      ["ssh://git@example.invalid/app.git", "main"],
+      ["file:///etc", "main"],
+      ["git+ssh://git@example.invalid/app.git", "main"],
     ] as const) {
       const error = await fetchError({ url, revision, dir: nextDir(), signal: signal() });
       expect(error.reason).toBe("InvalidSource");

@@ -46,13 +46,27 @@ export interface Sshd extends SshKeys {
 
 const SSHD = "/usr/sbin/sshd";
 
-export async function startSshd(opts: { keys?: SshKeys; host?: string; port?: number } = {}): Promise<Sshd> {
+export async function startSshd(
+  opts: {
+    keys?: SshKeys;
+    host?: string;
+    port?: number;
+    /** Public keys ("TYPE BASE64") that may run git over ssh: git-shell, which runs only git-upload-pack & co. */
+    gitClients?: string[];
+  } = {},
+): Promise<Sshd> {
   const keys = opts.keys ?? (await createSshKeys());
   const host = opts.host ?? "127.0.0.1";
   const { dir } = keys;
   const port = opts.port ?? (await freePort(host));
   // The hardening SECURITY.md recommends: no shell, no pty, nothing but forwarding.
-  await writeFile(join(dir, "authorized_keys"), `restrict,port-forwarding,command="/bin/false" ${keys.clientPub}\n`, { mode: 0o600 });
+  // git clients: the command they ask for (git-upload-pack '<repo>') goes through git-shell, which allows only git.
+  const gitLines = (opts.gitClients ?? []).map((pub) => `restrict,command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"" ${pub}\n`);
+  await writeFile(
+    join(dir, "authorized_keys"),
+    [`restrict,port-forwarding,command="/bin/false" ${keys.clientPub}\n`, ...gitLines].join(""),
+    { mode: 0o600 },
+  );
   const config = join(dir, `sshd_config-${host}-${port}`);
   await writeFile(
     config,

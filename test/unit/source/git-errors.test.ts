@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classifyGitStderr, GitFetchError, redact, type GitFetchReason } from "../../../src/source/git-errors.js";
+import { classifyGitStderr, GitFetchError, redact, stderrTail, type GitFetchReason } from "../../../src/source/git-errors.js";
 
 describe("classifyGitStderr", () => {
   // Messages as git 2.39 prints them with LC_ALL=C (the first five measured against git http-backend).
@@ -22,8 +22,60 @@ describe("classifyGitStderr", () => {
     ["error: Server does not allow request for unadvertised object abc", "UnknownRevision"],
     ["fatal: the remote end hung up unexpectedly", "GitFailed"],
   ];
+  // What OpenSSH 9.2 and git 2.39 print for an ssh fetch (measured against sshd; the git lines end every one).
+  const GIT_SSH_TAIL =
+    "fatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n";
+  const sshCases: [string, string, GitFetchReason][] = [
+    ["a changed host key", `${HOST_KEY_CHANGED}${GIT_SSH_TAIL}`, "HostKeyMismatch"],
+    [
+      "a host known_hosts does not name",
+      `No ED25519 host key is known for [127.0.0.1]:34999 and you have requested strict checking.\nHost key verification failed.\n${GIT_SSH_TAIL}`,
+      "HostKeyMismatch",
+    ],
+    ["a refused key", `git@127.0.0.1: Permission denied (publickey).\n${GIT_SSH_TAIL}`, "AuthFailed"],
+    ["a refused key (more methods)", `root@h: Permission denied (publickey,keyboard-interactive).\n${GIT_SSH_TAIL}`, "AuthFailed"],
+    [
+      "a key that does not load",
+      `Load key "/tmp/vmbuild-git-x/id": error in libcrypto\nroot@h: Permission denied (publickey).\n${GIT_SSH_TAIL}`,
+      "AuthFailed",
+    ],
+    ["a refused connection", `ssh: connect to host 127.0.0.1 port 1: Connection refused\n${GIT_SSH_TAIL}`, "Unreachable"],
+    ["an unknown host", `ssh: Could not resolve hostname no-such.invalid: Name or service not known\n${GIT_SSH_TAIL}`, "Unreachable"],
+    ["a connect timeout", `ssh: connect to host 10.0.0.1 port 22: Connection timed out\n${GIT_SSH_TAIL}`, "Unreachable"],
+    ["a server that hangs up", `kex_exchange_identification: Connection closed by remote host\nConnection closed by 10.0.0.1 port 22\n${GIT_SSH_TAIL}`, "Unreachable"],
+    ["a missing repository", `fatal: '/srv/missing.git' does not appear to be a git repository\n${GIT_SSH_TAIL}`, "RepositoryNotFound"],
+  ];
+  it.each(sshCases)("ssh: %s → %s", (_what, stderr, reason) => {
+    expect(classifyGitStderr(stderr)).toBe(reason);
+  });
   it.each(cases)("%s → %s", (stderr, reason) => {
     expect(classifyGitStderr(stderr)).toBe(reason);
+  });
+});
+
+const HOST_KEY_CHANGED = `@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!
+Someone could be eavesdropping on you right now (man-in-the-middle attack)!
+It is also possible that a host key has just been changed.
+The fingerprint for the ED25519 key sent by the remote host is
+SHA256:xVhRf/jixUCHe43Dk2BsyYxR1n4Hbs9iaZ2+qxCf/ZM.
+Please contact your system administrator.
+Add correct host key in /tmp/vmbuild-git-x/known_hosts to get rid of this message.
+Offending ED25519 key in /tmp/vmbuild-git-x/known_hosts:1
+  remove with:
+  ssh-keygen -f "/tmp/vmbuild-git-x/known_hosts" -R "[127.0.0.1]:34999"
+Host key for [127.0.0.1]:34999 has changed and you have requested strict checking.
+Host key verification failed.
+`;
+
+describe("stderrTail", () => {
+  it("keeps the lines that tell the cause, not git's advice or ssh's banner", () => {
+    expect(
+      stderrTail(`${HOST_KEY_CHANGED}fatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n`, []),
+    ).toBe("Host key for [127.0.0.1]:34999 has changed and you have requested strict checking. | Host key verification failed.");
+    expect(stderrTail("fatal: Could not read from remote repository.\n", [])).toBe("fatal: Could not read from remote repository.");
   });
 });
 
