@@ -97,3 +97,13 @@ function decodeSafe(text: string): string {
     return text;
   }
 }
+
+/**
+ * The URL without credentials, for results, logs and messages: user info of http(s) and git URLs may hold a token.
+ * An ssh URL keeps its user (`git@`: no secret, and it says how to fetch), never a password.
+ */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/)([^@/]*)@/i, (_, scheme: string, info: string) =>
+    /ssh/i.test(scheme) ? `${scheme}${info.split(":")[0]}@` : scheme,
+  );
+}

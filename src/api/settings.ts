@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseDuration } from "../timing/duration.js";
-import { GIT_REVISION_FORM, GIT_URL, GIT_URL_FORMS, isGitRevision, parseGitUrl } from "./git-url.js";
+import { GIT_REVISION_FORM, GIT_URL, GIT_URL_FORMS, isGitRevision, parseGitUrl, withoutCredentials } from "./git-url.js";
 import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
 
 // The build settings of one run: the single source for the VMBuild spec, the CustomRun params, the types the
@@ -106,11 +106,11 @@ export const settingsShape = {
     .regex(GIT_URL, { message: `expected ${GIT_URL_FORMS}` })
     .superRefine((url, ctx) => {
       const parsed = parseGitUrl(url);
-      // Shown without user info: the message goes into the run's status.
-      const shown = url.replace(/^([a-z]+:\/\/)[^/@]*@/i, "$1");
+      // The message goes into the run's status.
+      const shown = withoutCredentials(url);
       if (!parsed.ok && GIT_URL.test(url)) ctx.addIssue({ code: "custom", message: parsed.message, input: shown });
     })
-    .describe("Git repository holding the build context."),
+    .describe("Git repository holding the build context: http(s)://, git://, ssh:// or user@host:path (ssh with a kubernetes.io/ssh-auth Secret linked to the ServiceAccount, known_hosts included)."),
   gitRevision: z
     .string()
     .max(256)

@@ -18,6 +18,7 @@ import { credentialsFor, type RegistryCredentials } from "../credentials/docker-
 import type { JobHandle } from "./jobs.js";
 import type { BuildLog } from "./log.js";
 import type { JobStage, JobView } from "./jobs.js";
+import { withoutCredentials } from "../api/git-url.js";
 
 // One build, start to end: the source fetched while the VMs boot, podman answering, the context streamed into a
 // multi-platform build, the manifest list pushed and its digest confirmed with the registry. With several VMs
@@ -101,10 +102,10 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
     { name: "LOG_URL", value: input.logURL },
   ];
   try {
-    job.progress("fetching", `Fetching ${redactUrl(settings.gitUrl)} ${settings.gitRevision || "(default branch)"}`);
+    job.progress("fetching", `Fetching ${withoutCredentials(settings.gitUrl)} ${settings.gitRevision || "(default branch)"}`);
     const commit = await fetchStage(input, checkout, job.signal);
-    known.unshift({ name: "CHAINS-GIT_URL", value: redactUrl(settings.gitUrl) }, { name: "CHAINS-GIT_COMMIT", value: commit });
-    input.log.line(`source ${redactUrl(settings.gitUrl)} at ${commit}`);
+    known.unshift({ name: "CHAINS-GIT_URL", value: withoutCredentials(settings.gitUrl) }, { name: "CHAINS-GIT_COMMIT", value: commit });
+    input.log.line(`source ${withoutCredentials(settings.gitUrl)} at ${commit}`);
     job.progress("connecting", `Waiting for VM ${vms}`);
     const endpoints = await connectStage(input, job.signal);
     const targets: Target[] = input.vms.map((vm, i) => ({ ...vm, endpoint: endpoints[i] as Endpoint }));
@@ -385,9 +386,4 @@ export async function removeStaleCheckouts(workDir: string): Promise<void> {
   await Promise.all(
     entries.filter((e) => e.startsWith(CHECKOUT_PREFIX)).map((e) => rm(join(workDir, e), { recursive: true, force: true })),
   );
-}
-
-/** Strips user info from a URL before it goes into a result or a log. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/)[^@/]*@/i, "$1");
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isGitRevision, parseGitUrl } from "../../../src/api/git-url.js";
+import { isGitRevision, parseGitUrl, withoutCredentials } from "../../../src/api/git-url.js";
 import { resolveSettings } from "../../../src/api/resolve.js";
 import { GitFetchError } from "../../../src/source/git-errors.js";
 import { planFetch, type GitAuth } from "../../../src/source/git.js";
@@ -157,4 +157,15 @@ describe("gitRevision: the schema and the fetch accept the same revisions", () =
     expect(settingsAccept("https://git.example/app.git", revision)).toBe(false);
     expect(fetchAccepts("https://git.example/app.git", revision)).toBe(false);
   });
+});
+
+describe("withoutCredentials", () => {
+  it.each([
+    ["https://user:token@git.example.com/app.git", "https://git.example.com/app.git"],
+    ["http://token@git.example.com/app.git", "http://git.example.com/app.git"],
+    ["git://git.example.com/app.git", "git://git.example.com/app.git"],
+    ["ssh://git@git.example.com:2222/app.git", "ssh://git@git.example.com:2222/app.git"],
+    ["ssh://git:secret@git.example.com/app.git", "ssh://git@git.example.com/app.git"],
+    ["git@git.example.com:team/app.git", "git@git.example.com:team/app.git"],
+  ])("%s → %s", (url, want) => expect(withoutCredentials(url)).toBe(want));
 });
