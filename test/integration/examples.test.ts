@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import {
   CoreV1Api,
@@ -11,7 +12,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { readTestenv } from "../../hack/testenv/index.js";
-import { releaseResources, renderRelease } from "../../hack/render-release.js";
+import { packageVersion, releaseResources, renderRelease } from "../../hack/render-release.js";
 import { loadConfig } from "../../src/config.js";
 import { resolveSettings, type Param } from "../../src/api/resolve.js";
 import { SETTING_NAMES } from "../../src/api/settings.js";
@@ -20,6 +21,9 @@ import { SETTING_NAMES } from "../../src/api/settings.js";
 // NetworkPolicy template goes through a server-side dry-run apply with strict field validation, so a typo or a
 // schema error fails here and not in a user's cluster. Tekton's Pipeline and PipelineRun are not served by the
 // testenv: those are checked structurally, and their VMBuild params resolved with the controller's own code.
+// The install conventions are checked here too: the recommended labels on every object (version = package.json's),
+// selectors that an upgrade never changes, the namespace under the restricted Pod Security Standard, leader
+// election granted by a Role in the controller's namespace, metrics on a port of their own.
 
 const root = new URL("../../", import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), "utf8");
@@ -27,6 +31,11 @@ const read = (path: string) => readFileSync(new URL(path, root), "utf8");
 /** The example objects' namespace; replaced by a fresh one here (the testenv cannot delete namespaces). */
 const EXAMPLES_NAMESPACE = "multi-arch-build";
 const CONTROLLER_NAMESPACE = "vmbuild-system";
+const LEADER_LEASE = "vmbuild-controller-leader";
+/** The labels every installed object carries (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/). */
+const RECOMMENDED_LABELS = ["name", "instance", "version", "component", "part-of"].map((l) => `app.kubernetes.io/${l}`);
+/** What the controller's selectors select on: nothing that changes from one release to the next. */
+const CONTROLLER_SELECTOR = { "app.kubernetes.io/name": "vmbuild-controller" };
 const VMBUILD_TASK_REF = { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild" };
 /** Results a VMBuild task reports (src/jobs/build.ts, README "Results"); a Pipeline may pass any of them on. */
 const VMBUILD_RESULTS = ["IMAGE_URL", "IMAGE_DIGEST", "PLATFORM_DIGESTS", "CHAINS-GIT_URL", "CHAINS-GIT_COMMIT", "BUILD_VM"];
@@ -147,6 +156,7 @@ const DeploymentSchema = z.object({
           containers: z.array(
             z
               .object({
+                image: z.string(),
                 ports: z.array(z.object({ name: z.string(), containerPort: z.number() })).optional(),
                 env: z.array(z.object({ name: z.string(), value: z.string().optional(), valueFrom: z.unknown().optional() })).optional(),
                 volumeMounts: z.array(z.object({ name: z.string(), mountPath: z.string() })).optional(),
@@ -160,7 +170,26 @@ const DeploymentSchema = z.object({
   }),
 });
 const Labels = z.record(z.string(), z.string());
-const ServiceSchema = z.object({ spec: z.object({ selector: Labels }) });
+const ServiceSchema = z.object({
+  spec: z.object({
+    selector: Labels,
+    ports: z.array(
+      z.object({ name: z.string(), port: z.number(), targetPort: z.union([z.string(), z.number()]), protocol: z.string().optional() }),
+    ),
+  }),
+});
+const PolicyRule = z.object({
+  apiGroups: z.array(z.string()).default([]),
+  resources: z.array(z.string()).default([]),
+  resourceNames: z.array(z.string()).optional(),
+  verbs: z.array(z.string()),
+});
+const RoleSchema = z.object({ metadata: z.object({ name: z.string(), namespace: z.string().optional() }), rules: z.array(PolicyRule) });
+const BindingSchema = z.object({
+  metadata: z.object({ namespace: z.string().optional() }),
+  roleRef: z.object({ kind: z.string(), name: z.string() }),
+  subjects: z.array(z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional() })),
+});
 const PdbSchema = z.object({ spec: z.object({ selector: z.object({ matchLabels: Labels }) }) });
 
 /** Substitutes $(params.NAME) the way Tekton does in params; any other variable is unexpected here. */
@@ -203,6 +232,25 @@ describe("deploy/release.yaml", () => {
   it("is what hack/render-release.ts renders from deploy/kustomization.yaml (run `npm run render`)", () => {
     expect(read("deploy/release.yaml")).toBe(renderRelease());
     expect(releaseResources()).toEqual(expect.arrayContaining(["namespace.yaml", "rbac.yaml", "controller.yaml"]));
+  });
+
+  it("installs what `kubectl kustomize deploy/` makes of the same base (labels and all)", (ctx) => {
+    let built: string;
+    try {
+      built = execFileSync("kubectl", ["kustomize", "deploy/"], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return ctx.skip("no kubectl on PATH");
+      throw err;
+    }
+    const key = (o: Manifest) => `${o.kind} ${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
+    const kustomized = new Map(
+      parseAllDocuments(built).flatMap((d) => {
+        const obj = d.toJS() as Manifest | null;
+        return obj ? [[key(obj), obj] as const] : [];
+      }),
+    );
+    expect([...kustomized.keys()].sort()).toEqual(objects.map((o) => key(o.obj)).sort());
+    for (const { obj } of objects) expect(kustomized.get(key(obj)), key(obj)).toStrictEqual(obj);
   });
 
   it("is in apply order: the namespace, then the CRD, then what lives in the namespace", () => {
@@ -256,15 +304,117 @@ describe("deploy/release.yaml", () => {
     expect(config.VMBUILD_WORK_DIR.startsWith("/tmp/")).toBe(true);
   });
 
-  it("runs under the restricted Pod Security Standard", async () => {
+  it("labels every object as Tekton does, version package.json's, and keeps release-bound labels out of selectors", () => {
+    const version = packageVersion();
+    const deployment = objects.find((o) => o.obj.kind === "Deployment")?.obj;
+    const parsed = DeploymentSchema.parse(deployment);
+    const labelled: [string, Record<string, string> | undefined][] = [
+      ...objects.map((o) => [describeObj(o), o.obj.metadata.labels] as [string, Record<string, string> | undefined]),
+      ["the controller's pod template", parsed.spec.template.metadata.labels],
+      // Not part of the release (it is applied next to each pool), but installed with it all the same.
+      ...loadObjects("deploy/networkpolicy-build-vms.yaml").map((o) => [describeObj(o), o.obj.metadata.labels] as [string, Record<string, string> | undefined]),
+    ];
+    for (const [what, labels] of labelled) {
+      for (const label of RECOMMENDED_LABELS) expect(labels?.[label], `${what}: ${label}`).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+      expect(labels, what).toMatchObject({
+        "app.kubernetes.io/instance": "vmbuild",
+        "app.kubernetes.io/part-of": "vmbuild",
+        "app.kubernetes.io/version": version,
+      });
+    }
+    const components = new Map(objects.map((o) => [o.obj.kind, o.obj.metadata.labels?.["app.kubernetes.io/component"]]));
+    expect(Object.fromEntries(components)).toMatchObject({
+      Namespace: "namespace",
+      CustomResourceDefinition: "crd",
+      ServiceAccount: "controller",
+      ClusterRole: "controller",
+      Role: "controller",
+      Deployment: "controller",
+      Service: "controller",
+    });
+    // The image is the release's too.
+    expect(parsed.spec.template.spec.containers[0]?.image).toMatch(new RegExp(`:v${version.replaceAll(".", "\\.")}$`));
+
+    // Selectors select on the name alone: a Deployment's selector is immutable, and one with the version in it
+    // would make the next release's apply fail (and a Service's would drop the old pods mid-rollout).
+    expect(parsed.spec.selector.matchLabels).toEqual(CONTROLLER_SELECTOR);
+    expect(ServiceSchema.parse(objects.find((o) => o.obj.kind === "Service")?.obj).spec.selector).toEqual(CONTROLLER_SELECTOR);
+    expect(PdbSchema.parse(objects.find((o) => o.obj.kind === "PodDisruptionBudget")?.obj).spec.selector.matchLabels).toEqual(
+      CONTROLLER_SELECTOR,
+    );
+    const spread = z
+      .object({ topologySpreadConstraints: z.array(z.object({ labelSelector: z.object({ matchLabels: Labels }) })) })
+      .parse(parsed.spec.template.spec);
+    for (const c of spread.topologySpreadConstraints) expect(c.labelSelector.matchLabels).toEqual(CONTROLLER_SELECTOR);
+  });
+
+  it("puts its namespace under the restricted Pod Security Standard (enforced, audited, warned)", () => {
+    const namespace = objects.find((o) => o.obj.kind === "Namespace")?.obj;
+    expect(namespace?.metadata.name).toBe(CONTROLLER_NAMESPACE);
+    for (const mode of ["enforce", "audit", "warn"]) {
+      expect(namespace?.metadata.labels, mode).toMatchObject({
+        [`pod-security.kubernetes.io/${mode}`]: "restricted",
+        [`pod-security.kubernetes.io/${mode}-version`]: "latest",
+      });
+    }
+  });
+
+  it("grants leader election by a Role in the controller's namespace, on the leader Lease, and nowhere else", () => {
+    const deployment = DeploymentSchema.parse(objects.find((o) => o.obj.kind === "Deployment")?.obj);
+    const sa = { kind: "ServiceAccount", name: deployment.spec.template.spec.serviceAccountName, namespace: CONTROLLER_NAMESPACE };
+    const roles = objects.filter((o) => o.obj.kind === "Role").map((o) => RoleSchema.parse(o.obj));
+    const bindings = objects.filter((o) => o.obj.kind === "RoleBinding").map((o) => BindingSchema.parse(o.obj));
+    const leases = (rules: z.infer<typeof PolicyRule>[]) =>
+      rules.filter((r) => r.apiGroups.includes("coordination.k8s.io") && r.resources.includes("leases"));
+
+    const role = roles.find((r) => leases(r.rules).length > 0);
+    expect(role?.metadata.namespace).toBe(CONTROLLER_NAMESPACE);
+    // Exactly what src/kube/leader.ts does: read, renew, take over and hand back (update) the one Lease by name;
+    // create it (a create cannot be limited by name).
+    expect(leases(role?.rules ?? []).map((r) => ({ verbs: [...r.verbs].sort(), names: r.resourceNames }))).toEqual([
+      { verbs: ["get", "update"], names: [LEADER_LEASE] },
+      { verbs: ["create"], names: undefined },
+    ]);
+    expect(role?.rules.length).toBe(2);
+    const binding = bindings.find((b) => b.roleRef.kind === "Role" && b.roleRef.name === role?.metadata.name);
+    expect(binding?.metadata.namespace).toBe(CONTROLLER_NAMESPACE);
+    expect(binding?.subjects).toEqual([sa]);
+
+    // The controller looks for its Lease in the namespace it runs in: the Role's.
+    const env = deployment.spec.template.spec.containers[0]?.env ?? [];
+    expect(env.find((e) => e.name === "VMBUILD_NAMESPACE")?.valueFrom).toEqual({ fieldRef: { fieldPath: "metadata.namespace" } });
+    expect(deployment.metadata.namespace).toBe(CONTROLLER_NAMESPACE);
+    // The ClusterRole's Lease rule is the per-VM one (Leases in pool namespaces, named after VMs): it names no
+    // Lease, the leader's least of all.
+    for (const cr of objects.filter((o) => o.obj.kind === "ClusterRole").map((o) => RoleSchema.parse(o.obj))) {
+      for (const rule of leases(cr.rules)) expect(rule.resourceNames ?? [], `ClusterRole ${cr.metadata.name}`).not.toContain(LEADER_LEASE);
+    }
+  });
+
+  it("serves metrics on a port of their own, http-metrics 9090, in the pod and the Service", () => {
+    const deployment = DeploymentSchema.parse(objects.find((o) => o.obj.kind === "Deployment")?.obj);
+    const container = deployment.spec.template.spec.containers[0];
+    expect(container?.ports).toContainEqual(expect.objectContaining({ name: "http-metrics", containerPort: 9090 }));
+    expect(container?.env?.find((e) => e.name === "VMBUILD_METRICS_PORT")?.value).toBe("9090");
+    const service = ServiceSchema.parse(objects.find((o) => o.obj.kind === "Service")?.obj);
+    expect(service.spec.ports).toContainEqual({ name: "http-metrics", port: 9090, targetPort: "http-metrics", protocol: "TCP" });
+    expect(service.spec.ports).toContainEqual(expect.objectContaining({ name: "http", port: 8080, targetPort: "http" }));
+  });
+
+  it("runs under the restricted Pod Security Standard of its namespace (and a privileged pod would not)", async () => {
     const env = readTestenv();
     if (!env) throw new Error("the testenv is not running");
     const kc = new KubeConfig();
     kc.loadFromFile(env.adminKubeconfig);
+    // A fresh namespace with the release namespace's Pod Security labels (the testenv's own may be older).
+    const podSecurity = Object.fromEntries(
+      Object.entries(objects.find((o) => o.obj.kind === "Namespace")?.obj.metadata.labels ?? {}).filter(([k]) =>
+        k.startsWith("pod-security.kubernetes.io/"),
+      ),
+    );
+    expect(podSecurity["pod-security.kubernetes.io/enforce"]).toBe("restricted");
     const namespace = `vmbuild-restricted-${Math.random().toString(36).slice(2, 8)}`;
-    await kc.makeApiClient(CoreV1Api).createNamespace({
-      body: { metadata: { name: namespace, labels: { "pod-security.kubernetes.io/enforce": "restricted" } } },
-    });
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace, labels: podSecurity } } });
     // The Deployment's pod template as written (Pod Security admission enforces on pods, not on Deployments).
     const raw = objects.find((o) => o.obj.kind === "Deployment")?.obj as
       | (Manifest & { spec: { template: { metadata: { labels?: Record<string, string> }; spec: unknown } } })
@@ -276,6 +426,10 @@ describe("deploy/release.yaml", () => {
       spec: raw?.spec.template.spec,
     };
     await expect(api.dryRunApply(pod)).resolves.toMatchObject({ kind: "Pod" });
+    // The admission is live: the same pod allowed to escalate is refused.
+    const escalating = structuredClone(pod) as Manifest & { spec: { containers: { securityContext?: Record<string, unknown> }[] } };
+    for (const c of escalating.spec.containers) c.securityContext = { ...c.securityContext, allowPrivilegeEscalation: true };
+    await expect(api.dryRunApply(escalating)).rejects.toThrow(/restricted|allowPrivilegeEscalation/);
   });
 });
 

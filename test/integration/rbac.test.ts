@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { RbacAuthorizationV1Api, type KubernetesObject, type V1PolicyRule } from "@kubernetes/client-node";
+import { RbacAuthorizationV1Api, type KubernetesObject, type V1Lease, type V1PolicyRule } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { canI, loadKubeconfig } from "../../hack/testenv/apply.js";
@@ -14,18 +14,24 @@ import { openHarness, type Harness } from "../support/harness.js";
 import { waitUntil } from "../support/processes.js";
 
 // deploy/rbac.yaml is least privilege: no wildcard, and every verb of every resource it grants is one the
-// controller visibly fails without. For each grant, the ClusterRole is replaced by a copy without it and the
+// controller visibly fails without. For each grant of the ClusterRole, it is replaced by a copy without it and the
 // controller runs, under its own identity, one scenario that needs them all: a sweep of an orphaned lease (its
-// VM's instance deleted by the controller itself), a build by VMBuild name with the ServiceAccount's and the
-// named Secret's credentials, its log read through the token check, its Events, and a cancel mid-build. The
-// full role is restored after each case.
+// VM's instance deleted by the controller itself), a warm pool (a VM leased and booted by the keeper, retired at
+// the end by swapping its Lease's holder), a build by VMBuild name with the ServiceAccount's and the named Secret's credentials, its
+// log read through the token check, its Events, and a cancel mid-build. The full role is restored after each case.
+// Leader election has a Role of its own in vmbuild-system. The ClusterRole's per-VM Lease rule also reaches the
+// leader Lease (RBAC only adds up), so the Role's grants are tested with the ClusterRole's Lease verbs that overlap
+// them taken away: with the Role whole the controller leads, without any one of its grants it cannot.
 
 const ROLE_FILE = new URL("../../deploy/rbac.yaml", import.meta.url).pathname;
 const ROLE_NAME = "vmbuild-controller";
 const LEADER_LEASE = "vmbuild-controller-leader";
+const CONTROLLER_NAMESPACE = "vmbuild-system";
+const POOLS = { group: "pool.kubevirt.io", version: "v1beta1", plural: "virtualmachinepools" };
 const VMS = { group: "kubevirt.io", version: "v1", plural: "virtualmachines" };
 const VMIS = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
 const FAST = { VMBUILD_SWEEP_SECONDS: "1", VMBUILD_LEADER_LEASE_SECONDS: "3" };
+const WARM = "vmbuild.dev/warm-min";
 
 /** One verb on one resource of one API group: the smallest thing the role grants. */
 interface Grant {
@@ -36,11 +42,25 @@ interface Grant {
 
 const label = (g: Grant) => `${g.verb} ${g.resource}${g.group === "" ? "" : `.${g.group}`}`;
 
+interface RoleDoc {
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  rules?: V1PolicyRule[];
+}
+
+const roleDocs = () => parseAllDocuments(readFileSync(ROLE_FILE, "utf8")).map((d) => d.toJS() as RoleDoc);
+
 function readRole(): V1PolicyRule[] {
-  const docs = parseAllDocuments(readFileSync(ROLE_FILE, "utf8")).map((d) => d.toJS() as { kind?: string; rules?: V1PolicyRule[] });
-  const role = docs.find((d) => d.kind === "ClusterRole");
+  const role = roleDocs().find((d) => d.kind === "ClusterRole");
   if (!role?.rules) throw new Error(`no ClusterRole with rules in ${ROLE_FILE}`);
   return role.rules;
+}
+
+/** The Role in the controller's namespace that grants leader election. */
+function readLeaderRole(): { name: string; rules: V1PolicyRule[] } {
+  const role = roleDocs().find((d) => d.kind === "Role" && d.metadata?.namespace === CONTROLLER_NAMESPACE);
+  if (!role?.rules || !role.metadata?.name) throw new Error(`no Role with rules in ${CONTROLLER_NAMESPACE} in ${ROLE_FILE}`);
+  return { name: role.metadata.name, rules: role.rules };
 }
 
 function grantsOf(rules: readonly V1PolicyRule[]): Grant[] {
@@ -80,6 +100,12 @@ function forbiddenIn(output: string): Grant[] {
   ];
 }
 
+/** A 403 on a Lease in the controller's own namespace: what leader election runs into. */
+const LEADER_FORBIDDEN = new RegExp(
+  `cannot (\\S+) resource \\\\*"leases\\\\*" in API group \\\\*"coordination\\.k8s\\.io\\\\*" in the namespace \\\\*"${CONTROLLER_NAMESPACE}\\\\*"`,
+  "g",
+);
+
 const sameGrant = (a: Grant, b: Grant) =>
   a.verb === b.verb && a.resource === b.resource && (a.group === b.group || a.group === WATCHED_GROUP || b.group === WATCHED_GROUP);
 
@@ -88,6 +114,10 @@ class Visible extends Error {}
 describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
   const rules = readRole();
   const grants = grantsOf(rules);
+  const leader = readLeaderRole();
+  const leaderGrants = grantsOf(leader.rules);
+  /** The ClusterRole without the Lease verbs the Role grants, so that only the Role can make a leader. */
+  const withoutLeaderOverlap = leaderGrants.reduce((r, g) => without(r, g), rules);
   let h: Harness;
   let env: Testenv;
   let cluster: Cluster;
@@ -108,6 +138,46 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
       () => `RBAC change for ${label(check)} not in effect`,
     );
   };
+
+  /** Replaces the leader-election Role's rules; waits until `check` on the leader Lease is (not) allowed. */
+  const setLeaderRole = async (next: V1PolicyRule[], check: Grant | undefined, allowed: boolean) => {
+    const current = await rbac.readNamespacedRole({ name: leader.name, namespace: CONTROLLER_NAMESPACE });
+    await rbac.replaceNamespacedRole({ name: leader.name, namespace: CONTROLLER_NAMESPACE, body: { ...current, rules: next } });
+    if (!check) return;
+    const controllerKc = loadKubeconfig(env.controllerKubeconfig);
+    // A create carries no name when it is authorized.
+    const name = check.verb === "create" ? undefined : LEADER_LEASE;
+    await waitUntil(
+      async () =>
+        (await canI(controllerKc, { group: check.group, resource: check.resource, verb: check.verb, namespace: CONTROLLER_NAMESPACE, name })) === allowed,
+      20_000,
+      () => `Role change for ${label(check)} not in effect`,
+    );
+  };
+
+  /**
+   * Starts the controller with the ClusterRole that cannot make a leader and the Role as it is now; returns how
+   * leader election went: whether it led (and kept leading through 3 lease durations) and the 403s it met on Leases
+   * in its own namespace.
+   */
+  async function leaderScenario(): Promise<{ led: boolean; lost: boolean; denied: string[] }> {
+    await cluster.coordination.deleteNamespacedLease({ name: LEADER_LEASE, namespace: CONTROLLER_NAMESPACE }).catch(() => undefined);
+    const controller = await startController(env, { name: "rbac-leader", extraEnv: { VMBUILD_LEADER_LEASE_SECONDS: "3" }, readyTimeoutMs: 30_000 });
+    try {
+      const output = () => readFile(controller.outputPath, "utf8");
+      const denied = async () => [...(await output()).matchAll(LEADER_FORBIDDEN)].map(([, verb]) => verb ?? "");
+      await waitUntil(async () => (await output()).includes('"became leader"') || (await denied()).length > 0, 15_000, () => "no leader, no 403").catch(
+        () => undefined,
+      );
+      // Three lease durations: a leader that cannot renew loses the lease well within them.
+      await new Promise((resolve) => setTimeout(resolve, 9_000));
+      const text = await output();
+      return { led: text.includes('"became leader"'), lost: text.includes('"lost leadership"'), denied: [...new Set(await denied())] };
+    } finally {
+      await controller.stop(5_000);
+      await cluster.coordination.deleteNamespacedLease({ name: LEADER_LEASE, namespace: CONTROLLER_NAMESPACE }).catch(() => undefined);
+    }
+  }
 
   /** Runs the scenario; returns the first visible failure, or undefined when everything worked. */
   async function scenario(removed: Grant | undefined): Promise<string | undefined> {
@@ -177,6 +247,12 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
       await step("the orphaned lease was not swept", 20_000, async () =>
         (await cluster.leases(ns)).length === 0 && (await cluster.vmis(ns)).length === 0,
       );
+      // A warm pool: the keeper leases a VM as its own and boots it; a run may take it, or hand its scratched VM
+      // back, by swapping the Lease's holder, and retiring it at the end (warm-min removed) swaps it for sure.
+      await setWarm(ns, "1");
+      await step("no VM was kept warm", 30_000, async () =>
+        (await cluster.leases(ns)).some((l) => (l as V1Lease).spec?.holderIdentity === "vmbuild/warm"),
+      );
       await cluster.createRun(ns, "built", { registrySecret: "registry" }, {
         customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" },
         serviceAccountName: "pipeline",
@@ -195,6 +271,7 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
       await step("no Event was recorded for the run", 10_000, async () =>
         (await cluster.core.listNamespacedEvent({ namespace: ns })).items.some((e) => e.involvedObject.name === "built"),
       );
+      await setWarm(ns, null);
       await step("a VM was left unscratched", 30_000, async () =>
         (await cluster.leases(ns)).length === 0 && (await cluster.vmis(ns)).length === 0,
       );
@@ -206,10 +283,19 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
       throw err;
     } finally {
       await controller?.stop(5_000);
+      // Cold again, so that the next case's controller retires what this one kept warm rather than keep it.
+      await setWarm(ns, null).catch(() => undefined);
       // A controller without lease rights cannot give leadership back: do it for the next one.
-      await cluster.coordination.deleteNamespacedLease({ name: LEADER_LEASE, namespace: "vmbuild-system" }).catch(() => undefined);
+      await cluster.coordination.deleteNamespacedLease({ name: LEADER_LEASE, namespace: CONTROLLER_NAMESPACE }).catch(() => undefined);
     }
   }
+
+  /** Sets the pool's warm-min, or (null) makes it cold again. */
+  const setWarm = (ns: string, min: string | null) =>
+    cluster.custom.patchNamespacedCustomObject(
+      { ...POOLS, namespace: ns, name: "builders", body: { metadata: { annotations: { [WARM]: min } } } },
+      mergePatch,
+    );
 
   beforeAll(async () => {
     h = await openHarness("rbac");
@@ -222,12 +308,16 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
   });
 
   afterAll(async () => {
-    if (rbac) await setRole(rules, grants[0], true);
+    if (rbac) {
+      await setLeaderRole(leader.rules, leaderGrants[0], true);
+      await setRole(rules, grants[0], true);
+    }
     // Whatever a crippled controller left behind, the full one finishes and scratches.
     if (env && namespaces.length > 0) {
       const controller = await startController(env, { name: "rbac", extraEnv: FAST });
       try {
         for (const ns of namespaces) {
+          await setWarm(ns, null);
           for (const run of ["built", "cancelled"]) await cluster.deleteRun(ns, run).catch(() => undefined);
           // A crippled controller may have let a run end with its VM still up: stop those as an admin would.
           for (const vm of await cluster.vms(ns)) {
@@ -245,7 +335,7 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
   });
 
   it("grants no wildcard, reads Secrets only by name, and each grant is one verb the test can remove", () => {
-    for (const rule of rules) {
+    for (const rule of [...rules, ...leader.rules]) {
       for (const field of [rule.apiGroups, rule.resources, rule.verbs, rule.resourceNames, rule.nonResourceURLs]) {
         expect(field ?? []).not.toContain("*");
       }
@@ -253,6 +343,12 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
     const secretVerbs = grants.filter((g) => g.group === "" && g.resource === "secrets").map((g) => g.verb);
     expect(secretVerbs).toEqual(["get"]);
     expect(new Set(grants.map(label)).size).toBe(grants.length);
+    expect(new Set(leaderGrants.map(label)).size).toBe(leaderGrants.length);
+    // The Role is about Leases only, and the ClusterRole can stand in for it only through its per-VM Lease rule.
+    expect(leaderGrants.every((g) => g.group === "coordination.k8s.io" && g.resource === "leases")).toBe(true);
+    expect(grantsOf(withoutLeaderOverlap).filter((g) => g.resource === "leases").map((g) => g.verb)).toEqual(
+      grants.filter((g) => g.resource === "leases" && !leaderGrants.some((l) => l.verb === g.verb)).map((g) => g.verb),
+    );
   });
 
   it("with the full role, the whole scenario works and no request is forbidden", async () => {
@@ -271,5 +367,35 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
     } finally {
       await setRole(rules, grant, true);
     }
+  });
+
+  describe("leader election, by the Role in vmbuild-system", () => {
+    const overlap = leaderGrants[0];
+    beforeAll(async () => {
+      if (overlap) await setRole(withoutLeaderOverlap, overlap, false);
+    });
+    afterAll(async () => {
+      await setLeaderRole(leader.rules, leaderGrants[0], true);
+      await setRole(rules, overlap, true);
+    });
+
+    it("with the Role whole (and no Lease rule of the ClusterRole to lean on), the controller leads", async () => {
+      const outcome = await leaderScenario();
+      findings.push(`Role whole: ${JSON.stringify(outcome)}`);
+      expect(outcome).toEqual({ led: true, lost: false, denied: [] });
+    });
+
+    it.each(leaderGrants.map((g) => [label(g), g] as const))("without %s in the Role, it cannot lead", async (name, grant) => {
+      await setLeaderRole(without(leader.rules, grant), grant, false);
+      try {
+        const outcome = await leaderScenario();
+        findings.push(`Role without ${name}: ${JSON.stringify(outcome)}`);
+        console.log(findings.at(-1));
+        expect(outcome.denied, `${name} looks superfluous: no 403 for it`).toContain(grant.verb);
+        expect(outcome.led && !outcome.lost, `${name} looks superfluous: it led throughout`).toBe(false);
+      } finally {
+        await setLeaderRole(leader.rules, grant, true);
+      }
+    });
   });
 });
