@@ -581,6 +581,14 @@ describe("decide: status bookkeeping", () => {
     });
   });
 
+  it("a VM deleted while starting is not written down as tried: a new VM of that name may be taken later", () => {
+    const d = decide(
+      run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+      observe(5, [stopped("builders-1")]),
+    );
+    expect(d.status?.extraFields).toMatchObject({ phase: "Starting", tried: [], slots: [{ vm: "builders-1" }] });
+  });
+
   it("sets startTime on first reconcile and completionTime only at the end", () => {
     const first = decide(run(), observe(0, [stopped("builders-0")]));
     expect(first.status?.startTime).toBe(T0);
