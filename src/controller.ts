@@ -101,7 +101,7 @@ export async function startController(
   const queues = new PoolQueues(informers.runs.cache);
   // First of the runs' handlers: whatever a change wakes reads the queues ranked afresh.
   informers.runs.onChange(() => queues.runsChanged());
-  for (const kind of ["runs", "leases"] as const) {
+  for (const kind of ["runs", "leases", "vms"] as const) {
     informers[kind].onChange((obj) => expectations.observed(kind, obj));
     informers[kind].onDelete((obj) => expectations.deleted(kind, obj));
   }
@@ -109,7 +109,7 @@ export async function startController(
     runs: informers.runs.cache,
     vmbuilds: informers.vmbuilds.cache,
     pools: informers.pools.cache,
-    vms: informers.vms.cache,
+    vms: expectations.overVMs(informers.vms.cache),
     vmis: informers.vmis.cache,
     leases: expectations.overLeases(informers.leases.cache),
     queue: (pool) => queues.of(pool),

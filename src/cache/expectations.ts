@@ -1,4 +1,5 @@
 import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
 
 // Our own writes the informers have not delivered yet. Like the expectations of Kubernetes' own controllers: an
 // overlay, never the truth; the apiserver's create and resourceVersion checks still decide every write.
@@ -6,17 +7,22 @@ import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
 //   gap would otherwise see the VM free, and its create would fail with a conflict.
 // - Of a CustomRun, the copies our last pass wrote over: a reconcile that reads one of them would repeat or undo
 //   that pass's actions, so it waits for the newer copy.
+// - A VM we started or stopped is shown as we wrote it: a run that ends a moment after starting its VM would
+//   otherwise see it stopped, call it scratched, and leave it booting without a Lease.
 // An expectation ends when the cache catches up (seen on read or in an informer event), when the informer deletes
 // the object, when we release it, or after EXPECTATION_TTL_MS: memory holds at most the last TTL's writes.
 
 /** How long an expectation may outlive an informer that does not catch up (a watch restarting). */
 export const EXPECTATION_TTL_MS = 15_000;
 
-/** The informers whose objects we expect: CustomRuns and VM Leases. */
-export type ExpectedKind = "runs" | "leases";
+/** The informers whose objects we expect: CustomRuns, VM Leases and VirtualMachines. */
+export type ExpectedKind = "runs" | "leases" | "vms";
 
-/** What we wait to see: our Lease as we wrote it, or the run's versions we wrote over. */
-type Expected = { kind: "leases"; lease: KubernetesObject } | { kind: "runs"; versions: readonly string[] };
+/** What we wait to see: our Lease or VM as we wrote it, or the run's versions we wrote over. */
+type Expected =
+  | { kind: "leases"; lease: KubernetesObject }
+  | { kind: "runs"; versions: readonly string[] }
+  | { kind: "vms"; vm: KubernetesObject };
 
 interface Expectation {
   expected: Expected;
@@ -59,6 +65,29 @@ export class Expectations {
         const cached = cache.get(name, namespace);
         const pending = this.pending(keyOf("leases", namespace, name), cached);
         return pending?.kind === "leases" ? pending.lease : cached;
+      },
+    };
+  }
+
+  /** A VM as the apiserver returned it from our start or stop. */
+  wroteVM(vm: KubernetesObject): void {
+    this.set(keyOf("vms", vm.metadata?.namespace, vm.metadata?.name), { kind: "vms", vm });
+  }
+
+  /** `cache` (the VMs') with the VMs we started or stopped in place of older copies, for get and list. */
+  overVMs(cache: ObjectCache<KubernetesObject>): ObjectCache<KubernetesObject> {
+    const ours = (cached: KubernetesObject): KubernetesObject => {
+      const pending = this.pending(keyOf("vms", cached.metadata?.namespace, cached.metadata?.name), cached);
+      return pending?.kind === "vms" ? pending.vm : cached;
+    };
+    return {
+      list: (namespace?: string) => {
+        const listed = cache.list(namespace);
+        return this.entries.size === 0 ? listed : listed.map(ours);
+      },
+      get: (name: string, namespace?: string) => {
+        const cached = cache.get(name, namespace);
+        return cached && ours(cached);
       },
     };
   }
@@ -124,7 +153,23 @@ function met(expected: Expected, cached: KubernetesObject | undefined): boolean 
     const version = cached?.metadata?.resourceVersion;
     return version === undefined || !expected.versions.includes(version);
   }
+  // A VM no longer cached was deleted: nothing of ours to show.
+  if (expected.kind === "vms") return cached === undefined || vmCaughtUp(cached, expected.vm);
   return cached !== undefined && caughtUp(cached, expected.lease);
+}
+
+/**
+ * The cache has our start or stop (the same version, or a later one that runs as we wrote), or a VM that is not
+ * the one we wrote (a new VM of the same name: ours is gone).
+ */
+function vmCaughtUp(cached: KubernetesObject, ours: KubernetesObject): boolean {
+  if (cached.metadata?.resourceVersion === ours.metadata?.resourceVersion) return true;
+  return cached.metadata?.uid !== ours.metadata?.uid || isDeepStrictEqual(runFields(cached), runFields(ours));
+}
+
+function runFields(vm: KubernetesObject): unknown {
+  const spec = (vm as { spec?: { running?: unknown; runStrategy?: unknown } }).spec;
+  return [spec?.running, spec?.runStrategy];
 }
 
 /** The cache has our Lease write: the same version, or a later one of the same Lease with our holder. */

@@ -1,3 +1,4 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Kube } from "../kube/client.js";
 import { mergePatch } from "../kube/client.js";
 import { isNotFound } from "../kube/errors.js";
@@ -6,8 +7,9 @@ import { runPatch, type VirtualMachine } from "./vm.js";
 
 // Starting, stopping and scratching VMs through the API: thin adapters, shared by runs and the sweeper.
 
-export async function setRunning(kube: Kube, vm: VirtualMachine, run: boolean): Promise<void> {
-  await kube.custom.patchNamespacedCustomObject(
+/** Resolves with the VM as the apiserver returned it. */
+export async function setRunning(kube: Kube, vm: VirtualMachine, run: boolean): Promise<KubernetesObject> {
+  return (await kube.custom.patchNamespacedCustomObject(
     {
       group: VIRTUAL_MACHINES.group,
       version: VIRTUAL_MACHINES.version,
@@ -17,7 +19,7 @@ export async function setRunning(kube: Kube, vm: VirtualMachine, run: boolean): 
       body: runPatch(vm, run),
     },
     mergePatch,
-  );
+  )) as KubernetesObject;
 }
 
 /** Deletes the VM's instance with grace period 0: its disk is thrown away anyway, the default 30 s buys nothing. */

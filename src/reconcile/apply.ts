@@ -150,9 +150,17 @@ async function applyAction(
     case "startVM":
     case "stopVM": {
       const { namespace } = splitPoolKey(action.pool);
-      const vm = VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, namespace));
-      await setRunning(kube, vm, action.kind === "startVM");
-      log.info({ vm: action.vm }, action.kind === "startVM" ? "starting VM" : "stopping VM");
+      const cached = deps.caches.vms.get(action.vm, namespace);
+      const stop = action.kind === "stopVM";
+      // A VM deleted meanwhile (or its pool) has nothing left to stop; the next decision sees what remains of it.
+      if (stop && !cached) return;
+      try {
+        deps.expectations.wroteVM(await setRunning(kube, VirtualMachineSchema.parse(cached), !stop));
+      } catch (err) {
+        if (!(stop && isNotFound(err))) throw err;
+        return;
+      }
+      log.info({ vm: action.vm }, stop ? "stopping VM" : "starting VM");
       return;
     }
     case "deleteVMI":

@@ -35,6 +35,12 @@ export interface Observation {
   plan?: PlanObservation;
   /** Every pool the plan or the run's status names, by NAMESPACE/NAME. */
   pools: Record<string, PoolObservation>;
+  /**
+   * VMs the run's status names that their pool does not list (the VM or the pool was deleted), as still seen by
+   * name: a VM no pool owns now, an instance left behind, or only their Lease. By NAMESPACE/VM; what a scratch
+   * works from when the pool no longer shows the VM.
+   */
+  unpooled?: Record<string, VMView>;
   /** Per slot of the run's status: the VM whose lease the current attempt holds there. */
   held: (string | undefined)[];
   /** Leases the attempt holds beyond its slots (two replicas raced, or a lost status write): given back. */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { positionOf } from "../lease/fair-queue.js";
-import { holderIdentity } from "../lease/holder.js";
+import { holderIdentity, leaseName } from "../lease/holder.js";
 import { resolveSettings } from "../api/resolve.js";
 import { runKey, type CustomRun } from "../tekton/customrun.js";
 import type { Observation, PlanObservation, PoolObservation, SettingsObservation } from "./observation.js";
@@ -10,7 +10,9 @@ import { planSlots, type NativePool } from "./plan.js";
 import { poolKey, splitPoolKey } from "../kubevirt/pool-key.js";
 import { readWarmConfig } from "../pools/warm.js";
 import type { BuildSettings } from "../api/settings.js";
-import { poolVMs, type Caches } from "../cache/caches.js";
+import { cachedVM, poolVMs, type Caches } from "../cache/caches.js";
+import type { VMView } from "../kubevirt/vm.js";
+import { readVMLease } from "../lease/leases.js";
 
 // observe: read the caches (never the API) into the input of decide().
 
@@ -59,6 +61,7 @@ export function observe(run: CustomRun, problem: string | undefined, sources: Ob
   const plan = settings.ok ? planOf(run, settings.settings, lookup) : undefined;
   const slots = state?.slots ?? (plan?.ok ? plan.slots : []);
   for (const slot of slots) lookup(slot.pool);
+  const unpooled = unpooledVMs(state?.slots ?? [], pools, caches);
   const vms = state?.slots.map((s) => s.vm).filter((vm): vm is string => vm !== undefined) ?? [];
   const jobView = state && vms.length === state.slots.length ? job({ uid: run.metadata.uid, attempt, vms }) : undefined;
   // Only a run that may take VMs needs its place in the queues; building runs skip the scan of all runs.
@@ -74,7 +77,8 @@ export function observe(run: CustomRun, problem: string | undefined, sources: Ob
     settings,
     ...(plan ? { plan } : {}),
     pools,
-    ...heldLeases(run, attempt, slots, pools),
+    ...(unpooled ? { unpooled } : {}),
+    ...heldLeases(run, attempt, slots, pools, unpooled),
     demandAhead,
     ...(jobView ? { job: jobView } : {}),
   };
@@ -144,6 +148,28 @@ function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
 }
 
 
+/** The slots' VMs their pool does not list (or whose pool is gone), as seen by name, with their Leases. */
+function unpooledVMs(
+  slots: readonly SlotState[],
+  pools: Record<string, PoolObservation>,
+  caches: Caches,
+): Record<string, VMView> | undefined {
+  let unpooled: Record<string, VMView> | undefined;
+  for (const { pool, vm } of slots) {
+    const found = pools[pool];
+    if (!vm || (found?.found && found.vms.some((v) => v.name === vm))) continue;
+    const { namespace } = splitPoolKey(pool);
+    const lease = readVMLease(caches.leases.get(leaseName(vm), namespace));
+    const seen = cachedVM(caches, namespace, vm);
+    if (!seen && !lease?.holder) continue;
+    (unpooled ??= {})[`${namespace}/${vm}`] = {
+      ...(seen ?? { name: vm, wantsRunning: false }),
+      ...(lease?.holder ? { leaseHolder: lease.holder } : {}),
+    };
+  }
+  return unpooled;
+}
+
 /**
  * Per slot, the VM whose lease this attempt holds: the one the status names, else (a status write lost after the
  * lease was taken) one of the attempt's unclaimed leases in the slot's pool. Leases beyond that are extra.
@@ -153,11 +179,16 @@ function heldLeases(
   attempt: number,
   slots: readonly SlotState[],
   pools: Record<string, PoolObservation>,
+  unpooled: Record<string, VMView> | undefined,
 ): Pick<Observation, "held" | "extraLeases"> {
   const me = holderIdentity(run.metadata, attempt);
   const mine = new Map<string, string[]>();
   for (const [key, pool] of Object.entries(pools)) {
     if (pool.found) mine.set(key, pool.vms.filter((v) => v.leaseHolder === me).map((v) => v.name));
+  }
+  for (const slot of slots) {
+    const seen = slot.vm ? unpooled?.[`${splitPoolKey(slot.pool).namespace}/${slot.vm}`] : undefined;
+    if (seen?.leaseHolder === me) mine.set(slot.pool, [...(mine.get(slot.pool) ?? []), seen.name]);
   }
   const take = (pool: string, vm?: string): string | undefined => {
     const list = mine.get(pool) ?? [];

@@ -4,6 +4,7 @@ import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { leaseName, parseHolder } from "../lease/holder.js";
 import { readVMLease } from "../lease/leases.js";
 import { isFinished, isOurs, parseRun } from "../tekton/customrun.js";
+import { readRunState } from "../tekton/run-state.js";
 
 // Which keys an informer event concerns: the CustomRuns to reconcile (NAMESPACE/NAME) and the pools whose warm set
 // to keep. Pure: reads the caches, enqueues nothing.
@@ -28,11 +29,16 @@ export function keysOfPool(obj: KubernetesObject, caches: Pick<Caches, "vms" | "
   return waking(keyOf(obj), caches);
 }
 
-/** A VM or its VMI (same name) changed: the run holding its lease, then its pool's first waiting runs. */
-export function keysOfVM(obj: KubernetesObject, caches: Pick<Caches, "vms" | "leases" | "queue">): Keys {
+/**
+ * A VM or its VMI (same name) changed: the run holding its lease, then its pool's first waiting runs. A VM with no
+ * Lease at all (deleted by hand) wakes the unfinished runs whose status names it: such a run still owns the VM,
+ * and would otherwise hear of its boot or its scratch only from a timer.
+ */
+export function keysOfVM(obj: KubernetesObject, caches: Pick<Caches, "runs" | "vms" | "leases" | "queue">): Keys {
   const namespace = obj.metadata?.namespace ?? "";
   const vm = obj.metadata?.name ?? "";
-  const holder = holderKeys(readVMLease(caches.leases.get(leaseName(vm), namespace))?.holder);
+  const lease = caches.leases.get(leaseName(vm), namespace);
+  const holder = lease ? holderKeys(readVMLease(lease)?.holder) : runsNaming(caches, namespace, vm);
   const owner = (caches.vms.get(vm, namespace) as Owned | undefined)?.metadata?.ownerReferences?.find(
     (o) => o.kind === "VirtualMachinePool",
   );
@@ -76,6 +82,17 @@ function waking(poolKey: string, caches: Pick<Caches, "vms" | "queue">): Keys {
     ahead += demand;
   }
   return { runs, pools: [poolKey] };
+}
+
+/** Our unfinished runs whose status names VM `vm` of `namespace` (their pool's namespace, not always theirs). */
+function runsNaming(caches: Pick<Caches, "runs">, namespace: string, vm: string): string[] {
+  return caches.runs.list().flatMap((obj) => {
+    const status = (obj as { status?: { extraFields?: unknown } }).status;
+    const state = readRunState(status?.extraFields);
+    if (!state || state.phase === "Done" || !isOurs(obj)) return [];
+    const names = state.slots.some((slot) => slot.vm === vm && splitPoolKey(slot.pool).namespace === namespace);
+    return names ? [keyOf(obj)] : [];
+  });
 }
 
 type Owned = { metadata?: { ownerReferences?: { kind: string; name: string }[] } };

@@ -107,14 +107,22 @@ export function heldVM(ctx: Ctx, state: RunState, i: number): string | undefined
   if (slot?.vm && ctx.held.leasedNow.has(slot.vm)) return slot.vm;
   const lease = ctx.held.leases[i];
   if (lease) return lease;
-  if (!slot?.vm || !ctx.obs.pools[slot.pool]?.found) return undefined;
-  return seenVM(ctx.obs, slot.pool, slot.vm)?.leaseHolder ? undefined : slot.vm;
+  if (!slot?.vm) return undefined;
+  return lastSeen(ctx.obs, slot.pool, slot.vm)?.leaseHolder ? undefined : slot.vm;
 }
 
 /** What the observation saw of VM `name` in `pool`. */
 export function seenVM(obs: Observation, pool: string, name: string): VMView | undefined {
   const found = obs.pools[pool];
   return found?.found ? found.vms.find((vm) => vm.name === name) : undefined;
+}
+
+/**
+ * What is left of VM `name` of `pool`: as its pool shows it, or, once the VM or the pool was deleted, what is still
+ * seen by name (an instance still to delete). What a scratch works from.
+ */
+export function lastSeen(obs: Observation, pool: string, name: string): VMView | undefined {
+  return seenVM(obs, pool, name) ?? obs.unpooled?.[`${splitPoolKey(pool).namespace}/${name}`];
 }
 
 export function vmsOf(state: RunState): string {

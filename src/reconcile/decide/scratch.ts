@@ -5,7 +5,7 @@ import type { Condition } from "../../tekton/customrun.js";
 import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "../../tekton/run-state.js";
 import { condition, failure, progress, retryEntry } from "../../tekton/status.js";
 import type { PoolObservation } from "../observation.js";
-import { endingResults, heldVM, RELEASED, seenVM, vmsOf, type Action, type Ctx, type Next } from "./phase.js";
+import { endingResults, heldVM, lastSeen, RELEASED, vmsOf, type Action, type Ctx, type Next } from "./phase.js";
 
 // Scratching: every way a run ends goes through here. Cancel the job, scratch each VM (kubevirt/scratch.ts),
 // release its lease, and only then retry, queue again, or write the final condition.
@@ -34,7 +34,7 @@ export function scratching(ctx: Ctx, state: RunState): Next<"finish"> {
   state.slots.forEach((slot, i) => {
     const vm = heldVM(ctx, state, i);
     if (!vm) return;
-    const step = scratchStep(seenVM(ctx.obs, slot.pool, vm));
+    const step = scratchStep(lastSeen(ctx.obs, slot.pool, vm));
     actions.push(...scratchActions(step, slot.pool, vm));
     if (step !== "gone" || jobRunning) {
       pending = true;
@@ -127,7 +127,7 @@ export function giveBackExtraLeases(ctx: Ctx): Action[] {
   if (!extraLeases) return [];
   const holder = holderIdentity(ctx.run.metadata, readRunState(ctx.base.extraFields)?.attempt ?? 0);
   return extraLeases.flatMap(({ pool, vm }): Action[] => {
-    const step = scratchStep(seenVM(ctx.obs, pool, vm));
+    const step = scratchStep(lastSeen(ctx.obs, pool, vm));
     return step === "gone" ? [{ kind: "releaseLease", pool, vm, holder, toWarm: false }] : scratchActions(step, pool, vm);
   });
 }

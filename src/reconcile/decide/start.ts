@@ -32,15 +32,29 @@ export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
   // podman not answering is what readyTimeout bounds; a job that failed here failed for another reason
   // (the run's credentials, say) and ends the run like any build failure.
   if (job?.state === "failed") return { to: "beginScratch", state, outcome: { ...failure(job.reason, job.message), results: job.results } };
+  const deleted = names.filter((_, i) => !vms[i]);
+  if (deleted.length > 0) {
+    // Deleted under the run (by hand, a scale-down): not a VM that failed to get ready, so not one tried. Scratch
+    // what is left of it and queue again, for any VM of the pool (a new one of the same name too).
+    return {
+      to: "beginScratch",
+      state,
+      outcome: {
+        condition: progress(ctx, "WaitingForVM", `VM ${deleted.join(", ")} was deleted while starting; queueing again.`),
+        results: [],
+        next: "requeue",
+      },
+    };
+  }
   // readyTimeout bounds the VMs, not a source fetch that outlasts their boot.
   const fetching = job?.state === "running" && job.stage === "fetching";
   const allReady = vms.every((vm) => vm?.vmi?.ready);
-  if (vms.some((vm) => !vm) || (waited >= settings.readyTimeout && !(allReady && fetching))) {
+  if (waited >= settings.readyTimeout && !(allReady && fetching)) {
     const unready = names.filter((_, i) => !vms[i]?.vmi?.ready);
-    const blamed = (unready.length > 0 ? unready : names).map((name) => {
-      const vm = vms[names.indexOf(name)];
-      return { vm: name, lastSeen: vm ? describeVM(vm, job) : "the VM was deleted" };
-    });
+    const blamed = (unready.length > 0 ? unready : names).map((name) => ({
+      vm: name,
+      lastSeen: describeVM(vms[names.indexOf(name)] as VMView, job),
+    }));
     const tried = [...state.tried, ...blamed];
     const seen = blamed.map((b) => `${b.vm} (${b.lastSeen})`).join("; ");
     if (state.tried.length === 0) {

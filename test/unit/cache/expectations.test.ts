@@ -159,3 +159,60 @@ describe("Expectations and the Lease informer's events", () => {
     expect(expectations.runBehind(run(NAME, "10"))).toBe(true);
   });
 });
+
+describe("Expectations of our VM starts and stops", () => {
+  const vm = (rv: string, runStrategy: string, uid = "u1"): KubernetesObject =>
+    ({ metadata: { namespace: "ns", name: "vm-0", uid, resourceVersion: rv }, spec: { runStrategy } }) as KubernetesObject;
+  const strategy = (obj: KubernetesObject | undefined) => (obj as { spec?: { runStrategy?: string } } | undefined)?.spec?.runStrategy;
+  function vmInformer(initial: KubernetesObject) {
+    let current: KubernetesObject | undefined = initial;
+    const other = { metadata: { namespace: "ns", name: "vm-1", uid: "u2", resourceVersion: "5" }, spec: {} } as KubernetesObject;
+    const cache: ObjectCache<KubernetesObject> = {
+      get: (name, namespace) => [current, other].find((o) => o?.metadata?.name === name && namespace === "ns"),
+      list: () => [current, other].filter((o): o is KubernetesObject => o !== undefined),
+    };
+    return { cache, set: (obj: KubernetesObject | undefined) => (current = obj) };
+  }
+
+  it("shows a VM we started, to get and list, until the informer has the start: a run ending at once still scratches it", () => {
+    const expectations = new Expectations();
+    const inf = vmInformer(vm("10", "Halted"));
+    const view = expectations.overVMs(inf.cache);
+    expectations.wroteVM(vm("11", "Always"));
+    expect(strategy(view.get("vm-0", "ns"))).toBe("Always");
+    expect(view.list("ns").map(strategy)).toEqual(["Always", undefined]);
+    // The informer caught up, past our version (someone changed the VM again since, still running).
+    inf.set(vm("12", "Always"));
+    expect(view.get("vm-0", "ns")?.metadata?.resourceVersion).toBe("12");
+    expect(expectations.size).toBe(0);
+  });
+
+  it("ends on the informer event that delivers our write, or its delete; a VM no longer cached is not shown", () => {
+    const expectations = new Expectations();
+    expectations.wroteVM(vm("11", "Halted"));
+    expectations.observed("vms", vm("10", "Always"));
+    expect(expectations.size).toBe(1);
+    expectations.observed("vms", vm("11", "Halted"));
+    expect(expectations.size).toBe(0);
+
+    expectations.wroteVM(vm("13", "Halted"));
+    expectations.deleted("vms", vm("13", "Halted"));
+    expect(expectations.size).toBe(0);
+
+    const inf = vmInformer(vm("10", "Always"));
+    const view = expectations.overVMs(inf.cache);
+    expectations.wroteVM(vm("14", "Halted"));
+    inf.set(undefined);
+    expect(view.get("vm-0", "ns")).toBeUndefined();
+    expect(view.list("ns").map((o) => o.metadata?.name)).toEqual(["vm-1"]);
+  });
+
+  it("does not show ours over a new VM of the same name (the pool made it anew)", () => {
+    const expectations = new Expectations();
+    const inf = vmInformer(vm("10", "Halted"));
+    const view = expectations.overVMs(inf.cache);
+    expectations.wroteVM(vm("11", "Always"));
+    inf.set(vm("20", "Halted", "u9"));
+    expect(view.get("vm-0", "ns")?.metadata?.uid).toBe("u9");
+  });
+});

@@ -361,6 +361,31 @@ const rows: Row[] = [
     phase: "Queued",
   },
   {
+    name: "VM deleted while starting (by hand, a scale-down): queue again, for any VM, without counting it as tried",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(5, [stopped("builders-1")], {
+      heldLease: "builders-0",
+      unpooled: { "team-a/builders-0": { name: "builders-0", wantsRunning: false, leaseHolder: ME } },
+    }),
+    actions: ["releaseLease:builders-0", "acquireLease:builders-1", "startVM:builders-1", "startJob:builders-1"],
+    reason: "StartingVM",
+    phase: "Starting",
+  },
+  {
+    name: "VM deleted while starting, its instance still there: the instance is deleted before the lease goes",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(5, [stopped("builders-1")], {
+      heldLease: "builders-0",
+      unpooled: {
+        "team-a/builders-0": { ...halted("builders-0"), vmi: { phase: "Scheduling", ready: false, deleting: false } },
+      },
+    }),
+    actions: ["deleteVMI:builders-0"],
+    reason: "Scratching",
+    phase: "Scratching",
+    message: /VM builders-0 was deleted while starting; queueing again/,
+  },
+  {
     name: "one attempt holding two VMs (two replicas raced): the one not in the status is stopped",
     run: run({ status: status(state("Starting", { vm: "builders-1" }), "StartingVM") }),
     obs: observe(5, [ready("builders-0"), ready("builders-1")], { heldLease: "builders-1", extraLeases: ["builders-0"] }),
@@ -539,6 +564,44 @@ const rows: Row[] = [
     status: "False",
     removeFinalizer: true,
   },
+  // The pool deleted under a run: its VMs are still seen by name (unpooled) until they are gone
+  {
+    name: "pool deleted mid-build: the job cancelled and the VM, still seen by name, stopped",
+    run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
+    obs: observe(9, [], {
+      pool: { found: false, reason: "PoolNotFound", message: "VirtualMachinePool team-a/builders not found." },
+      heldLease: "builders-0",
+      job: building,
+      unpooled: { "team-a/builders-0": ready("builders-0") },
+    }),
+    actions: ["cancelJob", "stopVM:builders-0"],
+    reason: "Scratching",
+    phase: "Scratching",
+    message: /PoolNotFound/,
+  },
+  {
+    name: "pool deleted while scratching, its instance still going away: wait for it",
+    run: run({ status: status(scratchingOn("CustomRunCancelled", "False"), "Scratching") }),
+    obs: observe(12, [], {
+      pool: { found: false, reason: "PoolNotFound", message: "VirtualMachinePool team-a/builders not found." },
+      heldLease: "builders-0",
+      unpooled: { "team-a/builders-0": { ...halted("builders-0"), vmi: { phase: "Running", ready: true, deleting: true } } },
+    }),
+    actions: [],
+    reason: "Scratching",
+  },
+  {
+    name: "pool deleted while scratching, nothing of the VM seen: the run lets go of its lease and ends",
+    run: run({ status: status(scratchingOn("CustomRunCancelled", "False"), "Scratching") }),
+    obs: observe(12, [], {
+      pool: { found: false, reason: "PoolNotFound", message: "VirtualMachinePool team-a/builders not found." },
+    }),
+    actions: ["releaseLease:builders-0"],
+    reason: "CustomRunCancelled",
+    status: "False",
+    phase: "Done",
+    removeFinalizer: true,
+  },
   // Finished
   {
     name: "finished run is never rewritten, even when Tekton cancels it afterwards",
@@ -579,6 +642,14 @@ describe("decide: status bookkeeping", () => {
       slots: [{ pool: POOL, vm: "builders-0", lease: "team-a/vmbuild-vm-builders-0" }],
       attempt: 0,
     });
+  });
+
+  it("a VM deleted while starting is not written down as tried: a new VM of that name may be taken later", () => {
+    const d = decide(
+      run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+      observe(5, [stopped("builders-1")]),
+    );
+    expect(d.status?.extraFields).toMatchObject({ phase: "Starting", tried: [], slots: [{ vm: "builders-1" }] });
   });
 
   it("sets startTime on first reconcile and completionTime only at the end", () => {

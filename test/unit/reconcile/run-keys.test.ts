@@ -95,6 +95,44 @@ describe("keysOfVM", () => {
   });
 });
 
+describe("keysOfVM for a VM whose Lease was deleted", () => {
+  /** Our run whose status names `vmName` of pool `pool` (NAMESPACE/NAME), in `phase`. */
+  const naming = (namespace: string, name: string, pool: string, vmName: string, phase = "Starting"): KubernetesObject =>
+    ({
+      ...run(namespace, name),
+      status: {
+        extraFields: {
+          phase,
+          attempt: 0,
+          slots: [{ platforms: ["linux/amd64"], pool, vm: vmName }],
+          queuedAt: "2026-01-01T00:00:00Z",
+          phaseSince: "2026-01-01T00:00:00Z",
+        },
+      },
+    }) as KubernetesObject;
+  const c = caches({
+    vms: [vm("vm-0", "pool"), vm("vm-1", "pool")],
+    runs: [
+      naming("team", "owner", "ns/pool", "vm-0"),
+      naming("ns", "scratching", "ns/pool", "vm-0", "Scratching"),
+      naming("ns", "done", "ns/pool", "vm-0", "Done"),
+      naming("ns", "elsewhere", "other/pool", "vm-0"),
+      naming("ns", "sibling", "ns/pool", "vm-1"),
+    ],
+    queues: { "ns/pool": waiting("ns/w1") },
+  });
+
+  it("wakes the unfinished runs whose status names it (of any namespace), then the pool's waiting runs", () => {
+    expect(keysOfVM(vm("vm-0", "pool"), c)).toEqual({ runs: ["team/owner", "ns/scratching", "ns/w1"], pools: ["ns/pool"] });
+    expect(keysOfVM(vmi("vm-0"), c).runs).toEqual(["team/owner", "ns/scratching", "ns/w1"]);
+  });
+
+  it("wakes only the holder while a Lease is there, whoever's it is", () => {
+    const leased = { ...c, leases: cache([lease("vm-0", WARM_HOLDER)]) };
+    expect(keysOfVM(vm("vm-0", "pool"), leased).runs).toEqual(["ns/w1"]);
+  });
+});
+
 describe("keysOfLease", () => {
   const c = caches({ vms: [vm("vm-0", "pool")], queues: { "ns/pool": waiting("ns/w1", "ns/w2") } });
 

@@ -1,0 +1,103 @@
+import type { KubernetesObject, ObjectCache } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import type { Caches } from "../../../src/cache/caches.js";
+import { holderIdentity, leaseName } from "../../../src/lease/holder.js";
+import { observe } from "../../../src/reconcile/observe.js";
+import { parseRun } from "../../../src/tekton/customrun.js";
+
+// observe reads the caches into decide's input; here, what it still sees of a run's VM once the VM or its pool is
+// deleted (what the scratch works from).
+
+function cache(objects: object[]): ObjectCache<KubernetesObject> {
+  const all = objects as KubernetesObject[];
+  return {
+    get: (name, namespace) => all.find((o) => o.metadata?.name === name && o.metadata?.namespace === namespace),
+    list: (namespace) => all.filter((o) => namespace === undefined || o.metadata?.namespace === namespace),
+  };
+}
+
+const RUN = { namespace: "ns", name: "run", uid: "uid-1" };
+const ME = holderIdentity(RUN, 0);
+const rawRun = {
+  apiVersion: "tekton.dev/v1beta1",
+  kind: "CustomRun",
+  metadata: { ...RUN, resourceVersion: "1" },
+  spec: {
+    customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild" },
+    params: [
+      { name: "pool", value: "builders" },
+      { name: "gitUrl", value: "https://git.test/app.git" },
+      { name: "image", value: "registry.test/app:1" },
+    ],
+  },
+  status: {
+    startTime: "2026-01-01T00:00:00Z",
+    extraFields: {
+      phase: "Building",
+      attempt: 0,
+      slots: [{ platforms: ["linux/amd64"], pool: "ns/builders", vm: "builders-0" }],
+      queuedAt: "2026-01-01T00:00:00Z",
+      phaseSince: "2026-01-01T00:00:00Z",
+    },
+  },
+};
+const pool = { metadata: { namespace: "ns", name: "builders" }, spec: {} };
+const owned = { ownerReferences: [{ kind: "VirtualMachinePool", name: "builders" }] };
+const vm = (name: string, runStrategy: string, owner = true) => ({
+  metadata: { namespace: "ns", name, ...(owner ? owned : {}) },
+  spec: { runStrategy },
+});
+const vmi = (name: string, deleting = false) => ({
+  metadata: { namespace: "ns", name, ...(deleting ? { deletionTimestamp: "2026-01-01T00:00:01Z" } : {}) },
+  status: { phase: "Running" },
+});
+const lease = (vmName: string, holder: string) => ({
+  metadata: { namespace: "ns", name: leaseName(vmName), labels: { "vmbuild.dev/vm": vmName, "vmbuild.dev/pool": "builders" } },
+  spec: { holderIdentity: holder },
+});
+
+function observed(objects: { pools?: object[]; vms?: object[]; vmis?: object[]; leases?: object[] }) {
+  const caches: Caches = {
+    runs: cache([rawRun]),
+    vmbuilds: cache([]),
+    pools: cache(objects.pools ?? []),
+    vms: cache(objects.vms ?? []),
+    vmis: cache(objects.vmis ?? []),
+    leases: cache(objects.leases ?? []),
+    queue: () => [],
+  };
+  const { run, problem } = parseRun(rawRun);
+  if (!run) throw new Error(problem);
+  return observe(run, problem, { caches, job: () => undefined, now: new Date("2026-01-01T00:01:00Z"), publicURL: "http://c" });
+}
+
+describe("observe: a run's VM its pool no longer shows", () => {
+  it("the pool deleted, its VM still there and running: seen by name, with our Lease, and held", () => {
+    const obs = observed({ vms: [vm("builders-0", "Always", false)], vmis: [vmi("builders-0")], leases: [lease("builders-0", ME)] });
+    expect(obs.pools["ns/builders"]?.found).toBe(false);
+    expect(obs.unpooled?.["ns/builders-0"]).toMatchObject({ name: "builders-0", wantsRunning: true, vmi: { deleting: false }, leaseHolder: ME });
+    expect(obs.held).toEqual(["builders-0"]);
+  });
+
+  it("the VM deleted, its instance still going away: the instance is seen, with our Lease", () => {
+    const obs = observed({
+      pools: [pool],
+      vms: [vm("builders-1", "Halted")],
+      vmis: [vmi("builders-0", true)],
+      leases: [lease("builders-0", ME)],
+    });
+    expect(obs.unpooled?.["ns/builders-0"]).toMatchObject({ wantsRunning: false, vmi: { deleting: true }, leaseHolder: ME });
+    expect(obs.held).toEqual(["builders-0"]);
+  });
+
+  it("only the Lease left, another run's: seen as theirs, not held", () => {
+    const obs = observed({ leases: [lease("builders-0", "ns/other/uid-2/0")] });
+    expect(obs.unpooled?.["ns/builders-0"]).toEqual({ name: "builders-0", wantsRunning: false, leaseHolder: "ns/other/uid-2/0" });
+    expect(obs.held).toEqual([undefined]);
+  });
+
+  it("nothing left of it: nothing seen; a VM its pool shows is not listed apart", () => {
+    expect(observed({}).unpooled).toBeUndefined();
+    expect(observed({ pools: [pool], vms: [vm("builders-0", "Always")], leases: [lease("builders-0", ME)] }).unpooled).toBeUndefined();
+  });
+});
