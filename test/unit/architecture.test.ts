@@ -50,6 +50,25 @@ function specifiers(file: string, text: string): string[] {
   return found;
 }
 
+/** The modules a file loads when it runs: what `specifiers` finds, less `import type` / `export type` (erased). */
+function runtimeSpecifiers(file: string, text: string): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    const erased =
+      (ts.isImportDeclaration(node) && node.importClause?.isTypeOnly) || (ts.isExportDeclaration(node) && node.isTypeOnly);
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && !erased && node.moduleSpecifier) {
+      if (ts.isStringLiteral(node.moduleSpecifier)) found.push(node.moduleSpecifier.text);
+    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+      const arg = node.arguments[0];
+      if (arg && ts.isStringLiteral(arg)) found.push(arg.text);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
+}
+
 interface Graph {
   files: string[];
   lines: Map<string, number>;
@@ -219,6 +238,29 @@ describe(`the structure of src/ (layers: ${LAYERS_DOC}, "## Layers")`, () => {
       }
     }
     expect(problems, `lower layers importing higher ones (order: ${layers.join(", ")})`).toEqual([]);
+  });
+
+  it("the pure decision (reconcile/decide/) loads nothing that does I/O or reads Secrets", () => {
+    // What the decision may not reach, through any chain of runtime imports: I/O, and the credential parsers.
+    const io = /^(?:node:(?:fs|fs\/promises|child_process|net|http|https|tls|dgram|dns|worker_threads)|@kubernetes\/client-node|undici|ssh2|tar-fs|fastify|prom-client)$/;
+    const reached = new Set<string>();
+    const problems: string[] = [];
+    const walk = (file: string, chain: readonly string[]): void => {
+      if (reached.has(file)) return;
+      reached.add(file);
+      const via = [...chain, `src/${file}`].join(" → ");
+      if (folderOf(file) === "credentials") problems.push(`${via} (reads Secrets)`);
+      for (const spec of runtimeSpecifiers(file, readFileSync(join(SRC, file), "utf8"))) {
+        if (!spec.startsWith(".")) {
+          if (io.test(spec)) problems.push(`${via} loads ${spec}`);
+          continue;
+        }
+        walk(posix.normalize(posix.join(posix.dirname(file), spec)).replace(/\.js$/, ".ts"), [...chain, `src/${file}`]);
+      }
+    };
+    for (const file of graph.files.filter((f) => f.startsWith("reconcile/decide/"))) walk(file, []);
+    expect(reached.size).toBeGreaterThan(5);
+    expect(problems, "what the decision reaches").toEqual([]);
   });
 
   it(`no file in src/ is over ${MAX_LINES} lines`, () => {
