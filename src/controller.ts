@@ -147,7 +147,7 @@ export async function startController(
     connectJob: (id: JobId, addresses: readonly string[]) => jobs.connect(id, addresses),
     cancelJob: (id: JobId) => jobs.cancel(id),
   };
-  const keeperDeps = { kube, caches, claims: expectations, log, now: deps.now, reported: new Map<string, string>() };
+  const keeperDeps = { kube, caches, expectations, log, now: deps.now, reported: new Map<string, string>() };
   warmQueue = new WorkQueue((key) => keepWarm(keeperDeps, key), {
     concurrency: 1,
     onError: (key, err, retryInMs) =>

@@ -22,7 +22,7 @@ export interface KeeperDeps {
   kube: Kube;
   caches: Caches;
   /** The keeper's own lease writes, shown to the runs' decisions before the informer has them. */
-  claims: Expectations;
+  expectations: Expectations;
   log: Logger;
   now: () => Date;
   /** Problems already reported per pool, so a bad annotation is logged once, not on every pass. */
@@ -43,7 +43,7 @@ export async function keepWarm(deps: KeeperDeps, key: string): Promise<{ requeue
   const now = deps.now();
   for (const action of keeperActions(config, vms, waiting, now)) {
     try {
-      await perform(deps, namespace, name, action, now);
+      await carryOut(deps, namespace, name, action, now);
     } catch (err) {
       // Another party moved first (a run took the VM): the next pass sees the new state.
       if (err instanceof LeaseTakenError) return { requeueAfterMs: 100 };
@@ -54,14 +54,14 @@ export async function keepWarm(deps: KeeperDeps, key: string): Promise<{ requeue
   return next !== undefined ? { requeueAfterMs: next + 100 } : {};
 }
 
-async function perform(deps: KeeperDeps, namespace: string, pool: string, action: KeeperAction, now: Date): Promise<void> {
+async function carryOut(deps: KeeperDeps, namespace: string, pool: string, action: KeeperAction, now: Date): Promise<void> {
   const { kube } = deps;
   const log = deps.log.child({ pool: `${namespace}/${pool}`, vm: action.vm });
   const setVM = async (running: boolean) =>
     setRunning(kube, VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, namespace)), running);
   switch (action.kind) {
     case "claim":
-      deps.claims.wrote(await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, WARM_HOLDER, now));
+      deps.expectations.wrote(await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, WARM_HOLDER, now));
       await setVM(true);
       log.info("warming VM");
       return;
@@ -70,7 +70,7 @@ async function perform(deps: KeeperDeps, namespace: string, pool: string, action
       log.info("booting warm VM afresh");
       return;
     case "retire":
-      deps.claims.wrote(await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, RETIRING_HOLDER, now));
+      deps.expectations.wrote(await swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, RETIRING_HOLDER, now));
       log.info({ why: action.why }, "retiring warm VM");
       return;
     case "stop":
@@ -81,7 +81,7 @@ async function perform(deps: KeeperDeps, namespace: string, pool: string, action
       return;
     case "release":
       await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, RETIRING_HOLDER);
-      deps.claims.released(namespace, leaseName(action.vm));
+      deps.expectations.released(namespace, leaseName(action.vm));
       log.info("warm VM retired");
       return;
   }

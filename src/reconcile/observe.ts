@@ -16,7 +16,6 @@ import { readVMLease } from "../lease/leases.js";
 
 // observe: read the caches (never the API) into the input of decide().
 
-
 /** Pools shared across namespaces list the namespaces that may use them (comma-separated, or "*"). */
 export const ALLOWED_NAMESPACES_ANNOTATION = "vmbuild.dev/allowed-namespaces";
 
@@ -39,7 +38,6 @@ const PoolSchema = z.object({
     .default({ virtualMachineTemplate: { spec: { template: { spec: {} } } } }),
 });
 const VMBuildSchema = z.object({ spec: z.unknown().optional() });
-
 
 /** Where observe reads from: the caches, this process's build jobs, the time, and the controller's own address. */
 export interface ObserveSources {
@@ -146,7 +144,6 @@ function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
     ...(warm ? { warm } : {}),
   };
 }
-
 
 /** The slots' VMs their pool does not list (or whose pool is gone), as seen by name, with their Leases. */
 function unpooledVMs(
