@@ -15,7 +15,6 @@ import { cachedVM, type Caches } from "../cache/caches.js";
 // while the controller was down and its finalizer forced off, a crash between two writes, ...) are scratched and
 // their leases released. Runs at start and periodically on the leader.
 
-
 export interface SweepResult {
   orphans: number;
   released: number;
