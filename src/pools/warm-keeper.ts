@@ -21,7 +21,7 @@ import { poolVMs, type Caches } from "../cache/caches.js";
 export interface KeeperDeps {
   kube: Kube;
   caches: Caches;
-  /** The keeper's own lease writes, shown to the runs' decisions before the informer has them. */
+  /** The keeper's own Lease and VM writes, shown to the runs' decisions before the informers have them. */
   expectations: Expectations;
   log: Logger;
   now: () => Date;
@@ -57,8 +57,9 @@ export async function keepWarm(deps: KeeperDeps, key: string): Promise<{ requeue
 async function carryOut(deps: KeeperDeps, namespace: string, pool: string, action: KeeperAction, now: Date): Promise<void> {
   const { kube } = deps;
   const log = deps.log.child({ pool: `${namespace}/${pool}`, vm: action.vm });
+  // Shown as written until the informer has it, as for the runs' starts and stops.
   const setVM = async (running: boolean) =>
-    setRunning(kube, VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, namespace)), running);
+    deps.expectations.wroteVM(await setRunning(kube, VirtualMachineSchema.parse(deps.caches.vms.get(action.vm, namespace)), running));
   switch (action.kind) {
     case "claim":
       deps.expectations.wrote(await acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, WARM_HOLDER, now));
