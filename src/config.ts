@@ -3,6 +3,9 @@ import { parseDuration } from "./timing/duration.js";
 
 // The controller's configuration, from the environment, validated once at start.
 
+/** The smallest per-build log cap: room for a head and a tail of many lines each. */
+const MIN_LOG_BYTES = 64 * 1024;
+
 export const ConfigSchema = z.object({
   KUBECONFIG: z.string().optional().describe("Kubeconfig to use; unset: ~/.kube/config, else the in-cluster ServiceAccount."),
   VMBUILD_HTTP_HOST: z.string().default("0.0.0.0").describe("Address the HTTP server listens on."),
@@ -31,7 +34,7 @@ export const ConfigSchema = z.object({
   VMBUILD_LOG_MAX_BYTES_PER_BUILD: z.coerce
     .number()
     .int()
-    .min(64 * 1024)
+    .min(MIN_LOG_BYTES)
     .default(16 * 1024 ** 2)
     .describe("Each build log's cap, in bytes: its first and last halves are kept, a marker line says what was cut between."),
   VMBUILD_LOG_MAX_AGE: z
@@ -82,9 +85,26 @@ export type ControllerEnv = z.infer<typeof ConfigSchema>;
 
 export function loadConfig(env: NodeJS.ProcessEnv): ControllerEnv {
   const parsed = ConfigSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new Error(`invalid configuration: ${problems}`);
+  const problems = parsed.success
+    ? conflicts(parsed.data, env)
+    : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  if (!parsed.success || problems.length > 0) throw new Error(`invalid configuration: ${problems.join("; ")}`);
+  const config = parsed.data;
+  // The default per-build cap gives way to a smaller total one; one set on purpose was checked above.
+  if (env.VMBUILD_LOG_MAX_BYTES_PER_BUILD === undefined) {
+    config.VMBUILD_LOG_MAX_BYTES_PER_BUILD = Math.max(MIN_LOG_BYTES, Math.min(config.VMBUILD_LOG_MAX_BYTES_PER_BUILD, config.VMBUILD_LOG_MAX_BYTES));
   }
-  return parsed.data;
+  return config;
+}
+
+/** Settings valid alone that do not go together. */
+function conflicts(config: ControllerEnv, env: NodeJS.ProcessEnv): string[] {
+  const problems: string[] = [];
+  if (config.VMBUILD_METRICS_PORT !== 0 && config.VMBUILD_METRICS_PORT === config.VMBUILD_HTTP_PORT) {
+    problems.push(`VMBUILD_METRICS_PORT: must differ from VMBUILD_HTTP_PORT (both ${config.VMBUILD_HTTP_PORT})`);
+  }
+  if (env.VMBUILD_LOG_MAX_BYTES_PER_BUILD !== undefined && config.VMBUILD_LOG_MAX_BYTES_PER_BUILD > config.VMBUILD_LOG_MAX_BYTES) {
+    problems.push("VMBUILD_LOG_MAX_BYTES_PER_BUILD: must not exceed VMBUILD_LOG_MAX_BYTES (all the logs kept)");
+  }
+  return problems;
 }
