@@ -49,9 +49,17 @@ export class Expectations {
     this.set(keyOf("leases", lease.metadata?.namespace, lease.metadata?.name), { kind: "leases", lease });
   }
 
-  /** Our Lease delete (or a write of ours that failed): nothing is claimed any more. */
-  released(namespace: string, name: string): void {
-    this.entries.delete(keyOf("leases", namespace, name));
+  /**
+   * Our Lease delete (or a write of ours that failed): nothing is claimed any more. With `holder`, a write of
+   * `holder`'s that failed: only a claim naming `holder` ends. A claim of another holder is someone else's write that
+   * won (the keeper's claim, a run's create): dropping it would show the VM free, or its old holder, until the
+   * informer catches up.
+   */
+  released(namespace: string, name: string, holder?: string): void {
+    const key = keyOf("leases", namespace, name);
+    const expected = this.entries.get(key)?.expected;
+    if (holder !== undefined && expected?.kind === "leases" && holderOf(expected.lease) !== holder) return;
+    this.entries.delete(key);
   }
 
   /**

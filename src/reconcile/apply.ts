@@ -7,7 +7,7 @@ import { recordEvent } from "../kube/events.js";
 import { CUSTOM_RUNS } from "../kube/resources.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
-import { acquireVMLease, LeaseTakenError, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
+import { acquireVMLease, LeaseTakenError, readVMLease, releaseVMLease, swapLeaseHolder } from "../lease/leases.js";
 import { WARM_HOLDER } from "../pools/warm.js";
 import type { Expectations } from "../cache/expectations.js";
 import { leaseName } from "../lease/holder.js";
@@ -116,12 +116,19 @@ async function applyAction(
       )) as KubernetesObject;
     case "acquireLease": {
       const { namespace, name: pool } = splitPoolKey(action.pool);
+      // The decision may be older than the Lease as we now see it: a run's observation was taken before an await
+      // (its addFinalizer, an earlier action) and another run's create landed meanwhile. Sending anyway would put
+      // our claim over the winner's in the overlay, and the winner's next pass, reading its own Lease as ours,
+      // would give up the VM it just started ("leased by another run"). The create would only get a 409.
+      const seen = readVMLease(deps.caches.leases.get(leaseName(action.vm), namespace))?.holder;
+      if (seen && seen !== action.holder && !(action.fromWarm && seen === WARM_HOLDER)) throw new LeaseTakenError(action.vm);
       deps.expectations.sending(namespace, leaseName(action.vm), action.holder);
       const lease = await (action.fromWarm
         ? swapLeaseHolder(kube.coordination, { namespace, vm: action.vm }, WARM_HOLDER, action.holder, obs.now)
         : acquireVMLease(kube.coordination, { namespace, pool, vm: action.vm }, action.holder, obs.now)
       ).catch((err: unknown) => {
-        deps.expectations.released(namespace, leaseName(action.vm));
+        // Only our own claim: a write of another that replaced it while ours was in flight is the one that won.
+        deps.expectations.released(namespace, leaseName(action.vm), action.holder);
         throw err;
       });
       deps.expectations.wrote(lease);
@@ -136,7 +143,7 @@ async function applyAction(
           (lease) => deps.expectations.wrote(lease),
           (err: unknown) => {
             if (!(err instanceof LeaseTakenError)) throw err;
-            deps.expectations.released(namespace, leaseName(action.vm));
+            deps.expectations.released(namespace, leaseName(action.vm), action.holder);
           },
         );
       } else {

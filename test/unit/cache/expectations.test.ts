@@ -216,3 +216,22 @@ describe("Expectations of our VM starts and stops", () => {
     expect(view.get("vm-0", "ns")?.metadata?.uid).toBe("u9");
   });
 });
+
+describe("Expectations of a Lease write of ours that failed", () => {
+  it("ends only our own claim: a write of another holder that replaced it while ours was in flight stays shown", () => {
+    const claims = new Expectations();
+    const view = claims.overLeases(informer().cache);
+    claims.sending("ns", NAME, "ns/run/uid/0");
+    // The warm keeper's create won; ours gets a 409.
+    const keepers = lease("u1", "10", "vmbuild/warm");
+    claims.wrote(keepers);
+    claims.released("ns", NAME, "ns/run/uid/0");
+    expect(view.get(NAME, "ns")).toBe(keepers);
+
+    // Our own claim, failed: ended.
+    claims.released("ns", NAME);
+    claims.sending("ns", NAME, "ns/run/uid/0");
+    claims.released("ns", NAME, "ns/run/uid/0");
+    expect(view.get(NAME, "ns")).toBeUndefined();
+  });
+});
