@@ -15,9 +15,8 @@ import { getManifest, inspectManifest, putManifest, resolveDigest, type ServedMa
 import { parseImageReference, withDigest } from "../registry/image-reference.js";
 import { z } from "zod";
 import { credentialsFor, type RegistryCredentials } from "../credentials/docker-config.js";
-import type { JobHandle } from "./jobs.js";
+import type { JobHandle, JobStage, JobView } from "./jobs.js";
 import type { BuildLog } from "./log.js";
-import type { JobStage, JobView } from "./jobs.js";
 import { withoutCredentials } from "../api/git-url.js";
 
 // One build, start to end: the source fetched while the VMs boot, podman answering, the context streamed into a

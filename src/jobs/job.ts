@@ -8,11 +8,10 @@ import type { BuildSettings } from "../api/settings.js";
 import type { CustomRun } from "../tekton/customrun.js";
 import { gitFetchAuth } from "../source/git.js";
 import { runBuild, VMConnectionError } from "./build.js";
-import type { JobBody } from "./jobs.js";
+import type { JobBody, JobVM } from "./jobs.js";
 import { maskSecrets } from "./log.js";
 import type { LogStore } from "./log-store.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
-import type { JobVM } from "./jobs.js";
 import { logURL } from "../api/log-url.js";
 
 // The body of one build job: the run's credentials read the Tekton way, its log opened with every secret

@@ -17,9 +17,8 @@ import type { Action, Decision } from "./decide/index.js";
 import type { Observation } from "./observation.js";
 import type { BuildSettings } from "../api/settings.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { JobId } from "../jobs/jobs.js";
+import type { JobId, JobVM } from "../jobs/jobs.js";
 import type { Caches } from "../cache/caches.js";
-import type { JobVM } from "../jobs/jobs.js";
 
 // apply: carry a decision out through the adapters. Actions run in order; the first failure stops the rest and
 // the status write, and the run is reconciled again (the decision is recomputed from what then is). What it wrote

@@ -5,10 +5,9 @@ import { readRunState, stateVMs } from "../tekton/run-state.js";
 import { apply, type ApplyDeps } from "./apply.js";
 import { decide } from "./decide/index.js";
 import { observe } from "./observe.js";
-import type { JobId } from "../jobs/jobs.js";
+import type { JobId, JobView } from "../jobs/jobs.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Caches } from "../cache/caches.js";
-import type { JobView } from "../jobs/jobs.js";
 
 // One pass for one CustomRun key: observe → decide → apply. Returns when to look again.
 
