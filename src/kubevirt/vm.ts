@@ -69,6 +69,11 @@ export function runPatch(vm: VirtualMachine, run: boolean): { spec: Record<strin
   return { spec: { runStrategy: run ? "Always" : "Halted" } };
 }
 
+/** Free to lease: no Lease on it, stopped, and no instance left (a scratched VM, or one never started). */
+export function isFree(vm: VMView): boolean {
+  return !vm.leaseHolder && !vm.wantsRunning && !vm.vmi;
+}
+
 export function vmView(vm: VirtualMachine, vmi: VMI | undefined, lease: VMLeaseView | undefined): VMView {
   return {
     name: vm.metadata.name,

@@ -1,6 +1,6 @@
 import { formatDuration, parseDuration } from "../timing/duration.js";
 import { scratchStep } from "../kubevirt/scratch.js";
-import type { VMView } from "../kubevirt/vm.js";
+import { isFree, type VMView } from "../kubevirt/vm.js";
 
 // Warm pools: VMs booted ahead of demand, each held by a Lease whose holder is the keeper, so neither a run nor the
 // sweeper mistakes it for free or leaked. A run takes a warm VM by swapping the holder (compare-and-swap on the
@@ -101,7 +101,7 @@ export function keeperActions(
     if (!vm.wantsRunning && !vm.vmi) actions.push({ kind: "start", vm: vm.name });
   }
   if (warm.length < config.min && waiting === 0) {
-    const free = vms.filter((vm) => !vm.leaseHolder && !vm.wantsRunning && !vm.vmi).sort(byName);
+    const free = vms.filter(isFree).sort(byName);
     for (const vm of free.slice(0, config.min - warm.length)) actions.push({ kind: "claim", vm: vm.name });
   }
   // Above min: the longest idle go first, when over max or idle too long.

@@ -1,5 +1,5 @@
 import type { BuildSettings } from "../../api/settings.js";
-import type { VMView } from "../../kubevirt/vm.js";
+import { isFree, type VMView } from "../../kubevirt/vm.js";
 import { splitPoolKey } from "../../kubevirt/pool-key.js";
 import { holderIdentity, leaseName } from "../../lease/holder.js";
 import { isWarmReady, WARM_HOLDER, warmCount } from "../../pools/warm.js";
@@ -105,7 +105,7 @@ function freeVMs(pool: PoolObservation | undefined, state: RunState): VMView[] {
   const tried = new Set(state.tried.map((t) => t.vm));
   const usable = pool.vms.filter((vm) => !tried.has(vm.name)).sort((a, b) => a.name.localeCompare(b.name));
   const warm = usable.filter(isWarmReady);
-  const cold = usable.filter((vm) => !vm.leaseHolder && !vm.wantsRunning && !vm.vmi);
+  const cold = usable.filter(isFree);
   return [...warm, ...cold];
 }
 
