@@ -7,7 +7,7 @@ import { canI, loadKubeconfig } from "../../hack/testenv/apply.js";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { mergePatch } from "../../src/kube/client.js";
 import { acquireVMLease } from "../../src/lease/leases.js";
-import { Cluster, result, succeeded } from "../support/cluster.js";
+import { Cluster, result, succeeded, type Condition } from "../support/cluster.js";
 import { createContextRepo } from "../support/context-repo.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
 import { openHarness, type Harness } from "../support/harness.js";
@@ -260,7 +260,12 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
         serviceAccountName: "pipeline",
       });
       await cluster.createRun(ns, "cancelled", { pool: "builders", gitUrl: `${h.git.url}/slow.git`, image: `${env.registry.host}/${ns}/slow:1`, tlsVerify: "false" });
-      await step("the cancelled run never reached Building", 60_000, async () => succeeded(await cluster.getRun(ns, "cancelled"))?.reason === "Building");
+      let cancelled: Condition | undefined;
+      await step("the cancelled run never reached Building", 60_000, async () => {
+        cancelled = succeeded(await cluster.getRun(ns, "cancelled"));
+        return cancelled !== undefined && (cancelled.reason === "Building" || cancelled.status !== "Unknown");
+      });
+      if (cancelled?.reason !== "Building") return `the cancelled run ended ${cancelled?.reason} before Building: ${cancelled?.message}`;
       await cluster.patchRun(ns, "cancelled", { spec: { status: "RunCancelled", statusMessage: "rbac" } });
       await step("the cancel did not end the run", 30_000, async () => succeeded(await cluster.getRun(ns, "cancelled"))?.reason === "CustomRunCancelled");
       await step("the build did not finish", 90_000, async () => ["True", "False"].includes(succeeded(await cluster.getRun(ns, "built"))?.status ?? ""));
