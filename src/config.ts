@@ -64,6 +64,22 @@ export const ConfigSchema = z.object({
     .max(300)
     .default(15)
     .describe("Leader lease duration; a standby takes over this long after the leader is gone."),
+  VMBUILD_OWNER_LEASE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(300)
+    .default(15)
+    .describe("Each replica's own Lease: the runs it executes are taken over (scratched, run again) this long after it is lost."),
+  VMBUILD_DRAIN_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(86_400)
+    .default(3600)
+    .describe(
+      "On SIGTERM a replica takes no new runs and finishes its builds for at most this long, then hands the rest over; keep the pod's terminationGracePeriodSeconds above it.",
+    ),
   VMBUILD_RESYNC_SECONDS: z.coerce
     .number()
     .int()
@@ -78,7 +94,7 @@ export const ConfigSchema = z.object({
     .max(3600)
     .default(30)
     .describe("How often the sweeper looks for VMs leased without a live run."),
-  HOSTNAME: z.string().default("vmbuild").describe("This replica's name (the pod name in a cluster), for leader election."),
+  HOSTNAME: z.string().default("vmbuild").describe("This replica's name (the pod name in a cluster), for leader election and run ownership."),
 });
 
 export type ControllerEnv = z.infer<typeof ConfigSchema>;

@@ -36,16 +36,23 @@ import type { BuildSettings } from "./api/settings.js";
 import { runKey, type CustomRun } from "./tekton/customrun.js";
 import type { Caches } from "./cache/caches.js";
 import { PoolQueues } from "./cache/pool-queues.js";
+import { Replicas } from "./cache/replicas.js";
+import { readReplicaLease, startHeartbeat } from "./lease/replicas.js";
+import { readRunState } from "./tekton/run-state.js";
+import type { KubernetesObject } from "@kubernetes/client-node";
 
 // Wiring: informers feed a keyed work queue of CustomRun keys; every change to a VM, VMI, lease, pool or VMBuild
 // is mapped to the runs it concerns (reconcile/run-keys.ts), and to the pools' warm-set keeper.
 
 export interface ControllerConfig {
-  /** Where the leader-election Lease lives. */
+  /** Where the leader-election Lease and the replicas' own Leases live. */
   namespace: string;
+  /** This process, unique among the replicas and their restarts. */
   identity: string;
   leaderElection: boolean;
   leaderLeaseMs: number;
+  /** How long this replica's own Lease lasts unrenewed: its runs are taken over that long after it is lost. */
+  ownerLeaseMs: number;
   sweepEveryMs: number;
   /** Every unfinished run is reconciled this often, whatever the events: the backstop for a wake-up lost. */
   resyncEveryMs: number;
@@ -62,6 +69,11 @@ export interface Controller {
   /** Resolves when every cache has listed once. */
   ready: Promise<void>;
   isLeader(): boolean;
+  /**
+   * Takes no new runs, hands leadership over and finishes the runs this replica executes, for at most `deadlineMs`;
+   * then stops, and hands what is left to the other replicas (they scratch it and run it again).
+   */
+  drain(deadlineMs: number): Promise<{ finished: boolean; handedOver: string[] }>;
   readonly jobs: Jobs;
   readonly metrics: Metrics;
   readonly caches: Caches;
@@ -74,19 +86,22 @@ export async function startController(
   kube: Kube,
   config: ControllerConfig,
   log: Logger,
-  onLostLeadership: () => void,
+  onLost: () => void,
 ): Promise<Controller> {
   const poolVersion = await servedPoolVersion(kube);
   let queue: WorkQueue | undefined;
   let warmQueue: WorkQueue | undefined;
-  // Nothing is reconciled before every cache has listed once (a half-filled cache would show leased VMs as free),
-  // nor by a replica that is not the leader.
+  const replicas = new Replicas(config.identity);
+  // Nothing is reconciled before every cache has listed once (a half-filled cache would show leased VMs as free).
+  // The leader schedules (queued runs, the warm sets, the sweeper) and adopts the runs of lost replicas; every
+  // replica executes the runs it owns.
   let synced = false;
   let leading = !config.leaderElection;
+  let draining = false;
   const wake = ({ runs, pools }: Keys) => {
-    if (!synced || !leading) return;
-    for (const key of pools) warmQueue?.add(key);
-    for (const key of runs) queue?.add(key);
+    if (!synced) return;
+    if (leading) for (const key of pools) warmQueue?.add(key);
+    for (const key of runs) if (replicas.actsOn(replicas.ownerOf(key), leading)) queue?.add(key);
   };
 
   const informers = {
@@ -105,6 +120,15 @@ export async function startController(
     informers[kind].onChange((obj) => expectations.observed(kind, obj));
     informers[kind].onDelete((obj) => expectations.deleted(kind, obj));
   }
+  // Before the wake-ups below: they read who owns a run and which replicas live.
+  informers.runs.onChange((obj) => replicas.owned(keyOf(obj), runOwner(obj)));
+  informers.runs.onDelete((obj) => replicas.owned(keyOf(obj), undefined));
+  informers.leases.onChange((obj) => replicas.leaseChanged(obj));
+  informers.leases.onDelete((obj) => {
+    replicas.leaseDeleted(obj);
+    // A replica handed its runs over (or was removed): the leader takes them at once.
+    if (readReplicaLease(obj)) wake({ runs: replicas.orphaned(), pools: [] });
+  });
   const caches: Caches = {
     runs: informers.runs.cache,
     vmbuilds: informers.vmbuilds.cache,
@@ -138,6 +162,8 @@ export async function startController(
     log,
     now: () => new Date(),
     job: (id: JobId) => jobs.get(id),
+    replicas,
+    leading: () => leading,
     forgetJob: (id: JobId) => jobs.forget(id),
     endRunJobs: (uid: string) => jobs.endRun(uid),
     startJob,
@@ -188,20 +214,33 @@ export async function startController(
         renewEveryMs: Math.max(500, config.leaderLeaseMs / 3),
         log,
         onStartedLeading: () => {
-          leading = true;
+          leading = !draining;
           takeOver();
         },
-        // A replica that lost the lease may be acting on stale state: stop at once and let the new leader
-        // continue every run from the API (the per-VM leases guard anything already in flight).
+        // Scheduling stops at once; the runs this replica executes go on, guarded by its own Lease (and the
+        // per-VM leases guard any decision already in flight).
         onStoppedLeading: () => {
           leading = false;
-          onLostLeadership();
+          log.warn("no longer the leader; executing only the runs this replica owns");
         },
       })
     : undefined;
+  const heartbeat = startHeartbeat(kube.coordination, {
+    namespace: config.namespace,
+    identity: config.identity,
+    leaseDurationMs: config.ownerLeaseMs,
+    log,
+    onLost,
+  });
 
   const resyncTimer = setInterval(() => wake({ runs: unfinishedRuns(caches), pools: [] }), config.resyncEveryMs);
   resyncTimer.unref();
+  // A lost replica's Lease just stops changing (no event says so): the leader looks for its runs a few times per
+  // lease duration.
+  const orphanTimer = setInterval(() => {
+    if (leading) wake({ runs: replicas.orphaned(), pools: [] });
+  }, Math.max(200, Math.round(config.ownerLeaseMs / 4)));
+  orphanTimer.unref();
 
   const ready = Promise.all(all.map((i) => i.ready)).then(() => {
     synced = true;
@@ -209,21 +248,50 @@ export async function startController(
     takeOver();
   });
 
+  const stop = async () => {
+    if (sweepTimer) clearTimeout(sweepTimer);
+    clearInterval(resyncTimer);
+    clearInterval(orphanTimer);
+    await Promise.all([queue?.stop(), warmQueue?.stop()]);
+    await jobs.stopAll();
+    await elector?.stop();
+    // Last: nothing here acts any more when the others take this replica's runs over.
+    await heartbeat.release();
+    await Promise.all(all.map((i) => i.stop()));
+  };
+
   return {
     ready,
     jobs,
     metrics,
     caches,
     isLeader: () => leading,
-    async stop() {
+    async drain(deadlineMs) {
+      draining = true;
+      leading = false;
+      replicas.drain();
       if (sweepTimer) clearTimeout(sweepTimer);
-      clearInterval(resyncTimer);
-      await Promise.all([queue?.stop(), warmQueue?.stop()]);
-      await jobs.stopAll();
-      await elector?.stop();
-      await Promise.all(all.map((i) => i.stop()));
+      await Promise.all([elector?.stop(), heartbeat.drain().catch(() => undefined)]);
+      const deadline = performance.now() + deadlineMs;
+      while (replicas.ownedByMe().length > 0 && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - performance.now()))));
+      }
+      const handedOver = replicas.ownedByMe();
+      await stop();
+      return { finished: handedOver.length === 0, handedOver };
     },
+    stop,
   };
+}
+
+/** The replica a run's status names as executing it; none once it is finished. */
+function runOwner(obj: KubernetesObject): string | undefined {
+  const state = readRunState((obj as { status?: { extraFields?: unknown } }).status?.extraFields);
+  return state?.phase === "Done" ? undefined : state?.owner;
+}
+
+function keyOf(obj: KubernetesObject): string {
+  return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
 }
 
 /** The newest VirtualMachinePool version the cluster serves. */

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -13,6 +14,7 @@ import { removeStaleCheckouts } from "./jobs/build.js";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  let stopping = false;
   const log = pino({
     level: config.VMBUILD_LOG_LEVEL,
     base: { component: "vmbuild" },
@@ -36,9 +38,11 @@ async function main(): Promise<void> {
     kube,
     {
       namespace: config.VMBUILD_NAMESPACE,
-      identity: `${config.HOSTNAME}-${process.pid}`,
+      // Unique per process: a container restarted in the same pod is a new replica, not the lost one.
+      identity: `${config.HOSTNAME}-${process.pid}-${randomBytes(3).toString("hex")}`,
       leaderElection: config.VMBUILD_LEADER_ELECTION,
       leaderLeaseMs: config.VMBUILD_LEADER_LEASE_SECONDS * 1000,
+      ownerLeaseMs: config.VMBUILD_OWNER_LEASE_SECONDS * 1000,
       sweepEveryMs: config.VMBUILD_SWEEP_SECONDS * 1000,
       resyncEveryMs: config.VMBUILD_RESYNC_SECONDS * 1000,
       workDir: config.VMBUILD_WORK_DIR,
@@ -50,14 +54,14 @@ async function main(): Promise<void> {
     },
     log,
     () => {
-      // Restarting is the safe way to drop every in-memory belief; the new leader continues from the API.
-      log.error("lost leadership; exiting so a fresh process takes over");
+      // Another replica may take this one's runs over now: stop before anything here acts on them again.
+      log.error("this replica's Lease lapsed; exiting so a fresh process takes over");
       process.exit(1);
     },
   );
   let ready = false;
   void controller.ready.then(() => {
-    ready = true;
+    ready = !stopping;
   });
   // One authorizer for the logs and the view, so their answers share one cache.
   const authorizer = createAuthorizer(kubeAccessReviewer(kube.kc), { log });
@@ -80,13 +84,17 @@ async function main(): Promise<void> {
     "vmbuild controller started",
   );
 
-  let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down");
+    ready = false;
+    const drainMs = config.VMBUILD_DRAIN_SECONDS * 1000;
+    log.info({ signal, drainSeconds: config.VMBUILD_DRAIN_SECONDS }, "draining: no new runs; finishing the builds in flight");
+    // Logs and health stay served while the builds finish.
+    const { finished, handedOver } = await controller.drain(drainMs);
+    if (finished) log.info("drained; shutting down");
+    else log.warn({ runs: handedOver }, "drain deadline passed; the other replicas take these runs over");
     await server.close();
-    await controller.stop();
     await metricsServer.close();
     logs.stop();
     process.exit(0);

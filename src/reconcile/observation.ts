@@ -49,4 +49,15 @@ export interface Observation {
   demandAhead: Record<string, number>;
   /** The build job of this run's current attempt, if this controller process runs one. */
   job?: JobView;
+  /** This replica and the run's owner as it sees them; undefined: a lone replica that owns every run. */
+  replica?: ReplicaObservation;
+}
+
+export interface ReplicaObservation {
+  /** This replica's identity. */
+  me: string;
+  /** The replica named as the run's owner still renews its Lease (always true for `me`). */
+  ownerAlive: boolean;
+  /** Who executes the run once it leaves the queue: the least loaded replica that is alive and not draining. */
+  assignee: string;
 }

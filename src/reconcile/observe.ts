@@ -13,6 +13,7 @@ import type { BuildSettings } from "../api/settings.js";
 import { cachedVM, poolVMs, type Caches } from "../cache/caches.js";
 import type { VMView } from "../kubevirt/vm.js";
 import { readVMLease } from "../lease/leases.js";
+import type { Replicas } from "../cache/replicas.js";
 
 // observe: read the caches (never the API) into the input of decide().
 
@@ -45,10 +46,12 @@ export interface ObserveSources {
   job: (id: JobId) => JobView | undefined;
   now: Date;
   publicURL: string;
+  /** The replicas as this one sees them; absent for a lone replica. */
+  replicas?: Pick<Replicas, "me" | "alive" | "assignee">;
 }
 
 export function observe(run: CustomRun, problem: string | undefined, sources: ObserveSources): Observation {
-  const { caches, job, now, publicURL } = sources;
+  const { caches, job, now, publicURL, replicas } = sources;
   const state = readRunState(run.status?.extraFields);
   const attempt = state?.attempt ?? 0;
   const settings: SettingsObservation = problem
@@ -79,6 +82,16 @@ export function observe(run: CustomRun, problem: string | undefined, sources: Ob
     ...heldLeases(run, attempt, slots, pools, unpooled),
     demandAhead,
     ...(jobView ? { job: jobView } : {}),
+    ...(replicas
+      ? {
+          replica: {
+            me: replicas.me,
+            ownerAlive: state?.owner !== undefined && replicas.alive(state.owner),
+            // Only a run about to take VMs is handed to a replica.
+            assignee: !state || state.phase === "Queued" ? replicas.assignee() : replicas.me,
+          },
+        }
+      : {}),
   };
 }
 

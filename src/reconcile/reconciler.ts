@@ -8,6 +8,7 @@ import { observe } from "./observe.js";
 import type { JobId, JobView } from "../jobs/jobs.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Caches } from "../cache/caches.js";
+import type { Replicas } from "../cache/replicas.js";
 
 // One pass for one CustomRun key: observe → decide → apply. Returns when to look again.
 
@@ -22,6 +23,9 @@ export interface ReconcilerDeps extends ApplyDeps {
   metrics: Metrics;
   /** Base URL of the controller's HTTP server as users reach it, for LOG_URL. */
   publicURL: string;
+  /** The replicas and who owns which run; absent for a lone replica that acts on every run. */
+  replicas?: Replicas;
+  leading?: () => boolean;
 }
 
 export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ requeueAfterMs?: number }> {
@@ -34,9 +38,18 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
     return {};
   }
   const run = parsed.run;
+  const before = readRunState(run.status?.extraFields);
+  const { replicas } = deps;
+  if (replicas && !replicas.actsOn(before?.phase === "Done" ? undefined : before?.owner, deps.leading?.() ?? true)) return {};
   // Our own last write has not reached the cache: deciding on the older copy could repeat or undo its actions.
   if (deps.expectations.runBehind(raw)) return { requeueAfterMs: 100 };
-  const obs = observe(run, parsed.problem, { caches: deps.caches, job: deps.job, now: deps.now(), publicURL: deps.publicURL });
+  const obs = observe(run, parsed.problem, {
+    caches: deps.caches,
+    job: deps.job,
+    now: deps.now(),
+    publicURL: deps.publicURL,
+    ...(replicas ? { replicas } : {}),
+  });
   const decision = decide(run, obs);
   const result = await apply(deps, raw, run, obs, decision);
   if (result === "conflict" || result === "leaseTaken") {
@@ -44,8 +57,9 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
     return { requeueAfterMs: result === "leaseTaken" ? 20 : 50 };
   }
   // A job whose outcome is written down (a new attempt, or the run finished) is no longer needed.
-  const before = readRunState(run.status?.extraFields);
   const after = readRunState(decision.status?.extraFields);
+  // Counted at once for the next assignments, before the informer brings the write back.
+  if (after) replicas?.owned(key, after.phase === "Done" ? undefined : after.owner);
   deps.metrics.record({
     before,
     after,

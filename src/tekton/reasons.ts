@@ -35,6 +35,12 @@ export const REASONS = {
     meaning: "An attempt failed and spec.retries allows another; earlier attempts are in status.retriesStatus.",
     action: "Look at retriesStatus for why the last attempt failed.",
   },
+  Recovering: {
+    status: "Unknown",
+    meaning:
+      "The controller replica executing the run was lost (killed, its node gone, or its drain deadline passed): its VM is scratched and the attempt runs again on a fresh VM, at most twice per run, without using spec.retries.",
+    action: "Nothing: status.extraFields.recoveries counts these re-runs; the Event names the lost replica.",
+  },
   Succeeded: { status: "True", meaning: "The image is built, pushed and the VM scratched.", action: "Use the IMAGE_DIGEST result." },
   InvalidParams: {
     status: "False",
@@ -100,8 +106,9 @@ export const REASONS = {
   },
   ControllerRestarted: {
     status: "False",
-    meaning: "The controller stopped while this build was in flight and no retries were left.",
-    action: "Re-run the pipeline, or set retries on the task so it is retried automatically.",
+    meaning:
+      "The controller replica executing the build was lost a third time (two transparent re-runs were spent, see Recovering) and no retries were left.",
+    action: "Look at the controller's pods (crash loop, evictions); re-run the pipeline, or set retries on the task.",
   },
   CustomRunTimedOut: {
     status: "False",

@@ -13,7 +13,7 @@ const Outcome = z.object({
   results: z.array(ResultSchema).default([]),
   /**
    * After the scratch: "retryVM" queues again for other VMs (one never got ready); "requeue" queues again as before
-   * (only part of the run's VMs could be leased).
+   * (only part of the run's VMs could be leased, or the replica executing it was lost).
    */
   next: z.enum(["finish", "retryVM", "requeue"]).default("finish"),
 });
@@ -46,6 +46,10 @@ export const RunStateSchema = z.preprocess(
     leasedAt: z.string().optional(),
     tried: z.array(z.object({ vm: z.string(), lastSeen: z.string() })).default([]),
     outcome: Outcome.optional(),
+    /** The replica executing the run (from Starting to the end of its scratch); no other acts on it while it lives. */
+    owner: z.string().optional(),
+    /** How often the run was run again because the replica executing it was lost (not counted in spec.retries). */
+    recoveries: z.number().int().min(0).optional(),
   }),
 );
 

@@ -3,19 +3,16 @@ import type { Reason } from "../../tekton/reasons.js";
 import type { RunState } from "../../tekton/run-state.js";
 import { condition, elapsed, failure, progress } from "../../tekton/status.js";
 import { formatDuration } from "../../timing/duration.js";
-import { vmsOf, type Ctx, type Next } from "./phase.js";
+import type { Ctx, Next } from "./phase.js";
+import { recover } from "./recover.js";
 
 // Building: the job builds and pushes; its end, whatever it is, begins the scratch.
 
 export function building(ctx: Ctx, state: RunState, settings: BuildSettings): Next<"beginScratch"> {
   const job = ctx.held.job;
-  if (!job) {
-    return {
-      to: "beginScratch",
-      state,
-      outcome: failure("ControllerRestarted", `The controller restarted while the build was in flight on VM ${vmsOf(state)}.`),
-    };
-  }
+  // The process that ran the build is gone (this replica was restarted under the same name, or the run predates
+  // owners): the build cannot be re-attached (docs/architecture.md), so it runs again.
+  if (!job) return recover(ctx, state, "The controller process that ran the build is gone");
   if (job.state === "succeeded") {
     return {
       to: "beginScratch",

@@ -8,6 +8,7 @@ import { building } from "./build.js";
 import { endingResults, observedHeld, type Action, type Ctx, type HandOn, type Next, type Step } from "./phase.js";
 import { queued } from "./queue.js";
 import { beginScratch, finish, giveBackExtraLeases, scratching } from "./scratch.js";
+import { adopt, ownedElsewhere } from "./recover.js";
 import { starting } from "./start.js";
 
 // The reconcile decision: given a CustomRun and what was observed, what happens next. Pure: no I/O, no clock.
@@ -54,6 +55,7 @@ export function decide(run: CustomRun, obs: Observation): Decision {
   }
   const state = readRunState(current.extraFields);
   const ctx: Ctx = { run, obs, nowIso: obs.now.toISOString(), base: current, held: observedHeld(obs) };
+  if (state && ownedElsewhere(ctx, state)) return { actions: [], removeFinalizer: false, events: [] };
   if (!current.startTime || !state) {
     if (run.metadata.deletionTimestamp) return { actions: [], removeFinalizer: hasFinalizer(run), events: [] };
     ctx.base = { ...current, startTime: current.startTime ?? ctx.nowIso };
@@ -83,7 +85,10 @@ function admit(ctx: Ctx): Next<"queued"> {
 }
 
 /** A run under way: the phase its status names, unless it has to end. */
-function proceed(ctx: Ctx, state: RunState): Next<"queued" | "starting" | "building" | "beginScratch" | "scratching"> {
+function proceed(ctx: Ctx, owned: RunState): Next<"queued" | "starting" | "building" | "beginScratch" | "scratching"> {
+  const adopted = adopt(ctx, owned);
+  if ("to" in adopted) return adopted;
+  const state = adopted;
   if (state.phase === "Scratching" || state.phase === "Done") return { to: "scratching", state };
   const stop = stopRequest(ctx);
   if (stop) return { to: "beginScratch", state, outcome: stop };
@@ -202,7 +207,7 @@ function toDecision(ctx: Ctx, step: Step): Decision {
   const events: EventNote[] = changed
     ? [
         {
-          type: step.condition.status === "False" ? "Warning" : "Normal",
+          type: step.condition.status === "False" || step.condition.reason === "Recovering" ? "Warning" : "Normal",
           reason: step.condition.reason ?? "",
           message: step.condition.message ?? "",
         },

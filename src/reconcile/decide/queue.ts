@@ -52,6 +52,8 @@ export function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Next
       phase: "Starting",
       leasedAt: ctx.nowIso,
       phaseSince: ctx.nowIso,
+      // The scheduler (the leader) leases; a replica of its choosing executes from here on.
+      ...(obs.replica ? { owner: obs.replica.assignee } : {}),
     };
     const holder = holderIdentity(ctx.run.metadata, state.attempt);
     const acquire: Action[] = [...picks].map(([i, vm]) => ({

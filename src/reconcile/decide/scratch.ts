@@ -64,7 +64,9 @@ export function finish(ctx: Ctx, state: RunState, outcome: Outcome): Next<"queue
   const { run, nowIso } = ctx;
   const settings = ctx.obs.settings.ok ? ctx.obs.settings.settings : undefined;
   if (outcome.next !== "finish" && settings) {
-    const requeued: RunState = { ...state, phase: "Queued", slots: state.slots.map(freshSlot), outcome: undefined, phaseSince: nowIso };
+    // Queued again, it belongs to no replica until the scheduler leases VMs for it.
+    const { outcome: _outcome, owner: _owner, ...rest } = state;
+    const requeued: RunState = { ...rest, phase: "Queued", slots: state.slots.map(freshSlot), phaseSince: nowIso };
     return {
       to: "queued",
       state: requeued,
@@ -86,6 +88,7 @@ export function finish(ctx: Ctx, state: RunState, outcome: Outcome): Next<"queue
       queuedAt: nowIso,
       phaseSince: nowIso,
       tried: [],
+      ...(state.recoveries ? { recoveries: state.recoveries } : {}),
     };
     const retrying = condition(
       ctx,

@@ -86,6 +86,11 @@ export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
   const actions: Action[] = ready.flatMap((vm, i): Action[] =>
     vm.wantsRunning ? [] : [{ kind: "startVM", pool: state.slots[i]?.pool ?? "", vm: vm.name }],
   );
+  const booting = `Starting ${ready.map((vm, i) => `VM ${vm.name} of pool ${state.slots[i]?.pool ?? "?"}`).join("; ")}.`;
+  // Leased here for another replica: the VMs boot at once, the job is that replica's.
+  if (ctx.obs.replica && state.owner !== undefined && state.owner !== ctx.obs.replica.me) {
+    return { actions, state, condition: progress(ctx, "StartingVM", booting) };
+  }
   const ref: JobRef = { attempt: state.attempt, vms: names };
   if (!job) {
     actions.push({
@@ -104,7 +109,7 @@ export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
   // the web view and the log, not in a status write of their own (each would cost a write per run).
   const message = allUp
     ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; waiting for the source and podman.`
-    : `Starting ${ready.map((vm, i) => `VM ${vm.name} of pool ${state.slots[i]?.pool ?? "?"}`).join("; ")}.`;
+    : booting;
   return {
     actions,
     state,

@@ -446,12 +446,20 @@ const rows: Row[] = [
     message: /PushFailed/,
   },
   {
-    name: "controller restarted mid-build (no job): scratch, ControllerRestarted",
+    name: "controller restarted mid-build (no job): scratch, and run the attempt again (Recovering)",
     run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
     obs: observe(9, [ready("builders-0")], { heldLease: "builders-0" }),
     actions: ["stopVM:builders-0"],
     reason: "Scratching",
-    message: /ControllerRestarted/,
+    message: /\(Recovering\).*re-run 1 of 2/,
+  },
+  {
+    name: "controller restarted mid-build a third time: scratch, ControllerRestarted",
+    run: run({ status: status(state("Building", { vm: "builders-0", recoveries: 2 }), "Building") }),
+    obs: observe(9, [ready("builders-0")], { heldLease: "builders-0" }),
+    actions: ["stopVM:builders-0"],
+    reason: "Scratching",
+    message: /\(ControllerRestarted\).*already run again 2 times/,
   },
   {
     name: "controller restarted while starting: the job is simply started again",
