@@ -37,7 +37,7 @@ import { runKey, type CustomRun } from "./tekton/customrun.js";
 import type { Caches } from "./cache/caches.js";
 import { PoolQueues } from "./cache/pool-queues.js";
 import { Replicas } from "./cache/replicas.js";
-import { readReplicaLease, startHeartbeat } from "./lease/replicas.js";
+import { deleteLapsedReplicaLease, readReplicaLease, startHeartbeat } from "./lease/replicas.js";
 import { readRunState } from "./tekton/run-state.js";
 import type { KubernetesObject } from "@kubernetes/client-node";
 
@@ -238,7 +238,14 @@ export async function startController(
   // A lost replica's Lease just stops changing (no event says so): the leader looks for its runs a few times per
   // lease duration.
   const orphanTimer = setInterval(() => {
-    if (leading) wake({ runs: replicas.orphaned(), pools: [] });
+    if (!synced || !leading) return;
+    wake({ runs: replicas.orphaned(), pools: [] });
+    // A killed replica never deletes its Lease: the leader does, once it has lapsed.
+    for (const lapsed of replicas.lapsed()) {
+      void deleteLapsedReplicaLease(kube.coordination, config.namespace, lapsed).catch((err: unknown) =>
+        log.warn({ replica: lapsed.identity, err: describeApiError(err) }, "could not delete a lapsed replica Lease"),
+      );
+    }
   }, Math.max(200, Math.round(config.ownerLeaseMs / 4)));
   orphanTimer.unref();
 

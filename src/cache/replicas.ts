@@ -11,6 +11,8 @@ interface Seen {
   at: number;
   durationMs: number;
   draining: boolean;
+  /** Seen to change since first seen: a replica alive now, not just a Lease left behind. */
+  renewed: boolean;
 }
 
 export class Replicas {
@@ -27,8 +29,15 @@ export class Replicas {
   leaseChanged(raw: KubernetesObject): void {
     const lease = readReplicaLease(raw);
     if (!lease) return;
-    if (this.seen.get(lease.identity)?.version === lease.version) return;
-    this.seen.set(lease.identity, { version: lease.version, at: this.now(), durationMs: lease.durationMs, draining: lease.draining });
+    const before = this.seen.get(lease.identity);
+    if (before?.version === lease.version) return;
+    this.seen.set(lease.identity, {
+      version: lease.version,
+      at: this.now(),
+      durationMs: lease.durationMs,
+      draining: lease.draining,
+      renewed: before !== undefined,
+    });
   }
 
   /** A deleted replica Lease: that replica handed its runs over (or an admin removed it). */
@@ -57,12 +66,15 @@ export class Replicas {
     return leading && (owner === undefined || !this.alive(owner));
   }
 
-  /** The replica a newly leased run goes to: the alive, non-draining one owning the fewest runs (ties by name). */
+  /**
+   * The replica a newly leased run goes to: the one owning the fewest runs (ties by name) among those seen renewing
+   * their Lease and not draining. A Lease only ever seen once may be a dead replica's, not expired yet.
+   */
   assignee(): string {
     const candidates = new Set<string>();
     if (!this.draining) candidates.add(this.me);
     for (const [identity, seen] of this.seen) {
-      if (identity !== this.me && !seen.draining && this.alive(identity)) candidates.add(identity);
+      if (identity !== this.me && seen.renewed && !seen.draining && this.alive(identity)) candidates.add(identity);
     }
     const load = this.load();
     let best = this.me;
@@ -92,6 +104,13 @@ export class Replicas {
   /** Runs whose owner is not alive any more: the leader takes them over. */
   orphaned(): string[] {
     return [...this.owners].flatMap(([key, owner]) => (this.alive(owner) ? [] : [key]));
+  }
+
+  /** Lapsed Leases of other replicas, with the version seen: the leader deletes them. */
+  lapsed(): { identity: string; version: string }[] {
+    return [...this.seen].flatMap(([identity, seen]) =>
+      identity !== this.me && !this.alive(identity) ? [{ identity, version: seen.version }] : [],
+    );
   }
 
   private load(): Map<string, number> {

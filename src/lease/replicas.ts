@@ -148,3 +148,20 @@ export function startHeartbeat(api: CoordinationV1Api, opts: HeartbeatOptions): 
     },
   };
 }
+
+/** Deletes a lapsed replica's Lease, unless it changed since `version` was seen (the replica came back). */
+export async function deleteLapsedReplicaLease(
+  api: CoordinationV1Api,
+  namespace: string,
+  lapsed: { identity: string; version: string },
+): Promise<void> {
+  try {
+    await api.deleteNamespacedLease({
+      name: replicaLeaseName(lapsed.identity),
+      namespace,
+      body: { preconditions: { resourceVersion: lapsed.version } },
+    });
+  } catch (err) {
+    if (!isNotFound(err) && !isConflict(err)) throw err;
+  }
+}
