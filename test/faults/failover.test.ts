@@ -28,6 +28,7 @@ describe("failover", () => {
     expect(f.doubleLeases).toBe(0);
     expect(f.withoutLease).toEqual([]);
     expect(f.lost).toEqual([]);
+    expect(f.retried).toBe(0);
     expect(f.reasons).toEqual({ Succeeded: 200 });
     expect(f.unscratched).toBe(0);
     expect(f.leasesLeft).toBe(0);

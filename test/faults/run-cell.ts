@@ -13,8 +13,8 @@ import { cellName, FAULTS, PHASES, type ApplicableCell, type Cell, type Fault, t
 // Runs one cell of the fault matrix against the real testenv: hold a run in the phase, inject the fault, clear
 // it, and check the run's terminal state, the scratch of every VM and the release of every lease.
 
-/** Controller settings for the matrix: a 20 s leader lease outlives an API server restart (about 8 s here). */
-export const FAULT_CONTROLLER_ENV = { VMBUILD_SWEEP_SECONDS: "2", VMBUILD_LEADER_LEASE_SECONDS: "20" };
+/** Controller settings for the matrix: 20 s leases (leader and replica) outlive an API server restart (about 8 s here). */
+export const FAULT_CONTROLLER_ENV = { VMBUILD_SWEEP_SECONDS: "2", VMBUILD_LEADER_LEASE_SECONDS: "20", VMBUILD_OWNER_LEASE_SECONDS: "20" };
 
 /** Fault cleared → run terminal, every VM scratched and every lease released: at most this long. */
 export const RECOVERY_BOUND_MS = 120_000;
@@ -59,6 +59,9 @@ export async function runCell(ctx: FaultContext, cell: ApplicableCell): Promise<
     if (cell.expect.message && !cell.expect.message.test(c?.message ?? "")) {
       problems.push(`message ${JSON.stringify(c?.message)} does not match ${String(cell.expect.message)}`);
     }
+    const recoveries = (run.status?.extraFields as { recoveries?: number } | undefined)?.recoveries ?? 0;
+    if (recoveries !== (cell.expect.recoveries ?? 0)) problems.push(`re-run ${recoveries} times, expected ${cell.expect.recoveries ?? 0}`);
+    if ((run.status?.retriesStatus ?? []).length > 0) problems.push("spent a retry");
     if (recoveryMs > RECOVERY_BOUND_MS) problems.push(`recovered in ${recoveryMs} ms, over the bound of ${RECOVERY_BOUND_MS} ms`);
     const detail = `${problems.length > 0 ? problems.join("; ") : (c?.reason ?? "?")}; controller restarts: ${restarts}`;
     return { cell, pass: problems.length === 0, recoveryMs, detail };

@@ -48,6 +48,7 @@ describe("faults (subset of npm run test:faults)", () => {
     expect(f.doubleLeases).toBe(0);
     expect(f.withoutLease).toEqual([]);
     expect(f.lost).toEqual([]);
+    expect(f.retried).toBe(0);
     expect(f.unscratched).toBe(0);
     expect(f.leasesLeft).toBe(0);
     expect(f.takeoverMs).toBeLessThan(TAKEOVER_BOUND_MS);
