@@ -50,7 +50,8 @@ export interface PodmanClient {
   info(signal?: AbortSignal): Promise<PodmanInfo>;
   /**
    * Streams the build's events. The request starts on the first iteration; stopping the iteration early (or
-   * aborting `signal`) closes the connection, which makes podman cancel the build.
+   * aborting `signal`) closes the connection: podman 4.3 lets the running step finish but commits nothing
+   * (docs/architecture.md, "A build whose controller goes away"); the scratch of the VM ends the rest.
    */
   build(opts: BuildOptions, signal: AbortSignal): AsyncIterable<BuildEvent>;
   manifestExists(name: string, signal?: AbortSignal): Promise<boolean>;
