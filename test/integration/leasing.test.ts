@@ -62,7 +62,7 @@ describe("leasing under load", () => {
     }
   };
 
-  it("two replicas with leader election over 50 runs on a 3-VM pool: one acts, all succeed, zero double leases", { timeout: 600_000 }, async () => {
+  it("two replicas with leader election over 50 runs on a 3-VM pool: one schedules, both build, all succeed, zero double leases", { timeout: 600_000 }, async () => {
     const { ns, done, record, leases } = await raceOver("race", 50, {});
     expect(done.map((r) => succeeded(r)?.reason)).toEqual(done.map(() => "Succeeded"));
     noDoubleLeases(done, leases);
