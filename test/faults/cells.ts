@@ -63,7 +63,10 @@ const succeeds = (why: string) => ({ expect: { reason: "Succeeded" }, why });
 const TABLE: Record<Fault, Record<Phase, Omit<Cell, "fault" | "phase">>> = {
   "controller-kill": {
     queued: succeeds("queue position and lease state live in the API; the new leader carries on"),
-    starting: succeeds("the VM start is a written intent (lease + runStrategy); the new leader keeps waiting for it"),
+    starting: {
+      expect: { reason: "Succeeded", recoveries: 1 },
+      why: "the lost process may have begun the build on the VM: the new replica scratches it and runs the attempt again on a fresh VM",
+    },
     building: {
       expect: { reason: "Succeeded", recoveries: 1 },
       why: "the build job lived in the dead process: the new replica scratches its VM and runs the attempt again (Recovering), spec.retries untouched",

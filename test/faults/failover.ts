@@ -149,7 +149,7 @@ async function leaderHolder(h: Harness): Promise<string> {
 
 export function formatFailover(f: FailoverFigures): string {
   return [
-    `${f.runs} runs over ${f.vms} VMs, leader SIGKILLed after ${f.doneAtKill} had finished (${f.inFlightAtKill} building or pushing on it)`,
+    `${f.runs} runs over ${f.vms} VMs, leader SIGKILLed after ${f.doneAtKill} had finished (${f.inFlightAtKill} building or pushing)`,
     `outcomes: ${JSON.stringify(f.reasons)}; run again after their replica was lost: ${f.recovered}; retries spent: ${f.retried}`,
     `double leases: ${f.doubleLeases}; runs without their lease: ${f.withoutLease.length}; lost runs: ${f.lost.length}`,
     `VMs left unscratched: ${f.unscratched}; leases left: ${f.leasesLeft}; replica restarts besides the kill: ${f.unplannedRestarts}`,

@@ -97,21 +97,27 @@ describe("replicas: every replica builds, builds outlive their replica", () => {
     expect(onA).toBeGreaterThanOrEqual(7);
     expect(onA).toBeLessThanOrEqual(13);
 
-    // The rollout: a replacement first, then SIGTERM; the old replica reports not ready and finishes its builds.
-    const drains: number[] = [];
+    // The rollout, as a Deployment (maxSurge 1, maxUnavailable 0) does it: a replacement, once ready, then SIGTERM
+    // to an old pod, without waiting for its drain to end; then the same for the other.
+    const drains: Promise<number>[] = [];
     for (const old of [a, b]) {
       await start();
+      const inFlight = (await cluster.listRuns(ns)).filter((r) => ownedBy(r, old) && succeeded(r)?.status === "Unknown").length;
+      expect(inFlight, `replica ${old.pid} has no build left to drain`).toBeGreaterThan(0);
       const termAt = Date.now();
       process.kill(old.pid, "SIGTERM");
       await waitUntil(async () => (await fetch(`${old.url}/readyz`).catch(() => undefined))?.status !== 200, 5_000, () => "still ready while draining");
-      await Promise.race([
-        old.exited,
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`replica ${old.pid} did not finish draining`)), 120_000)),
-      ]);
-      drains.push(Date.now() - termAt);
-      expect(old.output()).toMatch(/"drained; shutting down"/);
+      drains.push(
+        Promise.race([
+          old.exited.then(() => Date.now() - termAt),
+          new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`replica ${old.pid} did not finish draining`)), 120_000)),
+        ]),
+      );
+      process.stdout.write(`rollout: SIGTERM to a replica executing ${inFlight} builds\n`);
     }
-    process.stdout.write(`rollout: drains took ${drains.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(", ")}\n`);
+    const took = await Promise.all(drains);
+    process.stdout.write(`rollout: drains took ${took.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(", ")}\n`);
+    for (const old of [a, b]) expect(old.output()).toMatch(/"drained; shutting down"/);
 
     const done = await Promise.all(names.map((n) => cluster.waitForRun(ns, n, 180_000)));
     watch.stop();
