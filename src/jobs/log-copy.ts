@@ -66,7 +66,8 @@ export class BoundedLog {
 
   push(line: string): void {
     this.written += Buffer.byteLength(line) + 1;
-    const kept = cutLine(line, this.tailBudget);
+    // Half the tail at most: a long line still leaves room for the lines around it.
+    const kept = cutLine(line, Math.floor(this.tailBudget / 2));
     const cost = escapedBytes(kept);
     if (!this.headFull && this.headCost + cost <= this.headBudget) {
       this.head.push(kept);
