@@ -5,6 +5,12 @@ import { parseDuration } from "./timing/duration.js";
 
 /** The smallest per-build log cap: room for a head and a tail of many lines each. */
 const MIN_LOG_BYTES = 64 * 1024;
+/**
+ * The stored copy's text is counted as it travels, JSON-escaped: at most 1 MiB leaves the object (text, markers,
+ * metadata) well under etcd's 1.5 MiB request limit whatever the log holds.
+ */
+const MAX_STORED_LOG_BYTES = 1024 ** 2;
+const MIN_STORED_LOG_BYTES = 4 * 1024;
 
 export const ConfigSchema = z.object({
   KUBECONFIG: z.string().optional().describe("Kubeconfig to use; unset: ~/.kube/config, else the in-cluster ServiceAccount."),
@@ -43,6 +49,22 @@ export const ConfigSchema = z.object({
     .refine((d) => parseDuration(d) !== undefined, { message: "expected a duration such as 72h" })
     .transform((d) => parseDuration(d) ?? 0)
     .describe("Build logs older than this are removed."),
+  VMBUILD_LOG_STORED_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(MIN_STORED_LOG_BYTES)
+    .max(MAX_STORED_LOG_BYTES, { message: `at most ${MAX_STORED_LOG_BYTES} (1 MiB): the object must stay under etcd's 1.5 MiB request limit` })
+    .default(512 * 1024)
+    .describe(
+      "Each build log's stored copy (a VMBuildLog next to the run, served by any replica), in bytes as sent (JSON-escaped): its first and last halves are kept around a marker line. At most 1 MiB.",
+    ),
+  VMBUILD_LOG_SYNC_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3600)
+    .default(10)
+    .describe("How often a running build's stored log copy is written while it grows; a build shorter than this writes it once, at its end."),
   VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888).describe("Port of podman's service on the build VMs."),
   VMBUILD_MAX_CONTEXT_BYTES: z.coerce
     .number()

@@ -8,6 +8,9 @@ import { loadKube } from "./kube/client.js";
 import { startMetricsServer, startServer } from "./server/http.js";
 import { createAuthorizer, kubeAccessReviewer } from "./server/auth.js";
 import { LogStore } from "./jobs/log-store.js";
+import { kubeLogObjects } from "./jobs/log-object.js";
+import { LogCopies } from "./jobs/log-sync.js";
+import { storedLogs } from "./server/stored-logs.js";
 import { removeStaleCheckouts } from "./jobs/build.js";
 
 // The one entry point: configuration, wiring, graceful shutdown.
@@ -24,12 +27,24 @@ async function main(): Promise<void> {
   const kube = loadKube(config.KUBECONFIG);
   await mkdir(config.VMBUILD_WORK_DIR, { recursive: true });
   await removeStaleCheckouts(config.VMBUILD_WORK_DIR);
+  // Unique per process: a container restarted in the same pod is a new replica, not the lost one.
+  const identity = `${config.HOSTNAME}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  // Each build log is also stored in a VMBuildLog, so that any replica serves it once this one is gone.
+  const logObjects = kubeLogObjects(kube.custom);
+  const copies = new LogCopies({
+    objects: logObjects,
+    replica: identity,
+    maxBytes: config.VMBUILD_LOG_STORED_MAX_BYTES,
+    syncMs: config.VMBUILD_LOG_SYNC_SECONDS * 1000,
+    log,
+  });
   const logs = new LogStore({
     root: config.VMBUILD_LOG_DIR ?? join(config.VMBUILD_WORK_DIR, "logs"),
     maxBytes: config.VMBUILD_LOG_MAX_BYTES,
     maxBytesPerLog: config.VMBUILD_LOG_MAX_BYTES_PER_BUILD,
     maxAgeMs: config.VMBUILD_LOG_MAX_AGE,
     log,
+    mirrors: copies,
   });
   logs.start();
   const publicURL = config.VMBUILD_PUBLIC_URL ?? `http://${config.HOSTNAME}:${config.VMBUILD_HTTP_PORT}`;
@@ -38,8 +53,7 @@ async function main(): Promise<void> {
     kube,
     {
       namespace: config.VMBUILD_NAMESPACE,
-      // Unique per process: a container restarted in the same pod is a new replica, not the lost one.
-      identity: `${config.HOSTNAME}-${process.pid}-${randomBytes(3).toString("hex")}`,
+      identity,
       leaderElection: config.VMBUILD_LEADER_ELECTION,
       leaderLeaseMs: config.VMBUILD_LEADER_LEASE_SECONDS * 1000,
       ownerLeaseMs: config.VMBUILD_OWNER_LEASE_SECONDS * 1000,
@@ -70,7 +84,7 @@ async function main(): Promise<void> {
     port: config.VMBUILD_HTTP_PORT,
     log,
     health: { live: () => true, ready: () => ready },
-    logs: { store: logs, authorizer },
+    logs: { store: logs, authorizer, stored: storedLogs(controller.caches.runs, logObjects) },
     view: { caches: controller.caches, authorizer },
   });
   const metricsServer = await startMetricsServer({
@@ -95,6 +109,8 @@ async function main(): Promise<void> {
     if (finished) log.info("drained; shutting down");
     else log.warn({ runs: handedOver }, "drain deadline passed; the other replicas take these runs over");
     await server.close();
+    // The builds stopped at the drain's end closed their logs: let their last copies reach the API.
+    await copies.drain(5_000);
     await metricsServer.close();
     logs.stop();
     process.exit(0);

@@ -2,8 +2,9 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import { VMBUILD_GROUP, VMBUILD_KIND, VMBUILD_VERSION } from "./vmbuild.js";
 import { SettingsSchema } from "./settings.js";
+import { VMBUILD_LOG_KIND, VMBUILD_LOG_PLURAL, VMBuildLogFieldsSchema } from "./vmbuild-log.js";
 
-// The VMBuild CRD, generated from the same zod schema that validates params: one source for both.
+// The project's CRDs, generated from the zod schemas the controller validates with: one source for both.
 
 type JsonSchema = { [key: string]: unknown };
 
@@ -57,6 +58,59 @@ export function vmbuildCRD(): object {
       ],
     },
   };
+}
+
+/** The stored build logs: the fields at the top, as in an Event; no status, written whole by one replica at a time. */
+export function vmbuildLogCRD(): object {
+  const fields = structural(z.toJSONSchema(VMBuildLogFieldsSchema, { target: "openapi-3.0" })) as JsonSchema;
+  return {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: `${VMBUILD_LOG_PLURAL}.${VMBUILD_GROUP}`, labels: { "app.kubernetes.io/part-of": "vmbuild" } },
+    spec: {
+      group: VMBUILD_GROUP,
+      scope: "Namespaced",
+      names: {
+        plural: VMBUILD_LOG_PLURAL,
+        singular: "vmbuildlog",
+        kind: VMBUILD_LOG_KIND,
+        listKind: `${VMBUILD_LOG_KIND}List`,
+        shortNames: ["vmblog"],
+        categories: ["tekton"],
+      },
+      versions: [
+        {
+          name: VMBUILD_VERSION,
+          served: true,
+          storage: true,
+          additionalPrinterColumns: [
+            { name: "Run", type: "string", jsonPath: ".runName" },
+            { name: "Attempt", type: "integer", jsonPath: ".attempt" },
+            { name: "Complete", type: "boolean", jsonPath: ".complete" },
+            { name: "Bytes", type: "integer", jsonPath: ".bytes" },
+            { name: "Cut", type: "boolean", jsonPath: ".cut" },
+            { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: "object",
+              description: "The stored copy of one CustomRun attempt's build log (secrets masked), served as LOG_URL.",
+              properties: {
+                apiVersion: { type: "string" },
+                kind: { type: "string" },
+                metadata: { type: "object" },
+                ...(fields.properties as JsonSchema),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export function renderVMBuildLogCRD(): string {
+  return `# Generated from src/api/vmbuild-log.ts by \`npm run gen\`; do not edit.\n${stringify(vmbuildLogCRD(), { lineWidth: 0 })}`;
 }
 
 export function renderVMBuildCRD(): string {

@@ -37,6 +37,16 @@ export interface RetentionLimits {
   maxAgeMs: number;
 }
 
+/** A copy of one log kept elsewhere (the API): it gets every line, redacted, and the close. */
+export interface LogMirror {
+  lines(lines: readonly string[]): void;
+  close(): void;
+}
+
+export interface LogMirrors {
+  open(run: RunRef, attempt: number): LogMirror;
+}
+
 export interface LogStoreOptions extends Partial<RetentionLimits> {
   root: string;
   /** Each log's cap: its first and last halves are kept (see BuildLog); default DEFAULT_LOG_CAP_BYTES. */
@@ -47,6 +57,8 @@ export interface LogStoreOptions extends Partial<RetentionLimits> {
   pruneEveryMs?: number;
   log?: Logger;
   now?: () => number;
+  /** Where each log is copied as well, e.g. to a VMBuildLog so that other replicas can serve it. */
+  mirrors?: LogMirrors;
 }
 
 export interface StoredLog {
@@ -98,6 +110,7 @@ export class LogStore {
   private readonly pruneEveryMs: number;
   private readonly log: Logger | undefined;
   private readonly now: () => number;
+  private readonly mirrors: LogMirrors | undefined;
   private readonly writers = new Map<string, BuildLog>();
   private pruning: Promise<number> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -113,6 +126,7 @@ export class LogStore {
     this.pruneEveryMs = options.pruneEveryMs ?? 10 * 60_000;
     this.log = options.log;
     this.now = options.now ?? Date.now;
+    this.mirrors = options.mirrors;
   }
 
   /** A new (or appended-to) log for one attempt of a run; readers follow it until it is closed. */
@@ -121,7 +135,13 @@ export class LogStore {
     const shared = this.redact;
     const own = options.redact;
     const redact: Redactor | undefined = shared && own ? (l) => own(shared(l)) : (own ?? shared);
-    const log = this.create(path, redact);
+    // The mirror is opened once the file is: a log that cannot be opened leaves no copy behind.
+    let mirror: LogMirror | undefined;
+    const log = this.create(path, redact, {
+      lines: (lines) => mirror?.lines(lines),
+      close: () => mirror?.close(),
+    });
+    mirror = this.mirrors?.open(run, attempt);
     this.writers.set(path, log);
     void this.prune();
     return log;
@@ -203,12 +223,14 @@ export class LogStore {
     return join(this.root, run.namespace, run.name, `${run.uid}-${attempt}.log`);
   }
 
-  private create(path: string, redact: Redactor | undefined): BuildLog {
+  private create(path: string, redact: Redactor | undefined, mirror: LogMirror): BuildLog {
     const options = {
       ...(redact ? { redact } : {}),
       maxBytes: this.maxBytesPerLog,
+      onLines: (lines: readonly string[]) => mirror.lines(lines),
       onClosed: (closed: BuildLog) => {
         if (this.writers.get(path) === closed) this.writers.delete(path);
+        mirror.close();
       },
     };
     try {

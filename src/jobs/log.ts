@@ -31,6 +31,8 @@ export interface BuildLogOptions {
   maxBytes?: number;
   /** Called once, after the last byte is on disk. */
   onClosed?: (log: BuildLog) => void;
+  /** Every line as it comes, redacted and before any cut (for the stored copy). */
+  onLines?: (lines: readonly string[]) => void;
 }
 
 /** The lines of `text` (trailing newlines dropped, `\r\n` kept apart as `\n`), each through `redact`. */
@@ -145,6 +147,7 @@ export class BuildLog {
   /** Set once the head is full: the lines after it, the last tailBytes of them kept. */
   private held: TailRing | undefined;
   private readonly onClosed: ((log: BuildLog) => void) | undefined;
+  private readonly onLines: ((lines: readonly string[]) => void) | undefined;
   private readonly waiters = new Set<() => void>();
   private ending: Promise<void> | undefined;
   private finished = false;
@@ -157,6 +160,7 @@ export class BuildLog {
   ) {
     this.redact = options.redact ?? ((l) => l);
     this.onClosed = options.onClosed;
+    this.onLines = options.onLines;
     const cap = options.maxBytes ?? DEFAULT_LOG_CAP_BYTES;
     if (!Number.isInteger(cap) || cap < MIN_LOG_CAP_BYTES) {
       throw new RangeError(`a build log's cap must be an integer of at least ${MIN_LOG_CAP_BYTES} bytes, not ${cap}`);
@@ -179,6 +183,7 @@ export class BuildLog {
       this.recent.push(l);
       if (this.recent.length > TAIL_LINES) this.recent.shift();
     }
+    this.onLines?.(lines);
     if (this.writeError) return;
     const through: Buffer[] = [];
     for (const l of lines) {

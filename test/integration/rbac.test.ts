@@ -18,7 +18,9 @@ import { waitUntil } from "../support/processes.js";
 // controller runs, under its own identity, one scenario that needs them all: a sweep of an orphaned lease (its
 // VM's instance deleted by the controller itself), a warm pool (a VM leased and booted by the keeper, retired at
 // the end by swapping its Lease's holder), a build by VMBuild name with the ServiceAccount's and the named Secret's credentials, its
-// log read through the token check, its Events, and a cancel mid-build. The full role is restored after each case.
+// log read through the token check, then read again from a second replica with a log directory of its own (only the
+// run's VMBuildLog, created and updated as the builds ran, can answer it there), its Events, and a cancel
+// mid-build. The full role is restored after each case.
 // Leader election has a Role of its own in vmbuild-system. The ClusterRole's per-VM Lease rule also reaches the
 // leader Lease (RBAC only adds up), so the Role's grants are tested with the ClusterRole's Lease verbs that overlap
 // them taken away: with the Role whole the controller leads, without any one of its grants it cannot.
@@ -30,7 +32,8 @@ const CONTROLLER_NAMESPACE = "vmbuild-system";
 const POOLS = { group: "pool.kubevirt.io", version: "v1beta1", plural: "virtualmachinepools" };
 const VMS = { group: "kubevirt.io", version: "v1", plural: "virtualmachines" };
 const VMIS = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
-const FAST = { VMBUILD_SWEEP_SECONDS: "1", VMBUILD_LEADER_LEASE_SECONDS: "3" };
+// Log copies synced every second: a build's VMBuildLog is created, then updated, within the scenario.
+const FAST = { VMBUILD_SWEEP_SECONDS: "1", VMBUILD_LEADER_LEASE_SECONDS: "3", VMBUILD_LOG_SYNC_SECONDS: "1" };
 const WARM = "vmbuild.dev/warm-min";
 
 /** One verb on one resource of one API group: the smallest thing the role grants. */
@@ -220,8 +223,11 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
     await acquireVMLease(cluster.coordination, { namespace: ns, pool: "builders", vm: "builders-2" }, `${ns}/gone/0000/0`, new Date());
 
     let controller: ControllerProcess | undefined;
-    // The whole log: a 403 early in a chatty run would have left the in-memory tail.
-    const output = async () => (controller ? readFile(controller.outputPath, "utf8") : "");
+    /** The second replica, a standby, that serves the log from the API. */
+    let reader: ControllerProcess | undefined;
+    // The whole logs of both: a 403 early in a chatty run would have left the in-memory tail.
+    const output = async () =>
+      (controller ? await readFile(controller.outputPath, "utf8") : "") + (reader ? await readFile(reader.outputPath, "utf8") : "");
     // Each step ends early once the controller logs a 403 for the removed grant: that is the visible failure.
     const step = async (what: string, timeoutMs: number, probe: () => Promise<boolean>) => {
       let denied: Grant | undefined;
@@ -275,6 +281,18 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
       await step("its log was not served to a token that may read the run", 10_000, async () =>
         logURL.startsWith(c.url) && (await fetch(logURL, { headers: { authorization: `Bearer ${env.tokens.admin}` } })).status === 200,
       );
+      // As after the pod's deletion: a replica without the file, which only the run's VMBuildLog can answer.
+      try {
+        reader = await startController(env, { name: "rbac-reader", extraEnv: FAST, readyTimeoutMs: 30_000 });
+      } catch {
+        return "a second replica never got ready";
+      }
+      const r = reader;
+      await step("its log was not served, whole, by another replica from the API", 20_000, async () => {
+        const res = await fetch(`${r.url}${new URL(logURL).pathname}`, { headers: { authorization: `Bearer ${env.tokens.admin}` } });
+        const complete = res.headers.get("x-vmbuild-log-source") === "api" && res.headers.get("x-vmbuild-live") === "false";
+        return res.status === 200 && complete && /^pushed /m.test(await res.text());
+      });
       await step("no Event was recorded for the run", 10_000, async () =>
         (await cluster.core.listNamespacedEvent({ namespace: ns })).items.some((e) => e.involvedObject.name === "built"),
       );
@@ -291,6 +309,7 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
     } finally {
       const lines = (await output().catch(() => "")).split("\n").filter((l) => l.includes(ns));
       lastScenarioLog = `controller log lines naming ${ns} (last 40):\n${lines.slice(-40).join("\n")}`;
+      await reader?.stop(5_000);
       await controller?.stop(5_000);
       // Cold again, so that the next case's controller retires what this one kept warm rather than keep it.
       await setWarm(ns, null).catch(() => undefined);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { renderVMBuildCRD } from "../../../src/api/crd.js";
+import { renderVMBuildCRD, renderVMBuildLogCRD } from "../../../src/api/crd.js";
 import { renderConfigurationReference, renderParameterReference, renderReasonReference } from "../../../hack/docs.js";
 import { SETTING_NAMES } from "../../../src/api/settings.js";
 import { REASONS } from "../../../src/tekton/reasons.js";
@@ -10,6 +10,7 @@ const read = (path: string) => readFileSync(new URL(`../../../${path}`, import.m
 describe("generated from the schema (run `npm run gen` after changing it)", () => {
   it.each([
     ["deploy/crds/vmbuild.dev_vmbuilds.yaml", renderVMBuildCRD],
+    ["deploy/crds/vmbuild.dev_vmbuildlogs.yaml", renderVMBuildLogCRD],
     ["docs/parameters.md", renderParameterReference],
     ["docs/reasons.md", renderReasonReference],
     ["docs/configuration.md", renderConfigurationReference],

@@ -233,3 +233,41 @@ describe("LogStore", () => {
 function failNoLog(): never {
   throw new Error("expected a log");
 }
+
+describe("LogStore: the mirror of each log (its stored copy)", () => {
+  let dir: { path: string; remove(): Promise<void> };
+  beforeEach(async () => {
+    dir = await makeTempDir("log-store-mirror");
+  });
+  afterEach(async () => {
+    await dir.remove();
+  });
+
+  it("gets every line masked and uncut, then the close; nothing for a log that could not be opened", async () => {
+    const got: string[] = [];
+    const opened: string[] = [];
+    const store = new LogStore({
+      root: dir.path,
+      maxBytesPerLog: 1024,
+      redact: maskSecrets(["hunter2"]),
+      mirrors: {
+        open: (r, attempt) => {
+          opened.push(`${r.uid}/${attempt}`);
+          return { lines: (lines) => got.push(...lines), close: () => got.push("<closed>") };
+        },
+      },
+    });
+    const log = store.open(run, 2, { redact: maskSecrets(["s3cret"]) });
+    log.line("password hunter2\ntoken s3cret");
+    for (let i = 0; i < 100; i++) log.line(`line ${i} ${"x".repeat(20)}`);
+    await log.close();
+    log.line("after the close");
+    expect(opened).toEqual([`${run.uid}/2`]);
+    expect(got.slice(0, 2)).toEqual(["password ***", "token ***"]);
+    // The file is cut at 1 KiB; the mirror sees every line, and bounds its copy itself.
+    expect(got).toHaveLength(2 + 100 + 1);
+    expect(got.at(-1)).toBe("<closed>");
+    expect(() => store.open({ ...run, uid: "not a uid" }, 0)).toThrow(/not a valid run reference/);
+    expect(opened).toHaveLength(1);
+  });
+});

@@ -3,6 +3,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LogStore } from "../../../src/jobs/log-store.js";
 import type { Authorizer } from "../../../src/server/auth.js";
 import { logRoutes } from "../../../src/server/logs.js";
+import type { StoredLogs } from "../../../src/server/stored-logs.js";
+import type { VMBuildLog } from "../../../src/api/vmbuild-log.js";
 import { makeTempDir } from "../../support/temp-dir.js";
 import { logURL } from "../../../src/api/log-url.js";
 
@@ -75,5 +77,99 @@ describe("log routes", () => {
     expect(res.headers["x-vmbuild-attempt"]).toBe("0");
     expect(res.headers["x-vmbuild-live"]).toBe("false");
     expect(res.body).toBe("[linux/arm64] STEP 1/1: RUN uname -m\n[linux/arm64] aarch64\n");
+  });
+});
+
+describe("log routes: the stored copy when this replica has no file", () => {
+  let dir: { path: string; remove(): Promise<void> };
+  let app: FastifyInstance;
+  let store: LogStore;
+  const read: string[] = [];
+  let failing = false;
+  const copy = (attempt: number, complete: boolean, text: string): VMBuildLog => ({
+    metadata: { name: `vmbuild-log-u-1-${attempt}`, namespace: "team-a", resourceVersion: "7" },
+    runName: "build-1",
+    attempt,
+    replica: "vmbuild-a-1",
+    complete,
+    bytes: text.length,
+    cut: false,
+    text,
+  });
+  // build-1 (uid u-1) is on attempt 1 in the cache; attempt 0 is stored complete, attempt 1 live.
+  const stored: StoredLogs = {
+    run: (namespace, name) => (namespace === "team-a" && name === "build-1" ? { uid: "u-1", attempt: 1 } : undefined),
+    async read(namespace, uid, attempt) {
+      read.push(`${namespace}/${uid}/${attempt}`);
+      if (failing) throw new Error("HTTP 403: forbidden");
+      return { 0: copy(0, true, "attempt 0\n"), 1: copy(1, false, "attempt 1 so far\n") }[attempt];
+    },
+  };
+  const authorizer: Authorizer = {
+    async authorize(header) {
+      if (!header) return { allowed: false, status: 401, message: "a bearer token is required" };
+      return header === "Bearer ok" ? { allowed: true, user: "ok" } : { allowed: false, status: 403, message: "no" };
+    },
+  };
+  const get = (url: string, token = "ok") => app.inject({ url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  beforeEach(async () => {
+    dir = await makeTempDir("log-routes-stored");
+    store = new LogStore({ root: dir.path });
+    app = Fastify();
+    await app.register(logRoutes, { store, authorizer, stored });
+    read.length = 0;
+    failing = false;
+  });
+  afterEach(async () => {
+    await app.close();
+    await dir.remove();
+  });
+
+  it("serves the copy of the attempt asked for, or of the run's current attempt, saying it came from the API", async () => {
+    const finished = await get("/logs/team-a/build-1/0");
+    expect(finished.statusCode).toBe(200);
+    expect(finished.body).toBe("attempt 0\n");
+    expect(finished.headers).toMatchObject({
+      "content-type": "text/plain; charset=utf-8",
+      "x-vmbuild-log-source": "api",
+      "x-vmbuild-live": "false",
+      "x-vmbuild-attempt": "0",
+      "x-vmbuild-run-uid": "u-1",
+    });
+    const current = await get("/logs/team-a/build-1");
+    expect(current.body).toBe("attempt 1 so far\n");
+    expect(current.headers).toMatchObject({ "x-vmbuild-live": "true", "x-vmbuild-attempt": "1", "x-vmbuild-log-source": "api" });
+    expect(read).toEqual(["team-a/u-1/0", "team-a/u-1/1"]);
+  });
+
+  it("prefers this replica's file of the same run and attempt; a file of another run of that name is not it", async () => {
+    const log = store.open({ namespace: "team-a", name: "build-1", uid: "u-1" }, 0);
+    log.line("from disk");
+    await log.close();
+    const older = store.open({ namespace: "team-a", name: "build-1", uid: "u-0" }, 1);
+    older.line("a deleted run of the same name");
+    await older.close();
+    const local = await get("/logs/team-a/build-1/0");
+    expect(local.body).toBe("from disk\n");
+    expect(local.headers["x-vmbuild-log-source"]).toBe("local");
+    expect((await get("/logs/team-a/build-1/1")).body).toBe("attempt 1 so far\n");
+    expect(read).toEqual(["team-a/u-1/1"]);
+  });
+
+  it("authorizes before reading anything; 404 when neither has it; 503 when the API cannot be read", async () => {
+    expect((await get("/logs/team-a/build-1/0", "")).statusCode).toBe(401);
+    expect((await get("/logs/team-a/build-1/0", "other")).statusCode).toBe(403);
+    expect(read).toEqual([]);
+    const missing = await get("/logs/team-a/build-1/5");
+    expect(missing.statusCode).toBe(404);
+    expect(missing.body).toBe("no build log for team-a/build-1 attempt 5\n");
+    // A run the caches do not know has no name in the API: not looked for there.
+    expect((await get("/logs/team-a/unknown/0")).statusCode).toBe(404);
+    expect(read).toEqual(["team-a/u-1/5"]);
+    failing = true;
+    const down = await get("/logs/team-a/build-1/0");
+    expect(down.statusCode).toBe(503);
+    expect(down.body).not.toMatch(/403/);
   });
 });
