@@ -18,6 +18,8 @@ export interface BenchContext {
   cpuProfDir?: string;
   /** Extra flags for the controller's node. */
   nodeArgs?: string[];
+  /** Controller replicas per scenario (leader election on, every replica building); default 1. */
+  replicas?: number;
   progress(message: string): void;
 }
 
@@ -25,7 +27,10 @@ export interface Stage {
   ns: string;
   watch: NamespaceWatch;
   leases: { intervals(): LeaseInterval[]; stop(): void };
+  /** The first replica: the one the single-replica figures are of. */
   controller: ControllerProcess;
+  /** Every replica of the scenario, the first included. */
+  controllers: ControllerProcess[];
   stop(): Promise<void>;
 }
 
@@ -45,19 +50,28 @@ export async function stage(
   const leases = await watchLeases(env.adminKubeconfig, ns);
   await cluster.pool(ns, "builders", vms, annotations, { annotations: poolAnnotations });
   // info, not the harness's debug: the bench measures the controller as operated.
-  const controller = await startController(env, {
-    name: `bench-${name}`,
-    compiled: ctx.compiled,
-    extraEnv: { VMBUILD_LOG_LEVEL: "info" },
-    nodeArgs: [...(ctx.nodeArgs ?? []), ...(ctx.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}/${name}`] : [])],
-  });
+  const controllers: ControllerProcess[] = [];
+  for (let i = 0; i < (ctx.replicas ?? 1); i++) {
+    controllers.push(
+      await startController(env, {
+        name: `bench-${name}${i > 0 ? `-${i}` : ""}`,
+        compiled: ctx.compiled,
+        extraEnv: { VMBUILD_LOG_LEVEL: "info" },
+        nodeArgs: [...(ctx.nodeArgs ?? []), ...(ctx.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}/${name}`] : [])],
+      }),
+    );
+  }
+  // The leader hands runs only to replicas it has seen renew their Lease (every 2.5 s by default).
+  if (controllers.length > 1) await new Promise((resolve) => setTimeout(resolve, 6_000));
+  const controller = controllers[0] as ControllerProcess;
   return {
     ns,
     watch,
     leases,
     controller,
+    controllers,
     async stop() {
-      await controller.stop();
+      await Promise.all(controllers.map((c) => c.stop()));
       watch.stop();
       leases.stop();
     },

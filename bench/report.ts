@@ -126,7 +126,7 @@ export function markdown(r: Report): string {
   }
   if (r.throughput) {
     const t = r.throughput;
-    lines.push("", `## (b) throughput: ${t.runs} runs over ${t.vms} VMs`, "");
+    lines.push("", `## (b) throughput: ${t.runs} runs over ${t.vms} VMs, ${t.replicas ?? 1} controller replica(s)`, "");
     const gc = Object.entries(t.controllerGcSeconds).map(([kind, secs]) => `${kind} ${secs} s`).join(", ");
     lines.push(`${t.succeeded} succeeded, ${t.failed} failed in ${s1(t.totalMs)} (${t.runsPerMinute} runs/min); peak RSS ${mib(t.peakRssBytes)}; controller CPU ${t.controllerCpuSeconds.toFixed(1)} s (GC: ${gc});`);
     lines.push(`${t.apiRequests.total} API requests (${t.apiRequests.perRun} per run); ${t.doubleLeases} double leases; ${t.vmsStarted} VMs started, ${t.vmsLeftUnscratched} left unscratched.`, "");

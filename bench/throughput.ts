@@ -16,9 +16,11 @@ export interface ThroughputResult {
   /** First create sent → last run finished. */
   totalMs: number;
   runsPerMinute: number;
-  /** VmHWM of the controller process, started fresh for this scenario. */
+  /** Controller replicas (each executes the runs handed to it). */
+  replicas: number;
+  /** VmHWM of the controller process, started fresh for this scenario (with replicas: the largest). */
   peakRssBytes: number;
-  /** CPU seconds the controller used from its start to the last run finished: what a memory setting costs in work. */
+  /** CPU seconds the controller used from its start to the last run finished (with replicas: all of them). */
   controllerCpuSeconds: number;
   /** Of that, V8's garbage collection by kind (the controller's own metric). */
   controllerGcSeconds: Record<string, number>;
@@ -43,13 +45,17 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
     ctx.progress(`throughput: ${runs} runs created in ${Date.now() - started} ms`);
     const timer = setInterval(() => {
       const done = names.filter((n) => finalCondition(s.watch.runs.get(n)?.last ?? { spec: {} })).length;
-      ctx.progress(`throughput: ${done}/${runs} runs finished, controller RSS ${Math.round(memoryOf(s.controller.pid).rss / 2 ** 20)} MiB`);
+      const rss = s.controllers.map((c) => `${Math.round(memoryOf(c.pid).rss / 2 ** 20)} MiB`).join(", ");
+      ctx.progress(`throughput: ${done}/${runs} runs finished, controller RSS ${rss}`);
     }, 15_000);
     const done = await s.watch.waitForRuns(names, 3_600_000).finally(() => clearInterval(timer));
     const finished = Date.now();
-    const peakRssBytes = memoryOf(s.controller.pid).peak;
-    const controllerCpuSeconds = cpuSecondsOf(s.controller.pid);
-    const controllerGcSeconds = await gcSecondsOf(s.controller.metricsURL);
+    const peakRssBytes = Math.max(...s.controllers.map((c) => memoryOf(c.pid).peak));
+    const controllerCpuSeconds = s.controllers.reduce((sum, c) => sum + cpuSecondsOf(c.pid), 0);
+    const controllerGcSeconds: Record<string, number> = {};
+    for (const c of s.controllers) {
+      for (const [kind, seconds] of Object.entries(await gcSecondsOf(c.metricsURL))) controllerGcSeconds[kind] = (controllerGcSeconds[kind] ?? 0) + seconds;
+    }
     await h.everyVMScratched(s.ns);
     const requests = controllerRequests(started, finished);
     const record = readRecord(h.env.simStateDir).filter((e) => e.namespace === s.ns);
@@ -57,6 +63,7 @@ export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
     return {
       runs,
       vms,
+      replicas: s.controllers.length,
       succeeded,
       failed: runs - succeeded,
       totalMs: finished - started,

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HANDOFFS } from "../../bench/latency.js";
 import type { Distribution } from "../../bench/measure.js";
 import { runBench, SCENARIOS, writeReport, type Report } from "../../bench/report.js";
+import { throughput } from "../../bench/throughput.js";
 import { openHarness, type Harness } from "../support/harness.js";
 
 // `npm run bench -- --smoke` for correctness only: every scenario at tiny sizes, then the report's shape and
@@ -64,6 +65,15 @@ describe("bench smoke", () => {
     expect(b.apiRequests.perRun).toBeCloseTo(b.apiRequests.total / b.runs, 1);
     expect(b.peakRssBytes).toBeGreaterThan(0);
     expect(b.controllerCpuSeconds).toBeGreaterThan(0);
+    expect(b.controllerGcSeconds.minor).toBeGreaterThan(0);
+  });
+
+  it("(b) with 2 replicas: all runs succeed, both replicas measured", { timeout: 300_000 }, async () => {
+    const b = await throughput({ h, smoke: true, compiled: false, replicas: 2, progress: () => undefined });
+    expect(b.replicas).toBe(2);
+    expect(b.failed).toBe(0);
+    expect(b.doubleLeases).toBe(0);
+    expect(b.vmsLeftUnscratched).toBe(0);
     expect(b.controllerGcSeconds.minor).toBeGreaterThan(0);
   });
 

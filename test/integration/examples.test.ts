@@ -359,7 +359,7 @@ describe("deploy/release.yaml", () => {
     }
   });
 
-  it("grants leader election by a Role in the controller's namespace, on the leader Lease, and nowhere else", () => {
+  it("grants the controller's own Leases (the leader's, each replica's) by a Role in its namespace, and nowhere else", () => {
     const deployment = DeploymentSchema.parse(objects.find((o) => o.obj.kind === "Deployment")?.obj);
     const sa = { kind: "ServiceAccount", name: deployment.spec.template.spec.serviceAccountName, namespace: CONTROLLER_NAMESPACE };
     const roles = objects.filter((o) => o.obj.kind === "Role").map((o) => RoleSchema.parse(o.obj));
@@ -369,10 +369,11 @@ describe("deploy/release.yaml", () => {
 
     const role = roles.find((r) => leases(r.rules).length > 0);
     expect(role?.metadata.namespace).toBe(CONTROLLER_NAMESPACE);
-    // Exactly what src/kube/leader.ts does: read, renew, take over and hand back (update) the one Lease by name;
-    // create it (a create cannot be limited by name).
+    // Exactly what src/kube/leader.ts and src/lease/replicas.ts do: read, renew, take over and hand back (update)
+    // the leader Lease and this replica's own; create them (a create cannot be limited by name).
     expect(leases(role?.rules ?? []).map((r) => ({ verbs: [...r.verbs].sort(), names: r.resourceNames }))).toEqual([
-      { verbs: ["get", "update"], names: [LEADER_LEASE] },
+      // Replica Leases are named per process (vmbuild-replica-<pod>-<pid>-<random>): resourceNames cannot list them.
+      { verbs: ["get", "update"], names: undefined },
       { verbs: ["create"], names: undefined },
     ]);
     expect(role?.rules.length).toBe(2);
