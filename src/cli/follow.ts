@@ -1,9 +1,9 @@
 // Following a stored log: each read of the VMBuildLog returns its whole text, and only what is new is printed.
-// The stored text keeps its head and its tail once it outgrows its bound, so a later read may not extend the
-// earlier one: then the new text is re-anchored on the last lines already printed, or, if they are gone from it,
-// a marker says that lines were skipped. Pure.
+// The stored text keeps its head and its tail once it outgrows its bound (a marker line between them), so a later
+// read may not extend the earlier one. Then the lines printed last are looked for in the new text: found, what
+// follows them is new; gone (the tail moved past them), a marker says lines were skipped. Pure.
 
-/** How many of the last printed lines re-anchor a text that no longer extends the one printed. */
+/** Lines printed last that, found again in order, show where the new text carries on. */
 export const ANCHOR_LINES = 5;
 
 export const SKIPPED_MARKER = "--- kubectl vmbuild: lines between here were cut from the stored log ---\n";
@@ -12,10 +12,20 @@ export const SKIPPED_MARKER = "--- kubectl vmbuild: lines between here were cut 
 export function newOutput(before: string, after: string): string {
   if (after.startsWith(before)) return after.slice(before.length);
   const common = lineStart(after, commonPrefixLength(before, after));
-  const anchor = lastLines(before.slice(common), ANCHOR_LINES);
-  if (anchor !== "") {
-    const at = lastLineAlignedIndex(after, anchor, common);
-    if (at >= 0) return after.slice(at + anchor.length);
+  const printed = wholeLines(before.slice(common));
+  const fresh = wholeLines(after.slice(common));
+  const last = printed.length - 1;
+  for (let i = fresh.length - 1; last >= 0 && i >= 0; i--) {
+    let matched = 0;
+    while (matched < ANCHOR_LINES && i - matched >= 0 && last - matched >= 0 && fresh[i - matched] === printed[last - matched]) matched++;
+    if (matched === 0) continue;
+    const start = i - matched + 1;
+    // Enough lines agree, or all that was printed does, or the match reaches back to the stored text's own marker
+    // line (or to where the texts part): the new text carries on from there.
+    if (matched >= ANCHOR_LINES || matched === printed.length || start <= 1) {
+      const offset = common + fresh.slice(0, i + 1).reduce((n, line) => n + line.length, 0);
+      return after.slice(offset);
+    }
   }
   return SKIPPED_MARKER + after.slice(common);
 }
@@ -27,30 +37,13 @@ function commonPrefixLength(a: string, b: string): number {
   return i;
 }
 
-/** The start of the line `index` lies in (the text before it ends with a newline). */
+/** The start of the line `index` lies in. */
 function lineStart(text: string, index: number): number {
   return text.lastIndexOf("\n", index - 1) + 1;
 }
 
-/** The last `n` whole lines of `text` (each with its newline); "" if it holds no whole line. */
-function lastLines(text: string, n: number): string {
+/** The whole lines of `text`, each with its newline; a last line without one is left out. */
+function wholeLines(text: string): string[] {
   const end = text.lastIndexOf("\n") + 1;
-  if (end === 0) return "";
-  let newline = end - 1;
-  for (let i = 0; i < n; i++) {
-    const prev = text.lastIndexOf("\n", newline - 1);
-    if (prev < 0) return text.slice(0, end);
-    newline = prev;
-  }
-  return text.slice(newline + 1, end);
-}
-
-/** The last index at or after `from` where `needle` starts a line of `text`, or -1. */
-function lastLineAlignedIndex(text: string, needle: string, from: number): number {
-  let at = text.lastIndexOf(needle);
-  while (at >= from) {
-    if (at === 0 || text[at - 1] === "\n") return at;
-    at = text.lastIndexOf(needle, at - 1);
-  }
-  return -1;
+  return end === 0 ? [] : text.slice(0, end).split(/(?<=\n)/);
 }
