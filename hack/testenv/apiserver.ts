@@ -1,4 +1,4 @@
-// kube-apiserver on loopback: RBAC, static tokens, a self-signed serving cert whose CA the kubeconfigs trust.
+// kube-apiserver on loopback: RBAC, static tokens and client certificates, a self-signed serving cert whose CA the kubeconfigs trust.
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -55,6 +55,7 @@ export async function startApiserver(
       "--allow-privileged=true",
       "--authorization-mode=RBAC",
       `--token-auth-file=${creds.tokenFile}`,
+      `--client-ca-file=${creds.clientCerts.caFile}`,
       `--service-account-issuer=${url}`,
       `--service-account-key-file=${creds.saPublicKey}`,
       `--service-account-signing-key-file=${creds.saPrivateKey}`,

@@ -13,6 +13,7 @@ export const requiredCommands: Readonly<Record<string, string>> = {
   htpasswd: "apache2-utils",
   "qemu-aarch64-static": "qemu-user-static",
   "dpkg-deb": "dpkg",
+  openssl: "openssl", // the client-certificate identity
 };
 
 /** Where apt reads its sources: a sources.list file and a sources.list.d directory. */

@@ -1,7 +1,8 @@
-// etcd + kube-apiserver + kubeconfigs for the three identities: the Kubernetes half of `up`.
+// etcd + kube-apiserver + kubeconfigs for the four identities: the Kubernetes half of `up`.
 import { join } from "node:path";
 import { startApiserver } from "./apiserver.js";
 import { etcd, kubeApiserver, resolveBinary } from "./binaries.js";
+import { certUser } from "./client-certs.js";
 import { writeCredentials } from "./credentials.js";
 import type { Tokens } from "./env-file.js";
 import { startEtcd } from "./etcd.js";
@@ -20,6 +21,7 @@ export interface ControlPlane {
   adminKubeconfig: string;
   controllerKubeconfig: string;
   nobodyKubeconfig: string;
+  certKubeconfig: string;
 }
 
 export async function startControlPlane(): Promise<ControlPlane> {
@@ -47,6 +49,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
   await writeKubeconfig({ ...common, path: adminKubeconfig, user: "testenv-admin", token: creds.tokens.admin });
   await writeKubeconfig({ ...common, path: controllerKubeconfig, user: "vmbuild-controller", token: creds.tokens.controller });
   await writeKubeconfig({ ...common, path: nobodyKubeconfig, user: "vmbuild-test-nobody", token: creds.tokens.nobody });
+  const certKubeconfig = kubeconfig(certUser.name);
+  await writeKubeconfig({ ...common, path: certKubeconfig, user: certUser.name, cert: creds.clientCerts });
 
   return {
     etcdURL: etcdHandle.url,
@@ -58,5 +62,6 @@ export async function startControlPlane(): Promise<ControlPlane> {
     adminKubeconfig,
     controllerKubeconfig,
     nobodyKubeconfig,
+    certKubeconfig,
   };
 }

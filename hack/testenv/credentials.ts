@@ -1,8 +1,9 @@
-// Identities for the apiserver: a static token file (admin, the controller's service account, a nobody) and the
-// service-account signing key. Fresh per `up`.
+// Identities for the apiserver: a static token file (admin, the controller's service account, a nobody), a client
+// certificate (alice, group devs) and the service-account signing key. Fresh per `up`.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeClientCerts, type ClientCerts } from "./client-certs.js";
 import type { Tokens } from "./env-file.js";
 import { stateDir } from "./paths.js";
 
@@ -14,6 +15,7 @@ export interface CredentialFiles {
   tokenFile: string;
   saPublicKey: string;
   saPrivateKey: string;
+  clientCerts: ClientCerts;
 }
 
 function token(): string {
@@ -51,5 +53,6 @@ export async function writeCredentials(): Promise<CredentialFiles> {
   const saPrivateKey = join(dir, "sa.key");
   await writeFile(saPublicKey, publicKey, { mode: 0o600 });
   await writeFile(saPrivateKey, privateKey, { mode: 0o600 });
-  return { tokens, tokenFile, saPublicKey, saPrivateKey };
+  const clientCerts = await writeClientCerts(dir);
+  return { tokens, tokenFile, saPublicKey, saPrivateKey, clientCerts };
 }

@@ -34,8 +34,10 @@ export interface Testenv {
   adminKubeconfig: string;
   controllerKubeconfig: string;
   nobodyKubeconfig: string;
+  /** alice (group devs), authenticated by a client certificate of the testenv's client CA; no rights of its own. */
+  certKubeconfig: string;
   tokens: Tokens;
-  users: { controller: string; nobody: string };
+  users: { controller: string; nobody: string; cert: string };
   etcdURL: string;
   registry: RegistryInfo;
   /** Multi-arch (amd64, arm64, ppc64le, s390x) busybox image in the registry, e.g. "127.0.0.1:5000/vmbuild/busybox:latest". */

@@ -1,4 +1,4 @@
-// Token kubeconfigs for the testenv's identities; the CA is embedded so each file stands alone.
+// Kubeconfigs for the testenv's identities (a token or a client certificate); the CA is embedded so each file stands alone.
 import { writeFile } from "node:fs/promises";
 import { stringify } from "yaml";
 
@@ -7,7 +7,9 @@ export interface KubeconfigSpec {
   server: string;
   ca: string;
   user: string;
-  token: string;
+  /** A bearer token, or a client certificate and its key (PEM). */
+  token?: string;
+  cert?: { cert: string; key: string };
 }
 
 export function kubeconfigYaml(spec: Omit<KubeconfigSpec, "path">): string {
@@ -18,10 +20,15 @@ export function kubeconfigYaml(spec: Omit<KubeconfigSpec, "path">): string {
     clusters: [
       { name, cluster: { server: spec.server, "certificate-authority-data": Buffer.from(spec.ca).toString("base64") } },
     ],
-    users: [{ name: spec.user, user: { token: spec.token } }],
+    users: [{ name: spec.user, user: spec.cert ? certUser(spec.cert) : { token: spec.token } }],
     contexts: [{ name: `${spec.user}@${name}`, context: { cluster: name, user: spec.user, namespace: "default" } }],
     "current-context": `${spec.user}@${name}`,
   });
+}
+
+function certUser(cert: { cert: string; key: string }): object {
+  const b64 = (pem: string) => Buffer.from(pem).toString("base64");
+  return { "client-certificate-data": b64(cert.cert), "client-key-data": b64(cert.key) };
 }
 
 export async function writeKubeconfig(spec: KubeconfigSpec): Promise<void> {

@@ -19,6 +19,7 @@ export async function manifestFiles(): Promise<string[]> {
   return [
     join(repoRoot, "deploy/namespace.yaml"),
     join(repoRoot, "deploy/rbac.yaml"),
+    join(repoRoot, "deploy/rbac-users.yaml"),
     ...(await yamlFilesIn(join(repoRoot, "deploy/crds"))),
     ...(await yamlFilesIn(join(repoRoot, "hack/testenv/crds"))),
   ];

@@ -5,6 +5,7 @@ import { ensureCommands } from "./apt.js";
 import { ensureBaseImage } from "./base-image.js";
 import { ensureBinfmt } from "./binfmt.js";
 import { startControlPlane } from "./control-plane.js";
+import { certUser } from "./client-certs.js";
 import { controllerUser, nobodyUser } from "./credentials.js";
 import { stopAndClean } from "./down.js";
 import { readTestenv, writeTestenv, type Testenv } from "./env-file.js";
@@ -100,8 +101,9 @@ async function fresh(wantSim: boolean): Promise<Testenv> {
     adminKubeconfig: cp.adminKubeconfig,
     controllerKubeconfig: cp.controllerKubeconfig,
     nobodyKubeconfig: cp.nobodyKubeconfig,
+    certKubeconfig: cp.certKubeconfig,
     tokens: cp.tokens,
-    users: { controller: controllerUser, nobody: nobodyUser },
+    users: { controller: controllerUser, nobody: nobodyUser, cert: certUser.name },
     etcdURL: cp.etcdURL,
     registry: registry.info,
     baseImage,
