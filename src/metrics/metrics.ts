@@ -4,8 +4,9 @@ import { readRunState, statePools, type RunState } from "../tekton/run-state.js"
 import type { Condition } from "../tekton/customrun.js";
 import type { JobView } from "../jobs/jobs.js";
 
-// Prometheus metrics per pool and platform, fed by the reconciler's transitions; the gauges are read off the
-// run cache at scrape time, so they can never drift from what the API says.
+// Prometheus metrics per pool and platform, fed by the reconciler's transitions (each replica counts the runs it
+// executed); the gauges are read off the run cache at scrape time, so they can never drift from what the API
+// says, and every replica reports the same: aggregate them with max, not sum.
 
 // Seconds: a VM boot is tens of seconds, a build minutes to an hour.
 const BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -60,6 +61,12 @@ export function createMetrics(runs: () => ObjectCache<KubernetesObject>): Metric
     labelNames: ["pool"],
     registers: [registry],
   });
+  const recoveries = new Counter({
+    name: "vmbuild_run_recoveries_total",
+    help: "Runs adopted after the replica executing them was lost: their VM scratched, the attempt run again.",
+    labelNames: ["pool"],
+    registers: [registry],
+  });
   const perNamespace = (name: string, help: string, phases: RunState["phase"][]) =>
     new Gauge({
       name,
@@ -98,6 +105,7 @@ export function createMetrics(runs: () => ObjectCache<KubernetesObject>): Metric
         build.observe({ pool, platforms }, job.durations.buildMs / 1000);
         push.observe({ pool, platforms }, job.durations.pushMs / 1000);
       }
+      if ((after?.recoveries ?? 0) > (before?.recoveries ?? 0)) recoveries.inc({ pool });
       if (final?.status === "False") failures.inc({ pool, reason: final.reason ?? "" });
       if (final?.status === "True") succeeded.inc({ pool });
     },

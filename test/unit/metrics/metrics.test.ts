@@ -49,6 +49,15 @@ describe("metrics", () => {
     expect(text).toContain('vmbuild_runs_failed_total{pool="pools/builders",reason="BuildFailed"} 1');
   });
 
+  it("counts a run adopted after its replica was lost once, when the adopter writes the re-run", async () => {
+    const m = createMetrics(() => runs([]));
+    const now = new Date("2026-01-01T00:01:00.000Z");
+    const adopted = state("Scratching", { owner: "b", recoveries: 1 });
+    m.record({ before: state("Building", { owner: "a" }), after: adopted, final: undefined, job: undefined, platforms: "", now });
+    m.record({ before: adopted, after: state("Queued", { recoveries: 1 }), final: undefined, job: undefined, platforms: "", now });
+    expect(await m.registry.metrics()).toContain('vmbuild_run_recoveries_total{pool="pools/builders"} 1');
+  });
+
   it("counts running and queued runs per namespace from the cache at scrape time", async () => {
     const m = createMetrics(() => runs([["a", state("Building")], ["a", state("Queued")], ["b", state("Queued")]]));
     const text = await m.registry.metrics();
