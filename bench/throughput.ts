@@ -35,13 +35,15 @@ export interface ThroughputResult {
 
 export async function throughput(ctx: BenchContext, runs = ctx.runs ?? (ctx.smoke ? 6 : 500), vms = ctx.smoke ? 2 : 10): Promise<ThroughputResult> {
   const { h } = ctx;
-  await createContextRepo(h.repos, "instant-b", { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=throughput\n` });
+  // One repository per replica count: a harness may run this scenario with 1 and with 2 replicas.
+  const repo = `instant-b-r${ctx.replicas ?? 1}`;
+  await createContextRepo(h.repos, repo, { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=throughput\n` });
   const s = await stage(ctx, "throughput", vms, { "sim.vmbuild.dev/boot-delay-ms": "0" });
   try {
     const names = runNames("tp", runs);
     const started = Date.now();
     // Created as fast as the API takes them (a PipelineRun fan-out), a few at a time.
-    await eachLimited(names, 8, (name) => h.cluster.createRun(s.ns, name, buildParams(ctx, s.ns, "instant-b", name)).then(() => undefined));
+    await eachLimited(names, 8, (name) => h.cluster.createRun(s.ns, name, buildParams(ctx, s.ns, repo, name)).then(() => undefined));
     ctx.progress(`throughput: ${runs} runs created in ${Date.now() - started} ms`);
     const timer = setInterval(() => {
       const done = names.filter((n) => finalCondition(s.watch.runs.get(n)?.last ?? { spec: {} })).length;

@@ -77,7 +77,11 @@ export async function describe(reader: Reader, runName: string, out: Output): Pr
 }
 
 export async function pools(reader: Reader, out: Output, now: Date): Promise<void> {
-  const [poolList, vms, vmis, leases] = await Promise.all([reader.listPools(), reader.listVMs(), reader.listVMIs(), reader.listLeases()]);
+  // One after another: a refusal names the first list in this order, whichever would have answered first.
+  const poolList = await reader.listPools();
+  const vms = await reader.listVMs();
+  const vmis = await reader.listVMIs();
+  const leases = await reader.listLeases();
   // The runs only add each holder's phase and the queues: without them, the VMs are still shown.
   const runs = await reader.listRuns().then(
     (r) => r.items,

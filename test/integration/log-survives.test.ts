@@ -10,10 +10,10 @@ import type { GitHttpServer } from "../support/git-http-server.js";
 import { openHarness, type Harness } from "../support/harness.js";
 import { waitUntil } from "../support/processes.js";
 
-// Issue #14 item 5, logs survive their pod. Controller A leads and builds; B, a standby with a log directory of its
-// own, serves the same LOG_URLs from the runs' VMBuildLogs: the partial log while A builds, the whole log once it
-// is done, and after A is SIGKILLed (its disk gone with it, as an emptyDir goes with its pod) the same bytes A
-// served. Secrets are masked in the stored copy, a log over VMBUILD_LOG_STORED_MAX_BYTES keeps its head and tail
+// Issue #14 item 5, logs survive their pod. Two replicas, each with a log directory of its own; whichever executes
+// a run (its owner), the other serves the same LOG_URLs from the runs' VMBuildLogs: the partial log while the
+// build runs, the whole log once it is done, and after the builder is SIGKILLed (its disk gone with it, as an
+// emptyDir goes with its pod) the same bytes it served. Secrets are masked in the stored copy, a log over VMBUILD_LOG_STORED_MAX_BYTES keeps its head and tail
 // around a marker, and every copy is owned by its CustomRun. The sync interval is the default (10 s): the slow
 // build sleeps past it so that B has a partial copy to serve, the loud one is over within it.
 
@@ -51,8 +51,10 @@ describe("build logs survive the replica that ran them", () => {
   let a: ControllerProcess;
   let b: ControllerProcess;
   const uids = new Map<string, string>();
-  /** What A served of each finished run, to compare with what B serves once A is gone. */
+  /** What the builder served of each finished run, to compare with what the other serves once it is gone. */
   const servedByA = new Map<string, string>();
+  /** Per run: the replica executing it, and the other one. */
+  const roles = new Map<string, [ControllerProcess, ControllerProcess]>();
   const costs: string[] = [];
 
   /** As the admin by default; "" for no token. */
@@ -61,18 +63,35 @@ describe("build logs survive the replica that ran them", () => {
   const storedCopy = async (run: string) =>
     (await cluster.custom.getNamespacedCustomObject({ ...LOGS, namespace: ns, name: vmbuildLogName(uids.get(run) ?? "", 0) })) as StoredCopy;
 
-  /** A's "build log stored" line for the run: requests, writes and bytes sent. */
+  /** Waits until the run is handed to a replica: [its builder, the other]. */
+  async function rolesOf(run: string): Promise<[ControllerProcess, ControllerProcess]> {
+    let owner = "";
+    await waitUntil(
+      async () => {
+        owner = ((await cluster.getRun(ns, run)).status?.extraFields as { owner?: string } | undefined)?.owner ?? "";
+        return owner !== "";
+      },
+      60_000,
+      () => `${run} was never handed to a replica`,
+    );
+    const found: [ControllerProcess, ControllerProcess] = owner.startsWith(`vmbuild-${a.pid}-`) ? [a, b] : [b, a];
+    roles.set(run, found);
+    return found;
+  }
+
+  /** The builder's "build log stored" line for the run: requests, writes and bytes sent. */
   async function costOf(run: string): Promise<Cost> {
     const uid = uids.get(run) ?? "";
+    const [builder] = roles.get(run) ?? [a, b];
     let found: Cost | undefined;
     await waitUntil(
       async () => {
-        const lines = (await readFile(a.outputPath, "utf8")).split("\n").filter((l) => l.includes('"build log stored"') && l.includes(uid));
+        const lines = (await readFile(builder.outputPath, "utf8")).split("\n").filter((l) => l.includes('"build log stored"') && l.includes(uid));
         found = lines.length === 1 ? (JSON.parse(lines[0] ?? "") as Cost) : undefined;
         return found !== undefined;
       },
       10_000,
-      () => `A never logged "build log stored" for ${run}`,
+      () => `its builder never logged "build log stored" for ${run}`,
     );
     return found as Cost;
   }
@@ -115,15 +134,16 @@ describe("build logs survive the replica that ran them", () => {
     tlsVerify: "false",
   });
 
-  it("while A builds, B serves the partial log from the API, live; once done, the whole log, the same bytes as A", async () => {
+  it("while one replica builds, the other serves the partial log from the API, live; once done, the same bytes", async () => {
     const run = await cluster.createRun(ns, "slow", params("slow"));
     uids.set("slow", run.metadata?.uid ?? "");
+    const [builder, other] = await rolesOf("slow");
 
     let partial: Response | undefined;
     let text = "";
     await waitUntil(
       async () => {
-        partial = await fetchLog(b, "slow/0");
+        partial = await fetchLog(other, "slow/0");
         text = partial.ok ? await partial.text() : "";
         return FIRST.test(text);
       },
@@ -137,8 +157,8 @@ describe("build logs survive the replica that ran them", () => {
     expect(text).not.toMatch(LAST);
     expect(text).toContain("pw-***-end");
     expect(text).not.toContain(env.registry.password);
-    // A has it on disk, and follows it there.
-    const live = await fetchLog(a, "slow/0");
+    // The builder has it on disk, and follows it there.
+    const live = await fetchLog(builder, "slow/0");
     expect(live.headers.get("x-vmbuild-log-source")).toBe("local");
     expect(live.headers.get("x-vmbuild-live")).toBe("true");
     const followedByA = live.text();
@@ -152,7 +172,7 @@ describe("build logs survive the replica that ran them", () => {
     let final: Response | undefined;
     await waitUntil(
       async () => {
-        final = await fetchLog(b, "slow/0");
+        final = await fetchLog(other, "slow/0");
         return final.headers.get("x-vmbuild-live") === "false";
       },
       20_000,
@@ -163,7 +183,7 @@ describe("build logs survive the replica that ran them", () => {
 
     const copy = await storedCopy("slow");
     expect(copy).toMatchObject({ runName: "slow", attempt: 0, complete: true, cut: false, bytes: Buffer.byteLength(whole) });
-    expect(copy.replica).toMatch(/^vmbuild-\d+$/);
+    expect(copy.replica).toMatch(new RegExp(`^vmbuild-${builder.pid}-[0-9a-f]{6}$`));
     expect(copy.metadata?.labels).toMatchObject({ "app.kubernetes.io/managed-by": "vmbuild", "vmbuild.dev/run-uid": uids.get("slow") });
     expect(copy.metadata?.ownerReferences).toEqual([{ apiVersion: "tekton.dev/v1beta1", kind: "CustomRun", name: "slow", uid: uids.get("slow") }]);
     expect(JSON.stringify(copy)).not.toContain(env.registry.password);
@@ -181,14 +201,15 @@ describe("build logs survive the replica that ran them", () => {
   it("a log over VMBUILD_LOG_STORED_MAX_BYTES is stored as its head and tail around a marker, within the bound", async () => {
     const run = await cluster.createRun(ns, "loud", params("loud"));
     uids.set("loud", run.metadata?.uid ?? "");
+    const [builder, other] = await rolesOf("loud");
     const done = await cluster.waitForRun(ns, "loud", 180_000);
     expect(succeeded(done)?.reason, succeeded(done)?.message).toBe("Succeeded");
-    servedByA.set("loud", await (await fetchLog(a, "loud/0")).text());
+    servedByA.set("loud", await (await fetchLog(builder, "loud/0")).text());
 
     let res: Response | undefined;
     await waitUntil(
       async () => {
-        res = await fetchLog(b, "loud/0");
+        res = await fetchLog(other, "loud/0");
         return res.headers.get("x-vmbuild-live") === "false";
       },
       20_000,
@@ -209,28 +230,30 @@ describe("build logs survive the replica that ran them", () => {
     costs.push(`loud build (${cost.bytes} B of log, cut to ${Buffer.byteLength(copy.text)} B): ${cost.requests} requests (${cost.writes} writes), ${cost.sentBytes} B sent`);
   });
 
-  it("after A is SIGKILLed, B serves the same bytes A served, to those who may get the run only", async () => {
-    process.kill(a.pid, "SIGKILL");
-    await a.exited;
+  it("after the slow run's builder is SIGKILLed, the other serves the same bytes it served, to those who may get the run only", async () => {
+    const [builder, other] = roles.get("slow") ?? [a, b];
+    process.kill(builder.pid, "SIGKILL");
+    await builder.exited;
     for (const [run, text] of servedByA) {
+      // The loud log's stored copy is cut (the previous case); the slow one is whole.
       if (run === "loud") continue;
       for (const path of [`${run}/0`, run]) {
-        const res = await fetchLog(b, path);
+        const res = await fetchLog(other, path);
         expect(res.status, path).toBe(200);
         expect(res.headers.get("x-vmbuild-log-source")).toBe("api");
         expect(res.headers.get("x-vmbuild-live")).toBe("false");
         expect(await res.text()).toBe(text);
       }
     }
-    const anonymous = await fetchLog(b, "slow/0", "");
+    const anonymous = await fetchLog(other, "slow/0", "");
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get("www-authenticate")).toBe('Bearer realm="vmbuild"');
-    const nobody = await fetchLog(b, "slow/0", env.tokens.nobody);
+    const nobody = await fetchLog(other, "slow/0", env.tokens.nobody);
     expect(nobody.status).toBe(403);
     expect(await nobody.text()).not.toMatch(FIRST);
-    expect((await fetchLog(b, "slow/1")).status).toBe(404);
-    expect((await fetchLog(b, "no-such-run/0")).status).toBe(404);
-    // B never had a file of them.
-    expect(await readFile(`${b.logDir}/${ns}/slow/${uids.get("slow")}-0.log`).catch(() => undefined)).toBeUndefined();
+    expect((await fetchLog(other, "slow/1")).status).toBe(404);
+    expect((await fetchLog(other, "no-such-run/0")).status).toBe(404);
+    // The other replica never had a file of it.
+    expect(await readFile(`${other.logDir}/${ns}/slow/${uids.get("slow")}-0.log`).catch(() => undefined)).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { canI, loadKubeconfig } from "../../hack/testenv/apply.js";
 import type { Testenv } from "../../hack/testenv/index.js";
+import { vmbuildLogName } from "../../src/api/vmbuild-log.js";
 import { mergePatch } from "../../src/kube/client.js";
 import { acquireVMLease } from "../../src/lease/leases.js";
 import { Cluster, result, succeeded, type Condition } from "../support/cluster.js";
@@ -265,13 +266,28 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
         customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" },
         serviceAccountName: "pipeline",
       });
-      await cluster.createRun(ns, "cancelled", { pool: "builders", gitUrl: `${h.git.url}/slow.git`, image: `${env.registry.host}/${ns}/slow:1`, tlsVerify: "false" });
+      // The named Secret: without a login the FROM pull fails at once, and the run would end BuildFailed before the
+      // cancel (a race this test lost now and then).
+      await cluster.createRun(ns, "cancelled", {
+        pool: "builders",
+        gitUrl: `${h.git.url}/slow.git`,
+        image: `${env.registry.host}/${ns}/slow:1`,
+        registrySecret: "registry",
+        tlsVerify: "false",
+      });
       let cancelled: Condition | undefined;
       await step("the cancelled run never reached Building", 60_000, async () => {
         cancelled = succeeded(await cluster.getRun(ns, "cancelled"));
         return cancelled !== undefined && (cancelled.reason === "Building" || cancelled.status !== "Unknown");
       });
       if (cancelled?.reason !== "Building") return `the cancelled run ended ${cancelled?.reason} before Building: ${cancelled?.message}`;
+      // Its log copy written once before the cancel: the copy's last write, at the close, is then an update.
+      const uid = (await cluster.getRun(ns, "cancelled")).metadata?.uid ?? "";
+      await step("the cancelled run's log copy was never written", 20_000, async () =>
+        cluster.custom
+          .getNamespacedCustomObject({ group: "vmbuild.dev", version: "v1alpha1", plural: "vmbuildlogs", namespace: ns, name: vmbuildLogName(uid, 0) })
+          .then(() => true),
+      );
       await cluster.patchRun(ns, "cancelled", { spec: { status: "RunCancelled", statusMessage: "rbac" } });
       await step("the cancel did not end the run", 30_000, async () => succeeded(await cluster.getRun(ns, "cancelled"))?.reason === "CustomRunCancelled");
       await step("the build did not finish", 90_000, async () => ["True", "False"].includes(succeeded(await cluster.getRun(ns, "built"))?.status ?? ""));

@@ -105,7 +105,8 @@ describe("a build over ssh, configured on the pool", () => {
         return vmAddress !== "";
       },
       60_000,
-      () => `no VMI with an address in ${ns}`,
+      // Should it ever fail again (once, in a loaded full run), say where the run and the controller were.
+      () => `no VMI with an address in ${ns}; controller's last lines:\n${controller.output().split("\n").slice(-15).join("\n")}`,
     );
     const sshd = sshds.get(vmAddress) ?? (await startSshd({ keys, host: vmAddress, port: sshPort }));
     sshds.set(vmAddress, sshd);
