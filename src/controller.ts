@@ -33,7 +33,7 @@ import {
   type Keys,
 } from "./reconcile/run-keys.js";
 import type { BuildSettings } from "./api/settings.js";
-import { runKey, type CustomRun } from "./tekton/customrun.js";
+import { FINALIZER, runKey, type CustomRun } from "./tekton/customrun.js";
 import type { Caches } from "./cache/caches.js";
 import { PoolQueues } from "./cache/pool-queues.js";
 import { Replicas } from "./cache/replicas.js";
@@ -121,7 +121,13 @@ export async function startController(
     informers[kind].onDelete((obj) => expectations.deleted(kind, obj));
   }
   // Before the wake-ups below: they read who owns a run and which replicas live.
-  informers.runs.onChange((obj) => replicas.owned(keyOf(obj), runOwner(obj)));
+  informers.runs.onChange((obj) => {
+    const state = readRunState((obj as { status?: { extraFields?: unknown } }).status?.extraFields);
+    const done = state?.phase === "Done";
+    // A finished run matters to ownership only while our finalizer is still on it.
+    const settled = done && !(obj.metadata?.finalizers ?? []).includes(FINALIZER);
+    replicas.owned(keyOf(obj), settled ? undefined : state?.owner, done);
+  });
   informers.runs.onDelete((obj) => replicas.owned(keyOf(obj), undefined));
   informers.leases.onChange((obj) => replicas.leaseChanged(obj));
   informers.leases.onDelete((obj) => {
@@ -289,12 +295,6 @@ export async function startController(
     },
     stop,
   };
-}
-
-/** The replica a run's status names as executing it; none once it is finished. */
-function runOwner(obj: KubernetesObject): string | undefined {
-  const state = readRunState((obj as { status?: { extraFields?: unknown } }).status?.extraFields);
-  return state?.phase === "Done" ? undefined : state?.owner;
 }
 
 function keyOf(obj: KubernetesObject): string {

@@ -17,8 +17,10 @@ interface Seen {
 
 export class Replicas {
   private readonly seen = new Map<string, Seen>();
-  /** Unfinished run key → the replica that owns it. */
+  /** Run key → the replica that owns it (or owned it, for a finished run). */
   private readonly owners = new Map<string, string>();
+  /** Of those, the finished runs: they weigh on no replica, and no drain waits for them. */
+  private readonly finished = new Set<string>();
   private draining = false;
 
   constructor(
@@ -86,10 +88,15 @@ export class Replicas {
     return best;
   }
 
-  /** Records a run's owner (undefined: finished, unowned or gone), from the informer or from our own write. */
-  owned(runKey: string, owner: string | undefined): void {
+  /**
+   * Records a run's owner (undefined: unowned or gone), from the informer or from our own write. A finished run keeps
+   * its owner: that replica, while it lives, removes the finalizer (the leader would only race it).
+   */
+  owned(runKey: string, owner: string | undefined, finished = false): void {
     if (owner === undefined) this.owners.delete(runKey);
     else this.owners.set(runKey, owner);
+    if (owner !== undefined && finished) this.finished.add(runKey);
+    else this.finished.delete(runKey);
   }
 
   ownerOf(runKey: string): string | undefined {
@@ -98,10 +105,10 @@ export class Replicas {
 
   /** Runs owned by this replica and not finished yet: what a drain waits for. */
   ownedByMe(): string[] {
-    return [...this.owners].flatMap(([key, owner]) => (owner === this.me ? [key] : []));
+    return [...this.owners].flatMap(([key, owner]) => (owner === this.me && !this.finished.has(key) ? [key] : []));
   }
 
-  /** Runs whose owner is not alive any more: the leader takes them over. */
+  /** Runs whose owner is not alive any more: the leader takes them over (a finished one: its finalizer, if left). */
   orphaned(): string[] {
     return [...this.owners].flatMap(([key, owner]) => (this.alive(owner) ? [] : [key]));
   }
@@ -115,7 +122,7 @@ export class Replicas {
 
   private load(): Map<string, number> {
     const load = new Map<string, number>();
-    for (const owner of this.owners.values()) load.set(owner, (load.get(owner) ?? 0) + 1);
+    for (const [key, owner] of this.owners) if (!this.finished.has(key)) load.set(owner, (load.get(owner) ?? 0) + 1);
     return load;
   }
 }

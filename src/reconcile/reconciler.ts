@@ -40,7 +40,7 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   const run = parsed.run;
   const before = readRunState(run.status?.extraFields);
   const { replicas } = deps;
-  if (replicas && !replicas.actsOn(before?.phase === "Done" ? undefined : before?.owner, deps.leading?.() ?? true)) return {};
+  if (replicas && !replicas.actsOn(before?.owner, deps.leading?.() ?? true)) return {};
   // Our own last write has not reached the cache: deciding on the older copy could repeat or undo its actions.
   if (deps.expectations.runBehind(raw)) return { requeueAfterMs: 100 };
   const obs = observe(run, parsed.problem, {
@@ -59,7 +59,10 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   // A job whose outcome is written down (a new attempt, or the run finished) is no longer needed.
   const after = readRunState(decision.status?.extraFields);
   // Counted at once for the next assignments, before the informer brings the write back.
-  if (after) replicas?.owned(key, after.phase === "Done" ? undefined : after.owner);
+  if (after) {
+    const done = after.phase === "Done";
+    replicas?.owned(key, done && decision.removeFinalizer ? undefined : after.owner, done);
+  }
   deps.metrics.record({
     before,
     after,

@@ -89,4 +89,19 @@ describe("Replicas", () => {
     expect(r.ownedByMe()).toEqual([]);
     expect(r.lapsed()).toEqual([{ identity: "b", version: "1" }]);
   });
+
+  it("a finished run keeps its owner for its finalizer, but weighs on no replica and holds no drain", () => {
+    const { r, advance } = replicas();
+    r.leaseChanged(lease("b", "1"));
+    r.leaseChanged(lease("b", "2"));
+    r.owned("ns/1", "a", true);
+    r.owned("ns/2", "b", true);
+    expect(r.ownedByMe()).toEqual([]);
+    expect(r.assignee()).toBe("a"); // neither counts: a tie, by name
+    expect(r.actsOn("b", true)).toBe(false); // b removes its own finalizer while it lives
+    advance(15_000);
+    expect(r.orphaned()).toEqual(["ns/2"]);
+    r.owned("ns/2", undefined, true); // the finalizer is off: nothing left to do
+    expect(r.orphaned()).toEqual([]);
+  });
 });
