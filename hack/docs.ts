@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { REASONS } from "../src/tekton/reasons.js";
+import { eventType, REASONS } from "../src/tekton/reasons.js";
 import { SettingsSchema } from "../src/api/settings.js";
 import { ConfigSchema } from "../src/config.js";
 
@@ -74,18 +74,21 @@ export function renderConfigurationReference(): string {
 
 export function renderReasonReference(): string {
   const rows = Object.entries(REASONS).map(
-    ([reason, info]) => `| \`${reason}\` | \`${info.status}\` | ${info.meaning} | ${info.action} |`,
+    ([reason, info]) =>
+      `| \`${reason}\` | \`${info.status}\` | ${eventType(reason, info.status) ?? "none"} | ${info.meaning} | ${info.action} |`,
   );
   return [
     "# Status reasons",
     "",
     "<!-- Generated from src/tekton/reasons.ts by `npm run gen`; do not edit. -->",
     "",
-    "Every reason the `Succeeded` condition of a VMBuild CustomRun can carry. Each change of reason is also a",
-    "Kubernetes Event on the CustomRun (`kubectl describe customrun NAME`).",
+    "Every reason the `Succeeded` condition of a VMBuild CustomRun can carry. Entering a reason with an Event type",
+    "also records a Kubernetes Event on the CustomRun (`kubectl describe customrun NAME`): every ending, the VM a",
+    "run got, and an attempt that runs again. The phases in between are in the condition, the web view and",
+    "`kubectl vmbuild describe`.",
     "",
-    "| reason | status | meaning | what to do |",
-    "| --- | --- | --- | --- |",
+    "| reason | status | Event | meaning | what to do |",
+    "| --- | --- | --- | --- | --- |",
     ...rows,
     "",
   ].join("\n");

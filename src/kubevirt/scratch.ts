@@ -11,11 +11,18 @@ import type { VMView } from "./vm.js";
 export type ScratchStep = "stop" | "deleteVMI" | "wait" | "gone";
 
 /**
+ * How long after its stop KubeVirt is left to delete a VM's instance itself (it does so for every stopped VM)
+ * before the scratch deletes it: sooner, the delete mostly races KubeVirt's own and costs a request for nothing.
+ */
+export const VMI_DELETE_GRACE_MS = 5_000;
+
+/**
  * The next step for what is seen of a VM (undefined: nothing is seen of it). Stop first, delete the instance only
  * once the VM is seen stopped: deleting the instance of a VM that still wants to run makes KubeVirt start a new one.
+ * `sinceStopMs`: how long ago the scratch stopped the VM, when it did (unknown: the instance goes at once).
  */
-export function scratchStep(vm: VMView | undefined): ScratchStep {
+export function scratchStep(vm: VMView | undefined, sinceStopMs = Number.POSITIVE_INFINITY): ScratchStep {
   if (vm?.wantsRunning) return "stop";
-  if (vm?.vmi) return vm.vmi.deleting ? "wait" : "deleteVMI";
+  if (vm?.vmi) return vm.vmi.deleting || sinceStopMs < VMI_DELETE_GRACE_MS ? "wait" : "deleteVMI";
   return "gone";
 }

@@ -5,23 +5,30 @@ export interface ReasonInfo {
   status: "Unknown" | "True" | "False";
   meaning: string;
   action: string;
+  /**
+   * The Event entering this reason records, if any. Every ending records one; of the reasons under way only those
+   * a reader of `kubectl describe` needs: which VM the run got, and an attempt that runs again. The other phases
+   * are in the condition and the web view, not worth a request per run each.
+   */
+  event?: "Normal" | "Warning";
 }
 
 export const REASONS = {
   Started: { status: "Unknown", meaning: "The controller accepted the run.", action: "Nothing: it moves on at once." },
   WaitingForVM: {
     status: "Unknown",
-    meaning: "Every VM of the pool is leased; the message says whether the run is next in line (the web view shows its place).",
+    meaning: "Every VM of the pool is leased; `kubectl vmbuild describe` and the web view show the run's place in the queue.",
     action: "Wait, or add replicas to the pool. queueTimeout bounds the wait.",
   },
   StartingVM: {
     status: "Unknown",
-    meaning: "A VM is leased and starting while the source is fetched; the message names it, then says it is up.",
+    meaning: "A VM is leased and starting while the source is fetched; the message names it and its pool.",
     action: "Wait. readyTimeout bounds it; a VM that never gets ready is scratched and one other is tried.",
+    event: "Normal",
   },
   Building: {
     status: "Unknown",
-    meaning: "podman builds on the VM; the message shows the current step per platform (refreshed at most every 2 s).",
+    meaning: "podman builds on the VM; the message shows the current step per platform (refreshed at most every 10 s; every step is in the build log).",
     action: "Follow the build log at the log URL.",
   },
   Pushing: { status: "Unknown", meaning: "The manifest list and its images are being pushed.", action: "Wait." },
@@ -34,12 +41,14 @@ export const REASONS = {
     status: "Unknown",
     meaning: "An attempt failed and spec.retries allows another; earlier attempts are in status.retriesStatus.",
     action: "Look at retriesStatus for why the last attempt failed.",
+    event: "Warning",
   },
   Recovering: {
     status: "Unknown",
     meaning:
       "The controller replica executing the run was lost (killed, its node gone, or its drain deadline passed): its VM is scratched and the attempt runs again on a fresh VM, at most twice per run, without using spec.retries.",
     action: "Nothing: status.extraFields.recoveries counts these re-runs; the Event names the lost replica.",
+    event: "Warning",
   },
   Succeeded: { status: "True", meaning: "The image is built, pushed and the VM scratched.", action: "Use the IMAGE_DIGEST result." },
   InvalidParams: {
@@ -123,5 +132,12 @@ export const REASONS = {
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof REASONS;
+
+/** The Event type entering `reason` records, if it records one: Warning for failures and re-runs. */
+export function eventType(reason: string, status: ReasonInfo["status"]): "Normal" | "Warning" | undefined {
+  const info: ReasonInfo | undefined = (REASONS as Record<string, ReasonInfo>)[reason];
+  if (status !== "Unknown") return status === "False" ? "Warning" : "Normal";
+  return info?.event;
+}
 export type FailureReason = { [K in Reason]: (typeof REASONS)[K]["status"] extends "False" ? K : never }[Reason];
 export type ProgressReason = { [K in Reason]: (typeof REASONS)[K]["status"] extends "Unknown" ? K : never }[Reason];

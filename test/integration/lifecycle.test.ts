@@ -51,7 +51,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     await cluster.waitForReason(ns, "first", ["Building"], 60_000);
     await cluster.createRun(ns, "second", params("quick"));
     const queued = await cluster.waitForReason(ns, "second", ["WaitingForVM"]);
-    expect(succeeded(queued)?.message).toMatch(/next in line/);
+    expect(succeeded(queued)?.message).toBe(`Waiting for a free VM of pool ${ns}/builders.`);
 
     await cluster.patchRun(ns, "second", { spec: { status: "RunCancelled", statusMessage: "cancelled while queued" } });
     const second = await cluster.waitForRun(ns, "second", 30_000);

@@ -1,5 +1,5 @@
 import { CANCELLED_SPEC_STATUS, isFinished, succeededCondition, type CustomRun, type RunStatus } from "../../tekton/customrun.js";
-import type { Reason } from "../../tekton/reasons.js";
+import { eventType, type Reason } from "../../tekton/reasons.js";
 import { readRunState, type Outcome, type RunState } from "../../tekton/run-state.js";
 import { elapsed, failure, hasFinalizer, progress, runTimeoutMs, timeoutRemaining } from "../../tekton/status.js";
 import { formatDuration } from "../../timing/duration.js";
@@ -204,15 +204,8 @@ function toDecision(ctx: Ctx, step: Step): Decision {
     if (step.results && step.results.length > 0) status.results = step.results;
   }
   const changed = previous?.reason !== step.condition.reason || previous?.status !== step.condition.status;
-  const events: EventNote[] = changed
-    ? [
-        {
-          type: step.condition.status === "False" || step.condition.reason === "Recovering" ? "Warning" : "Normal",
-          reason: step.condition.reason ?? "",
-          message: step.condition.message ?? "",
-        },
-      ]
-    : [];
+  const type = changed ? eventType(step.condition.reason ?? "", step.condition.status) : undefined;
+  const events: EventNote[] = type ? [{ type, reason: step.condition.reason ?? "", message: step.condition.message ?? "" }] : [];
   // Once scratching, the run's timeout has nothing more to stop (it would requeue at once, again and again).
   const timeoutMatters = !step.final && step.state?.phase !== "Scratching";
   const requeueAfterMs = minDefined(step.requeueAfterMs, timeoutMatters ? timeoutRemaining(run, status, ctx.obs.now) : undefined);

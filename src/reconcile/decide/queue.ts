@@ -66,7 +66,7 @@ export function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Next
     const held = withLeased(ctx.held, [...picks.values()].map((vm) => vm.name));
     return { to: "starting", state: next, settings, actions: acquire, held };
   }
-  const waiting = progress(ctx, "WaitingForVM", waitingMessage(obs, chosen.lacking));
+  const waiting = progress(ctx, "WaitingForVM", waitingMessage(chosen.lacking));
   if (holdsSome) return { to: "beginScratch", state: found, outcome: { condition: waiting, results: [], next: "requeue" } };
   return { actions: [], state, condition: waiting, requeueAfterMs: settings.queueTimeout - waited };
 }
@@ -112,14 +112,11 @@ function freeVMs(pool: PoolObservation | undefined, state: RunState): VMView[] {
 }
 
 /**
- * A queue position changes at every lease turn: writing it would cost one status write per waiting run per turn.
- * So the message says only whether the run is next in line; the web view shows the live queue.
+ * A queue position changes at every lease turn, and so would "next in line": writing either would cost status
+ * writes per waiting run. The web view and `kubectl vmbuild describe` show the live queue.
  */
-function waitingMessage(obs: Observation, lacking: readonly Lacking[]): string {
-  const parts = lacking.map(({ pool, need }) => {
-    const where = (obs.demandAhead[pool] ?? 0) === 0 ? "next in line" : "queued behind other runs";
-    return `${need > 1 ? `${need} free VMs` : "a free VM"} of pool ${pool}: ${where}`;
-  });
+function waitingMessage(lacking: readonly Lacking[]): string {
+  const parts = lacking.map(({ pool, need }) => `${need > 1 ? `${need} free VMs` : "a free VM"} of pool ${pool}`);
   return `Waiting for ${parts.join("; ")}.`;
 }
 

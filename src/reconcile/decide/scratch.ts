@@ -1,9 +1,9 @@
-import { scratchStep, type ScratchStep } from "../../kubevirt/scratch.js";
+import { scratchStep, VMI_DELETE_GRACE_MS, type ScratchStep } from "../../kubevirt/scratch.js";
 import { holderIdentity } from "../../lease/holder.js";
 import { warmCount } from "../../pools/warm.js";
 import type { Condition } from "../../tekton/customrun.js";
 import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "../../tekton/run-state.js";
-import { condition, failure, progress, retryEntry } from "../../tekton/status.js";
+import { condition, elapsed, failure, progress, retryEntry } from "../../tekton/status.js";
 import type { PoolObservation } from "../observation.js";
 import { endingResults, heldVM, lastSeen, RELEASED, vmsOf, type Action, type Ctx, type Next } from "./phase.js";
 
@@ -29,12 +29,14 @@ export function scratching(ctx: Ctx, state: RunState): Next<"finish"> {
   const jobRunning = ctx.held.job?.state === "running";
   const actions: Action[] = jobRunning ? [{ kind: "cancelJob", job: { attempt: state.attempt, vms: stateVMs(state) } }] : [];
   const holder = holderIdentity(ctx.run.metadata, state.attempt);
+  // The scratch began (and stopped the VMs) when the run entered Scratching.
+  const sinceStop = elapsed(ctx.obs.now, state.phaseSince);
   let pending = jobRunning;
   const handedBack = new Map<string, number>();
   state.slots.forEach((slot, i) => {
     const vm = heldVM(ctx, state, i);
     if (!vm) return;
-    const step = scratchStep(lastSeen(ctx.obs, slot.pool, vm));
+    const step = scratchStep(lastSeen(ctx.obs, slot.pool, vm), sinceStop);
     actions.push(...scratchActions(step, slot.pool, vm));
     if (step !== "gone" || jobRunning) {
       pending = true;
@@ -44,7 +46,12 @@ export function scratching(ctx: Ctx, state: RunState): Next<"finish"> {
     if (toWarm) handedBack.set(slot.pool, (handedBack.get(slot.pool) ?? 0) + 1);
     actions.push({ kind: "releaseLease", pool: slot.pool, vm, holder, toWarm });
   });
-  if (pending) return { actions, state, condition: scratchCondition(ctx, state), requeueAfterMs: SCRATCH_RECHECK_MS };
+  if (pending) {
+    // KubeVirt deleting the instances wakes the run; if it has not by the grace's end, the scratch deletes them.
+    const graceLeft = VMI_DELETE_GRACE_MS - sinceStop;
+    const recheck = graceLeft > 0 ? Math.min(SCRATCH_RECHECK_MS, graceLeft) : SCRATCH_RECHECK_MS;
+    return { actions, state, condition: scratchCondition(ctx, state), requeueAfterMs: recheck };
+  }
   return { to: "finish", state, outcome, actions, held: RELEASED };
 }
 

@@ -105,15 +105,12 @@ export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
   }
   const allUp = allReady && ready.every((vm) => vm.vmi?.address && !vm.vmi.deleting);
   if (allUp) actions.push({ kind: "connectJob", job: ref, addresses: ready.map((vm) => vm.vmi?.address ?? "") });
-  // One message while the VMs boot and one once they are up: each VMI transition, and the fetch ending, are in
-  // the web view and the log, not in a status write of their own (each would cost a write per run).
-  const message = allUp
-    ? `${ready.map((vm) => `VM ${vm.name} is up at ${vm.vmi?.address ?? "?"}`).join("; ")}; waiting for the source and podman.`
-    : booting;
+  // One message for the whole phase: each VMI transition, the VMs' addresses and the fetch ending are in the web
+  // view and the log, not in a status write of their own (each would cost a write per run).
   return {
     actions,
     state,
-    condition: progress(ctx, "StartingVM", message),
+    condition: progress(ctx, "StartingVM", booting),
     // The job's end of fetching wakes the run; a timer past readyTimeout would spin.
     ...(allUp && fetching ? {} : { requeueAfterMs: settings.readyTimeout - waited }),
   };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decide, type Action, type Decision } from "../../../src/reconcile/decide/index.js";
 import { SCRATCH_RECHECK_MS } from "../../../src/reconcile/decide/scratch.js";
+import { VMI_DELETE_GRACE_MS } from "../../../src/kubevirt/scratch.js";
 import type { Observation, PoolObservation } from "../../../src/reconcile/observation.js";
 import type { RunState } from "../../../src/tekton/run-state.js";
 import { FINALIZER, type CustomRun, type RunStatus } from "../../../src/tekton/customrun.js";
@@ -163,22 +164,22 @@ const rows: Row[] = [
     phase: "Starting",
   },
   {
-    name: "new run, pool full, first in the queue: next in line",
+    name: "new run, pool full, first in the queue: the same message as behind others (no status write as the queue moves)",
     run: run(),
     obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0"), stopped("builders-1", "team-b/y/uid-8/0")]),
     actions: [],
     reason: "WaitingForVM",
     phase: "Queued",
-    message: /pool team-a\/builders: next in line\.$/,
+    message: /^Waiting for a free VM of pool team-a\/builders\.$/,
   },
   {
-    name: "new run, pool full, runs ahead: a message that stays put as the queue moves (no exact position)",
+    name: "new run, pool full, runs ahead: a message that stays put as the queue moves (no position)",
     run: run(),
     obs: observe(0, [stopped("builders-0", "team-b/x/uid-9/0"), stopped("builders-1", "team-b/y/uid-8/0")], { queueAhead: 1 }),
     actions: [],
     reason: "WaitingForVM",
     phase: "Queued",
-    message: /: queued behind other runs\.$/,
+    message: /^Waiting for a free VM of pool team-a\/builders\.$/,
   },
   {
     name: "new run, second in line takes the second free VM",
@@ -249,12 +250,12 @@ const rows: Row[] = [
   },
   // Starting
   {
-    name: "starting, VMI ready, the job fetching: the job is told where the VM answers",
+    name: "starting, VMI ready, the job fetching: the job is told where the VM answers; the message stays (no write)",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(5, [ready("builders-0")], { heldLease: "builders-0", job: fetching }),
     actions: ["connectJob"],
     reason: "StartingVM",
-    message: /VM builders-0 is up at .*; waiting for the source and podman\.$/,
+    message: /^Starting VM builders-0 of pool team-a\/builders\.$/,
   },
   {
     name: "starting, VMI not ready yet, the job fetching: one message while the VM boots, whatever its VMI's phase",
@@ -271,7 +272,7 @@ const rows: Row[] = [
     actions: ["connectJob"],
     reason: "StartingVM",
     phase: "Starting",
-    message: /waiting for the source and podman/,
+    message: /^Starting VM builders-0 of pool team-a\/builders\.$/,
   },
   {
     name: "starting, the job failed before the build (the run's credentials): the run fails, no other VM is tried",
@@ -290,7 +291,7 @@ const rows: Row[] = [
     obs: observe(5, [ready("builders-0")], { heldLease: "builders-0", job: connecting }),
     actions: ["connectJob"],
     reason: "StartingVM",
-    message: /waiting for the source and podman/,
+    message: /^Starting VM builders-0 of pool team-a\/builders\.$/,
   },
   {
     name: "starting, podman answered: building",
@@ -372,7 +373,7 @@ const rows: Row[] = [
     phase: "Starting",
   },
   {
-    name: "VM deleted while starting, its instance still there: the instance is deleted before the lease goes",
+    name: "VM deleted while starting, its instance still there: KubeVirt is left to delete it, the lease kept",
     run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
     obs: observe(5, [stopped("builders-1")], {
       heldLease: "builders-0",
@@ -380,7 +381,7 @@ const rows: Row[] = [
         "team-a/builders-0": { ...halted("builders-0"), vmi: { phase: "Scheduling", ready: false, deleting: false } },
       },
     }),
-    actions: ["deleteVMI:builders-0"],
+    actions: [],
     reason: "Scratching",
     phase: "Scratching",
     message: /VM builders-0 was deleted while starting; queueing again/,
@@ -508,7 +509,7 @@ const rows: Row[] = [
   }),
   // Scratching
   {
-    name: "scratching: VM seen stopped, its instance still there: delete it with grace 0",
+    name: "scratching: VM seen stopped, its instance still there past the grace KubeVirt gets: delete it with grace 0",
     run: run({
       status: status(
         scratchingOn("Succeeded", "True"),
@@ -667,18 +668,59 @@ describe("decide: status bookkeeping", () => {
     expect(first.status?.observedGeneration).toBe(1);
   });
 
-  it("emits one event per condition change and none for a progress line", () => {
+  it("records an Event for the VM a run got and for its ending, none for a progress line or the phases between", () => {
     const st = status(state("Building", { vm: "builders-0" }), "Building");
     const d = decide(run({ status: st }), observe(9, [ready("builders-0")], { heldLease: "builders-0", job: building }));
     expect(d.events).toEqual([]);
     const started = decide(run(), observe(0, [stopped("builders-0")]));
-    expect(started.events.map((e) => e.reason)).toEqual(["StartingVM"]);
+    expect(started.events).toEqual([expect.objectContaining({ type: "Normal", reason: "StartingVM" })]);
+    const waiting = decide(run(), observe(0, [stopped("builders-0", "team-b/x/uid-9/0")]));
+    expect(cond(waiting)?.reason).toBe("WaitingForVM");
+    expect(waiting.events).toEqual([]);
+    const starting = status(state("Starting", { vm: "builders-0" }), "StartingVM");
+    const built = decide(run({ status: starting }), observe(5, [ready("builders-0")], { heldLease: "builders-0", job: building }));
+    expect(cond(built)?.reason).toBe("Building");
+    expect(built.events).toEqual([]);
+    const ended = decide(run({ status: st }), observe(9, [ready("builders-0")], { heldLease: "builders-0", job: succeeded }));
+    expect(cond(ended)?.reason).toBe("Scratching");
+    expect(ended.events).toEqual([]);
+    const scratched = decide(run({ status: status(scratchingOn("Succeeded", "True"), "Scratching") }), observe(11, [halted("builders-0")], { heldLease: "builders-0" }));
+    expect(scratched.events).toEqual([expect.objectContaining({ type: "Normal", reason: "Succeeded" })]);
+    const failed = decide(run({ status: status(scratchingOn("BuildFailed"), "Scratching") }), observe(11, [halted("builders-0")], { heldLease: "builders-0" }));
+    expect(failed.events).toEqual([expect.objectContaining({ type: "Warning", reason: "BuildFailed" })]);
   });
 
   it("keeps lastTransitionTime while the reason stays the same", () => {
     const st = status(state("Building", { vm: "builders-0" }), "Building");
     const d = decide(run({ status: st }), observe(9, [ready("builders-0")], { heldLease: "builders-0", job: building }));
     expect(cond(d)?.lastTransitionTime).toBe(T0);
+  });
+
+  it("leaves a stopped VM's instance to KubeVirt for VMI_DELETE_GRACE_MS, then deletes it; the lease goes only after", () => {
+    const st = status(scratchingOn("Succeeded", "True"), "Scratching");
+    const vmi = { phase: "Running", ready: true, deleting: false };
+    const early = decide(run({ status: st }), observe(2, [{ ...halted("builders-0"), vmi }], { heldLease: "builders-0" }));
+    expect(kinds(early)).toEqual([]);
+    expect(early.requeueAfterMs).toBe(VMI_DELETE_GRACE_MS - 2_000);
+    const late = decide(run({ status: st }), observe(5, [{ ...halted("builders-0"), vmi }], { heldLease: "builders-0" }));
+    expect(kinds(late)).toEqual(["deleteVMI:builders-0"]);
+    expect(late.requeueAfterMs).toBe(SCRATCH_RECHECK_MS);
+  });
+
+  it("a VM deleted under a starting run: its instance, if KubeVirt has not deleted it after the grace, then the lease", () => {
+    const st = status(
+      state("Scratching", {
+        vm: "builders-0",
+        outcome: { condition: { type: "Succeeded", status: "Unknown", reason: "WaitingForVM", message: "deleted" }, results: [], next: "requeue" },
+      }),
+      "Scratching",
+    );
+    const vmi = { phase: "Scheduling", ready: false, deleting: false };
+    const unpooled = { "team-a/builders-0": { ...halted("builders-0"), vmi } };
+    const lingering = decide(run({ status: st }), observe(6, [stopped("builders-1")], { heldLease: "builders-0", unpooled }));
+    expect(kinds(lingering)).toEqual(["deleteVMI:builders-0"]);
+    const gone = decide(run({ status: st }), observe(7, [stopped("builders-1")], { heldLease: "builders-0" }));
+    expect(kinds(gone)[0]).toBe("releaseLease:builders-0");
   });
 
   it("does not requeue on the run's timeout once it is scratching, only to look at the scratch again", () => {
@@ -850,13 +892,13 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
     const d = decide(run(), fanObserve(0, [stopped("emu-0")], [stopped("arm-0", "team-b/x/uid-9/0")]));
     expect(kinds(d)).toEqual([]);
     expect(cond(d)?.reason).toBe("WaitingForVM");
-    expect(cond(d)?.message).toBe("Waiting for a free VM of pool team-a/arm: next in line.");
+    expect(cond(d)?.message).toBe("Waiting for a free VM of pool team-a/arm.");
   });
 
   it("counts the VMs runs ahead need, per pool", () => {
     const d = decide(run(), fanObserve(0, [stopped("emu-0"), stopped("emu-1")], [stopped("arm-0")], { demandAhead: { [EMU]: 1, [ARM]: 1 } }));
     expect(kinds(d)).toEqual([]);
-    expect(cond(d)?.message).toMatch(/pool team-a\/arm: queued behind other runs/);
+    expect(cond(d)?.message).toBe("Waiting for a free VM of pool team-a/arm.");
   });
 
   it("gives back a lease found without the rest (a lost status write) when the other pool is full", () => {
