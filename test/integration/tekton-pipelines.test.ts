@@ -8,8 +8,7 @@ import { createContextRepo } from "../support/context-repo.js";
 import { controllerSuite } from "../support/controller-suite.js";
 import { inspectRaw } from "../support/skopeo.js";
 import {
-  createPipeline,
-  createPipelineRun,
+  createTekton,
   customRunsOf,
   patchPipelineRun,
   prCondition,
@@ -72,17 +71,6 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
     await s.h.everyVMScratched(s.ns);
     expect(await s.cluster.vmis(s.ns)).toEqual([]);
   };
-  /** Resolves with the task's CustomRun once vmbuild reports one of `reasons` for it. */
-  const runReaching = async (pr: string, taskName: string, reasons: string[]): Promise<CustomRunObject> => {
-    let name: string | undefined;
-    const deadline = Date.now() + 60_000;
-    while (!(name = (await customRunsOf(s.cluster, s.ns, pr, taskName))[0]?.metadata?.name)) {
-      if (Date.now() > deadline) throw new Error(`Tekton created no CustomRun for ${pr}/${taskName}; see ${tekton.logPath}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    return s.cluster.watchForReason(s.ns, name, reasons, 60_000);
-  };
-
   it("deploy/examples' Pipeline and PipelineRun: IMAGE_URL and IMAGE_DIGEST reach the pipeline results", async () => {
     const { cluster, ns, env } = s;
     const docs = (name: string) =>
@@ -92,7 +80,7 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
     const pipeline = (await docs("pipeline.yaml")).find((d) => d.kind === "Pipeline");
     const example = (await docs("pipelinerun.yaml")).find((d) => d.kind === "PipelineRun");
     if (!pipeline?.metadata.name || !example) throw new Error("deploy/examples has no Pipeline or PipelineRun");
-    await createPipeline(cluster, ns, pipeline.metadata.name, pipeline.spec);
+    await createTekton(cluster, "Pipeline", ns, pipeline.metadata.name, pipeline.spec);
     // The example run, pointed at this machine's git server and registry (the pool keeps its default, buildsys).
     const ours: Record<string, string> = {
       gitUrl: `${s.git.url}/app.git`,
@@ -101,7 +89,7 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
       tlsVerify: "false",
     };
     const given = (example.spec.params as Param[]).filter((p) => !(p.name in ours));
-    await createPipelineRun(cluster, ns, "example", {
+    await createTekton(cluster, "PipelineRun", ns, "example", {
       ...example.spec,
       params: [...given, ...Object.entries(ours).map(([name, value]) => ({ name, value }))],
     });
@@ -127,7 +115,7 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
   it("a later task builds FROM the first one's IMAGE_DIGEST; a `when` on a result runs it, another skips its task", async () => {
     const { cluster, ns } = s;
     const base = `${image("base")}:1`;
-    await createPipeline(cluster, ns, "chain", {
+    await createTekton(cluster, "Pipeline", ns, "chain", {
       tasks: [
         task("build", "app", [{ name: "image", value: base }, { name: "platforms", value: "linux/amd64,linux/arm64" }]),
         task(
@@ -149,7 +137,7 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
         { name: "DERIVED_DIGEST", value: "$(tasks.derive.results.IMAGE_DIGEST)" },
       ],
     });
-    await createPipelineRun(cluster, ns, "chain", { pipelineRef: { name: "chain" } });
+    await createTekton(cluster, "PipelineRun", ns, "chain", { pipelineRef: { name: "chain" } });
 
     const pr = await waitForPipelineRun(cluster, ns, "chain", 300_000);
     // Tekton's reason for a success with a skipped task.
@@ -187,8 +175,8 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
         { name: "image", value: `${image("matrix")}:${arch}` },
       ],
     }));
-    await createPipeline(cluster, ns, "matrix", { tasks: [task("build", "app", [], { matrix: { include: combos } })] });
-    await createPipelineRun(cluster, ns, "matrix", { pipelineRef: { name: "matrix" } });
+    await createTekton(cluster, "Pipeline", ns, "matrix", { tasks: [task("build", "app", [], { matrix: { include: combos } })] });
+    await createTekton(cluster, "PipelineRun", ns, "matrix", { pipelineRef: { name: "matrix" } });
 
     const pr = await waitForPipelineRun(cluster, ns, "matrix", 300_000);
     expect(prCondition(pr), JSON.stringify(pr.status)).toMatchObject({ status: "True", reason: "Succeeded" });
@@ -206,9 +194,10 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
 
   it("cancelling the PipelineRun cancels its CustomRun mid-build, and the VM is scratched", async () => {
     const { cluster, ns } = s;
-    await createPipeline(cluster, ns, "cancel", { tasks: [task("build", "slow", [{ name: "image", value: `${image("cancel")}:1` }])] });
-    await createPipelineRun(cluster, ns, "cancel", { pipelineRef: { name: "cancel" } });
-    await runReaching("cancel", "build", ["Building"]);
+    await createTekton(cluster, "Pipeline", ns, "cancel", { tasks: [task("build", "slow", [{ name: "image", value: `${image("cancel")}:1` }])] });
+    await createTekton(cluster, "PipelineRun", ns, "cancel", { pipelineRef: { name: "cancel" } });
+    // Tekton names the run <pipelinerun>-<task>; cancelled once its build runs the long step.
+    await cluster.waitForReason(ns, "cancel-build", ["Building"], 60_000, /RUN sleep 120/);
 
     await patchPipelineRun(cluster, ns, "cancel", { spec: { status: "Cancelled" } });
     const pr = await waitForPipelineRun(cluster, ns, "cancel", 60_000);
@@ -223,13 +212,13 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
 
   it("timeouts: a task's timeout ends its CustomRun CustomRunTimedOut; the pipeline's timeouts.tasks cancels it", async () => {
     const { cluster, ns } = s;
-    await createPipeline(cluster, ns, "task-timeout", {
+    await createTekton(cluster, "Pipeline", ns, "task-timeout", {
       tasks: [task("build", "slow", [{ name: "image", value: `${image("task-timeout")}:1` }], { timeout: "8s" })],
     });
-    await createPipeline(cluster, ns, "tasks-timeout", { tasks: [task("build", "slow", [{ name: "image", value: `${image("tasks-timeout")}:1` }])] });
+    await createTekton(cluster, "Pipeline", ns, "tasks-timeout", { tasks: [task("build", "slow", [{ name: "image", value: `${image("tasks-timeout")}:1` }])] });
     // Both at once: each holds one VM of the pool.
-    await createPipelineRun(cluster, ns, "task-timeout", { pipelineRef: { name: "task-timeout" } });
-    await createPipelineRun(cluster, ns, "tasks-timeout", { pipelineRef: { name: "tasks-timeout" }, timeouts: { pipeline: "1h", tasks: "8s" } });
+    await createTekton(cluster, "PipelineRun", ns, "task-timeout", { pipelineRef: { name: "task-timeout" } });
+    await createTekton(cluster, "PipelineRun", ns, "tasks-timeout", { pipelineRef: { name: "tasks-timeout" }, timeouts: { pipeline: "1h", tasks: "8s" } });
 
     const [own, tasks] = await Promise.all(["task-timeout", "tasks-timeout"].map((n) => waitForPipelineRun(cluster, ns, n, 120_000)));
     const ownRun = await onlyRun("task-timeout", "build");
@@ -256,7 +245,7 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
   it("retries: 1 runs a failing build twice (retriesStatus); `finally` then runs and reads its LOG_URL", async () => {
     const { cluster, ns } = s;
     const before = s.h.vmisCreated(ns);
-    await createPipeline(cluster, ns, "retry", {
+    await createTekton(cluster, "Pipeline", ns, "retry", {
       tasks: [task("build", "failing", [{ name: "image", value: `${image("failing")}:1` }], { retries: 1 })],
       finally: [
         task(
@@ -270,7 +259,7 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
         ),
       ],
     });
-    await createPipelineRun(cluster, ns, "retry", { pipelineRef: { name: "retry" } });
+    await createTekton(cluster, "PipelineRun", ns, "retry", { pipelineRef: { name: "retry" } });
 
     const pr = await waitForPipelineRun(cluster, ns, "retry", 300_000);
     expect(prCondition(pr)).toMatchObject({ status: "False", reason: "Failed" });

@@ -9,7 +9,7 @@ import { isPortFree } from "../../hack/testenv/ports.js";
 import { TEKTON_NAMESPACE, tektonControllerConfig, tektonModuleDir } from "../../hack/testenv/tekton.js";
 import type { Cluster, Condition, CustomRunObject } from "./cluster.js";
 import { freePort } from "./ports.js";
-import { startProcess, waitUntil, type TestProcess } from "./processes.js";
+import { startProcess, waitReady, waitUntil, type TestProcess } from "./processes.js";
 
 // Tekton Pipelines' real controller (built from its Go module, cached by version) against the testenv, as the
 // cluster admin: it turns PipelineRuns into CustomRuns and reads their outcome back, as in a cluster.
@@ -56,21 +56,12 @@ export async function startTektonController(env: Testenv): Promise<TektonControl
     },
     outputFile: logPath,
   });
-  let exited = false;
-  void proc.exited.then(() => {
-    exited = true;
-  });
-  await waitUntil(
-    async () => {
-      if (exited) throw new Error("exited");
-      return proc.output().includes("Starting controllers") && (await fetch(`http://127.0.0.1:${KNATIVE_PROBES_PORT}/readiness`)).ok;
-    },
+  await waitReady(
+    proc,
+    async () => proc.output().includes("Starting controllers") && (await fetch(`http://127.0.0.1:${KNATIVE_PROBES_PORT}/readiness`)).ok,
     60_000,
-    () => `Tekton's controller is not ready${exited ? " (it exited)" : ""}; ${logPath}:\n${proc.output().slice(-4000)}`,
-  ).catch(async (err: unknown) => {
-    await proc.stop(2_000);
-    throw err;
-  });
+    () => `Tekton's controller is not ready; ${logPath}:\n${proc.output().slice(-4000)}`,
+  );
   return Object.assign(proc, { logPath });
 }
 
@@ -88,21 +79,13 @@ export interface PipelineRunObject extends KubernetesObject {
   };
 }
 
-export async function createPipeline(cluster: Cluster, namespace: string, name: string, spec: object): Promise<void> {
+/** A tekton.dev/v1 Pipeline or PipelineRun named `name` with `spec`. */
+export async function createTekton(cluster: Cluster, kind: "Pipeline" | "PipelineRun", namespace: string, name: string, spec: object): Promise<void> {
   await cluster.custom.createNamespacedCustomObject({
     ...V1,
-    plural: "pipelines",
+    plural: `${kind.toLowerCase()}s`,
     namespace,
-    body: { apiVersion: "tekton.dev/v1", kind: "Pipeline", metadata: { name, namespace }, spec },
-  });
-}
-
-export async function createPipelineRun(cluster: Cluster, namespace: string, name: string, spec: object): Promise<void> {
-  await cluster.custom.createNamespacedCustomObject({
-    ...V1,
-    plural: "pipelineruns",
-    namespace,
-    body: { apiVersion: "tekton.dev/v1", kind: "PipelineRun", metadata: { name, namespace }, spec },
+    body: { apiVersion: "tekton.dev/v1", kind, metadata: { name, namespace }, spec },
   });
 }
 
