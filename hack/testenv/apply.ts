@@ -24,7 +24,6 @@ export function loadKubeconfig(path: string): KubeConfig {
 
 /** Applies every object of the files in order; returns the names of the CRDs among them. */
 export async function applyFiles(kc: KubeConfig, files: readonly string[]): Promise<string[]> {
-  const client = KubernetesObjectApi.makeApiClient(kc);
   const crds: string[] = [];
   for (const file of files) {
     // loadAllYaml deserializes into client-node's typed models, which its serializer needs to keep fields such as
@@ -32,15 +31,23 @@ export async function applyFiles(kc: KubeConfig, files: readonly string[]): Prom
     const objects = (loadAllYaml(await readFile(file, "utf8")) as (KubernetesObject | null)[]).filter(
       (o): o is KubernetesObject => o !== null && o !== undefined,
     );
-    for (const obj of objects) {
-      const what = `${obj.kind ?? "?"} ${obj.metadata?.name ?? "?"} from ${rel(file)}`;
-      try {
-        await client.patch(obj, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply);
-      } catch (err) {
-        throw new Error(`applying ${what} failed: ${(err as Error).message}`);
-      }
-      if (obj.kind === "CustomResourceDefinition" && obj.metadata?.name) crds.push(obj.metadata.name);
+    crds.push(...(await applyObjects(kc, objects, rel(file))));
+  }
+  return crds;
+}
+
+/** Applies objects (typed models, see applyFiles) in order; `origin` names where they came from in errors. */
+export async function applyObjects(kc: KubeConfig, objects: readonly KubernetesObject[], origin: string): Promise<string[]> {
+  const client = KubernetesObjectApi.makeApiClient(kc);
+  const crds: string[] = [];
+  for (const obj of objects) {
+    const what = `${obj.kind ?? "?"} ${obj.metadata?.name ?? "?"} from ${origin}`;
+    try {
+      await client.patch(obj, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply);
+    } catch (err) {
+      throw new Error(`applying ${what} failed: ${(err as Error).message}`);
     }
+    if (obj.kind === "CustomResourceDefinition" && obj.metadata?.name) crds.push(obj.metadata.name);
   }
   return crds;
 }

@@ -1,4 +1,5 @@
-// Finding etcd and kube-apiserver: the user's own (env var, then PATH), else our cache, else build from Go modules.
+// Finding etcd, kube-apiserver and Tekton's controller: the user's own (env var, then PATH), else our cache, else
+// build from Go modules.
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { access, constants, mkdir, readFile, rename, rm } from "node:fs/promises";
@@ -8,7 +9,7 @@ import { elapsed, progress, warn } from "./log.js";
 import { cacheDir, repoRoot } from "./paths.js";
 
 export interface BinarySpec {
-  name: "etcd" | "kube-apiserver";
+  name: "etcd" | "kube-apiserver" | "tekton-controller";
   version: string;
   /** Environment variable naming a binary the user already has. */
   envVar: string;
@@ -17,8 +18,11 @@ export interface BinarySpec {
   /** What `go build` builds inside the module. */
   target: string;
   ldflags: string;
-  /** Oldest version accepted from PATH (an explicit env var is trusted as is). */
-  minimum: readonly [number, number, number];
+  /**
+   * Oldest version accepted from PATH (an explicit env var is trusted as is); absent: PATH is not searched (a
+   * binary that cannot report its version).
+   */
+  minimum?: readonly [number, number, number];
 }
 
 export const kubeApiserver: BinarySpec = {
@@ -44,6 +48,19 @@ export const etcd: BinarySpec = {
   minimum: [3, 5, 13],
 };
 
+/**
+ * Tekton Pipelines' controller (cmd/controller), for the suite that runs PipelineRuns. Its version is the one the
+ * wrapper module requires (hack/testenv/go/tekton-controller/go.mod), which also pins the CRDs the testenv applies.
+ */
+export const tektonController: BinarySpec = {
+  name: "tekton-controller",
+  version: "v1.15.1",
+  envVar: "TEKTON_CONTROLLER",
+  moduleDir: join(repoRoot, "hack/testenv/go/tekton-controller"),
+  target: "github.com/tektoncd/pipeline/cmd/controller",
+  ldflags: "-s -w",
+};
+
 export function cachedBinaryPath(spec: BinarySpec): string {
   return join(cacheDir(), `${spec.name}-${spec.version}`, spec.name);
 }
@@ -64,7 +81,7 @@ export async function resolveBinary(spec: BinarySpec): Promise<string> {
     if (!(await isExecutable(fromEnv))) throw new Error(`${spec.envVar}=${fromEnv} is not an executable file`);
     return fromEnv;
   }
-  const onPath = await which(spec.name);
+  const onPath = spec.minimum ? await which(spec.name) : undefined;
   if (onPath && (await recentEnough(spec, onPath))) return onPath;
   const cached = cachedBinaryPath(spec);
   if (await isExecutable(cached)) return cached;
@@ -73,6 +90,7 @@ export async function resolveBinary(spec: BinarySpec): Promise<string> {
 }
 
 async function recentEnough(spec: BinarySpec, path: string): Promise<boolean> {
+  if (!spec.minimum) return false;
   const { stdout } = await run(path, ["--version"]).catch(() => ({ stdout: "" }));
   const found = /(\d+)\.(\d+)\.(\d+)/.exec(stdout)?.slice(1, 4).map(Number) ?? [];
   const [a = 0, b = 0, c = 0] = found;
@@ -82,7 +100,7 @@ async function recentEnough(spec: BinarySpec, path: string): Promise<boolean> {
   return ok;
 }
 
-async function goCommand(spec: BinarySpec): Promise<string> {
+export async function goCommand(spec: Pick<BinarySpec, "name" | "envVar">): Promise<string> {
   // /usr/local/go/bin is where the official tarball installs, often missing from a non-login shell's PATH.
   const found = (await which("go")) ?? ((await isExecutable("/usr/local/go/bin/go")) ? "/usr/local/go/bin/go" : undefined);
   if (!found) {

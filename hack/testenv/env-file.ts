@@ -49,6 +49,8 @@ export interface Testenv {
   startedAt: string;
   /** When the manifests were last applied (a repeated `up` re-applies files edited after this). */
   appliedAt?: string;
+  /** Tekton version whose CRDs were applied (a repeated `up` applies them again when the pinned one differs). */
+  tektonCrds?: string;
 }
 
 export function readTestenv(): Testenv | undefined {

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { ensureCommands } from "./apt.js";
 import { ensureBaseImage } from "./base-image.js";
+import { tektonController } from "./binaries.js";
 import { ensureBinfmt } from "./binfmt.js";
 import { startControlPlane } from "./control-plane.js";
 import { certUser } from "./client-certs.js";
@@ -51,11 +52,13 @@ async function reuse(env: Testenv, wantSim: boolean): Promise<Testenv | undefine
   const health = await checkHealth(env);
   if (!health.core) return undefined;
   await ensureBinfmt();
-  if (await manifestsChangedSince(env.appliedAt ?? env.startedAt)) {
-    progress("manifests changed since the last apply: applying them again");
+  const tektonChanged = env.tektonCrds !== tektonController.version;
+  if (tektonChanged || (await manifestsChangedSince(env.appliedAt ?? env.startedAt))) {
+    progress(`${tektonChanged ? `Tekton's CRDs (${tektonController.version})` : "manifests"} changed since the last apply: applying them again`);
     const appliedAt = new Date().toISOString();
     await applyAll(env.adminKubeconfig, env.controllerKubeconfig);
     env.appliedAt = appliedAt;
+    env.tektonCrds = tektonController.version;
     await writeTestenv(env);
   }
   if (wantSim && !health.kubevirtSim && existsSync(simMain)) {
@@ -118,6 +121,7 @@ async function fresh(wantSim: boolean): Promise<Testenv> {
     },
     startedAt: new Date().toISOString(),
     appliedAt,
+    tektonCrds: tektonController.version,
   };
   await writeTestenv(env);
   progress(`up in ${elapsed(start)}`);

@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { freePort } from "./ports.js";
-import { startProcess, waitUntil, type TestProcess } from "./processes.js";
+import { startProcess, waitReady, type TestProcess } from "./processes.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -62,22 +62,12 @@ export async function startController(
     outputFile: outputPath,
   });
   const url = `http://127.0.0.1:${port}`;
-  let exited = false;
-  void proc.exited.then(() => {
-    exited = true;
-  });
-  await waitUntil(
-    async () => {
-      if (exited) throw new Error("exited");
-      const res = await fetch(`${url}/readyz`);
-      return res.ok;
-    },
+  await waitReady(
+    proc,
+    async () => (await fetch(`${url}/readyz`)).ok,
     opts.readyTimeoutMs ?? 60_000,
     () => `controller not ready; output:\n${proc.output().slice(-4000)}`,
-  ).catch(async (err: unknown) => {
-    await proc.stop(2_000);
-    throw err;
-  });
+  );
   return Object.assign(proc, { url, metricsURL: `http://127.0.0.1:${metricsPort}`, logDir, outputPath });
 }
 

@@ -78,3 +78,26 @@ export async function waitUntil(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * Waits until `ready` resolves true while `proc` runs. Fails at once if it exits first, or after `timeoutMs`,
+ * with `describe()` in the message; either way it is stopped (2 s grace) before the error is thrown.
+ */
+export async function waitReady(
+  proc: TestProcess,
+  ready: () => Promise<boolean>,
+  timeoutMs: number,
+  describe: () => string,
+): Promise<void> {
+  let exited = false;
+  void proc.exited.then(() => {
+    exited = true;
+  });
+  try {
+    await waitUntil(async () => exited || (await ready()), timeoutMs, describe);
+    if (exited) throw new Error(`exited before it was ready: ${describe()}`);
+  } catch (err) {
+    await proc.stop(2_000);
+    throw err;
+  }
+}
