@@ -36,16 +36,11 @@ export interface JobHandle {
 export type JobBody = (handle: JobHandle) => Promise<JobView & { state: "succeeded" | "failed" }>;
 
 /**
- * A new detail within a stage (each Dockerfile STEP) is reported at most this often, so a build of many steps
- * costs a status write per step only where a step takes this long (the log has every step).
+ * A new stage is reported at once (its start is what users and the benchmarks time stages by); a new detail within
+ * a stage (each Dockerfile STEP) at most this often, so a build of many steps costs a status write per step only
+ * where a step takes this long (the log has every step).
  */
 export const DETAIL_EVERY_MS = 10_000;
-
-/**
- * A new stage is reported once it has lasted this long, or with the job's end: a stage that passes quicker (the
- * push of a small image) costs no status write. Only what the status shows waits for it, never an action.
- */
-export const STAGE_SETTLE_MS = 500;
 
 interface Entry {
   view: JobView;
@@ -88,10 +83,8 @@ export class Jobs {
         const before = entry.view;
         if (before.stage === stage && before.detail === detail) return;
         entry.view = { state: "running", stage, detail };
-        if (before.stage !== stage) {
-          clearTimeout(pending);
-          pending = setTimeout(notify, STAGE_SETTLE_MS);
-        } else pending ??= setTimeout(notify, Math.max(0, lastNotice + DETAIL_EVERY_MS - Date.now()));
+        if (before.stage !== stage) notify();
+        else pending ??= setTimeout(notify, Math.max(0, lastNotice + DETAIL_EVERY_MS - Date.now()));
       },
       addresses: async () => {
         await untilAborted(reached, abort.signal);
