@@ -1,6 +1,8 @@
-import { cp, mkdir, readFile, symlink } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
+import { debsFor } from "../../hack/testenv/debs.js";
+import { busyboxRootfsTar } from "../../hack/testenv/rootfs.js";
 import { run } from "./exec.js";
 import { freePort } from "./ports.js";
 import { startProcess, waitUntil } from "./processes.js";
@@ -16,15 +18,17 @@ export interface PodmanService {
   /** Runs the podman CLI against the service's storage. */
   cli(args: readonly string[]): Promise<string>;
   /**
-   * Imports a one-binary busybox rootfs (Debian's busybox-static) as `localhost/busybox:<arch>` with the given
-   * architecture label. The binary is the host's: it runs natively whatever the label says.
+   * Imports a busybox rootfs (Debian's busybox-static of the host's architecture, from the testenv's .deb cache:
+   * the host need not have it installed) as `localhost/busybox:<arch>` with the given architecture label. The
+   * binary is the host's: it runs natively whatever the label says.
    */
   importBusybox(arches: readonly string[]): Promise<void>;
   output(): string;
   stop(): Promise<void>;
 }
 
-const BUSYBOX = "/bin/busybox";
+/** Debian's name of the host's architecture (Node's x64 is Debian's amd64; arm64 is the same in both). */
+const hostDebianArch = process.arch === "x64" ? "amd64" : process.arch;
 
 /** Listens on `tcp://HOST:<free port>` (default 127.0.0.2), or on a unix socket in its temp dir. */
 export async function startPodmanService(opts: { host?: string; unixSocket?: boolean } = {}): Promise<PodmanService> {
@@ -71,12 +75,9 @@ export async function startPodmanService(opts: { host?: string; unixSocket?: boo
     dir: temp.path,
     cli,
     async importBusybox(arches) {
-      const rootfs = join(temp.path, "busybox-rootfs");
-      await mkdir(join(rootfs, "bin"), { recursive: true });
-      await cp(BUSYBOX, join(rootfs, "bin", "busybox"));
-      await symlink("busybox", join(rootfs, "bin", "sh"));
-      const archive = join(temp.path, "busybox.tar");
-      await run("tar", ["-C", rootfs, "-cf", archive, "."]);
+      const deb = (await debsFor("busybox-static", [hostDebianArch])).get(hostDebianArch);
+      if (!deb) throw new Error(`no busybox-static .deb for ${hostDebianArch}`);
+      const archive = await busyboxRootfsTar(deb, hostDebianArch, temp.path);
       for (const arch of arches) {
         await cli(["import", "--quiet", "--os", "linux", "--arch", arch, archive, `localhost/busybox:${arch}`]);
       }
