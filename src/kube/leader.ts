@@ -64,6 +64,11 @@ export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElection
   let renewedAt = -Infinity;
   let timer: NodeJS.Timeout | undefined;
   let deadlineTimer: NodeJS.Timeout | undefined;
+  /** The attempt under way, if any: a release sent beside it would lose to its renewal (409) and not happen. */
+  let attempt: Promise<void> = Promise.resolve();
+  const attemptNow = () => {
+    attempt = tick();
+  };
 
   const tick = async () => {
     const sentAt = now();
@@ -87,7 +92,7 @@ export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElection
     // "conflict": someone wrote the lease meanwhile; read it again before concluding anything.
     watchDeadline();
     const wait = !leader ? opts.renewEveryMs / 2 : outcome === "held" ? renewEveryMs : renewEveryMs / 2;
-    timer = setTimeout(() => void tick(), wait);
+    timer = setTimeout(attemptNow, wait);
   };
   // A timer of its own, so that a renewal stuck in a request cannot keep the leader acting past the deadline.
   const watchDeadline = () => {
@@ -104,7 +109,7 @@ export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElection
     opts.log.warn({ why }, "lost leadership");
     opts.onStoppedLeading();
   };
-  void tick();
+  attemptNow();
 
   return {
     isLeader: () => leader && now() - renewedAt < deadlineMs,
@@ -113,6 +118,11 @@ export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElection
       leader = false;
       clearTimeout(timer);
       clearTimeout(deadlineTimer);
+      // At most a renew deadline: an API server that never answers must not hold up the shutdown.
+      let bound: NodeJS.Timeout | undefined;
+      const outwait = new Promise((resolve) => (bound = setTimeout(resolve, deadlineMs)));
+      await Promise.race([attempt.catch(() => undefined), outwait]);
+      clearTimeout(bound);
       if (seen.holder !== opts.identity) return;
       await release(api, opts).catch((err: unknown) =>
         opts.log.warn({ err: describeApiError(err) }, "could not release the leader lease"),

@@ -70,7 +70,8 @@ beforeEach(() => {
 
 afterEach(async () => {
   for (const r of replicas) r.fault = "down";
-  await Promise.all([...replicas.map((r) => r.elector.stop()), vi.advanceTimersByTimeAsync(5_000)]);
+  // A replica whose renewal hangs waits out the renew deadline in stop() before it gives up on that renewal.
+  await Promise.all([...replicas.map((r) => r.elector.stop()), vi.advanceTimersByTimeAsync(DEADLINE_MS + 5_000)]);
   vi.useRealTimers();
 });
 
@@ -211,6 +212,27 @@ describe("leader election with clocks that disagree", () => {
     await run(RENEW_MS);
     expect(b.startedLeading[0]! - stoppedAt).toBeLessThan(RENEW_MS / 2 + 1_000);
     expect(store.lease?.spec?.holderIdentity).toBe("b");
+    expect(violations).toEqual([]);
+  });
+
+  it("releases the lease also when stopped while a renewal is in flight (the release does not lose to it)", async () => {
+    const latencyMs = 2_000; // a renewal (read, then replace) takes 4 s: a stop lands inside one
+    const a = startReplica("a", 0, latencyMs);
+    await run(6_000);
+    const b = startReplica("b", 30_000);
+    await run(20_000);
+    expect(a.elector.isLeader()).toBe(true);
+    // Just after the next renewal's read was sent (a renewal's write, its reply, a renew period): a release sent
+    // now reads the same version as that renewal, whose replace lands before the release's.
+    const writes = store.writes.length;
+    while (store.writes.length === writes) await run(STEP_MS);
+    await run(latencyMs / 2 + DEADLINE_MS / 4 + 100);
+    const stoppedAt = elapsed();
+    acting.delete("a");
+    await Promise.all([a.elector.stop(), run(4 * latencyMs)]);
+    await run(RENEW_MS);
+    expect(store.lease?.spec?.holderIdentity).toBe("b");
+    expect(b.startedLeading[0]! - stoppedAt).toBeLessThan(4 * latencyMs + RENEW_MS);
     expect(violations).toEqual([]);
   });
 
