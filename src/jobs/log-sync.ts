@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { apiStatus, describeApiError, isConflict, isNotFound } from "../kube/errors.js";
 import { VMBUILD_LOG_KIND, vmbuildLogName } from "../api/vmbuild-log.js";
+import { settledWithin } from "../timing/timers.js";
 import { BoundedLog, nextSync, type SyncState } from "./log-copy.js";
 import type { LogObjects, Written } from "./log-object.js";
 import type { LogMirror, LogMirrors, RunRef } from "./log-store.js";
@@ -49,10 +50,7 @@ export class LogCopies implements LogMirrors {
 
   /** Waits for the last writes of the logs closed so far, at most `timeoutMs` (shutdown). */
   async drain(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    await Promise.race([Promise.all(this.writing), timeout]);
-    clearTimeout(timer);
+    await settledWithin(Promise.all(this.writing), timeoutMs);
   }
 }
 

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { settledWithin } from "../timing/timers.js";
 import { describeApiError, isConflict, isNotFound } from "./errors.js";
 
 // Leader election on a coordination.k8s.io Lease, as client-go does it: one replica acts, the others keep warm
@@ -119,10 +120,7 @@ export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElection
       clearTimeout(timer);
       clearTimeout(deadlineTimer);
       // At most a renew deadline: an API server that never answers must not hold up the shutdown.
-      let bound: NodeJS.Timeout | undefined;
-      const outwait = new Promise((resolve) => (bound = setTimeout(resolve, deadlineMs)));
-      await Promise.race([attempt.catch(() => undefined), outwait]);
-      clearTimeout(bound);
+      await settledWithin(attempt, deadlineMs);
       if (seen.holder !== opts.identity) return;
       await release(api, opts).catch((err: unknown) =>
         opts.log.warn({ err: describeApiError(err) }, "could not release the leader lease"),

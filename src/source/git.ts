@@ -232,9 +232,10 @@ async function gitEnv(plan: FetchPlan, helperDir: string | undefined): Promise<N
     GIT_CONFIG_KEY_2: "fetch.unpackLimit",
     GIT_CONFIG_VALUE_2: "1",
   };
-  // The fetch's repository is `dir`/.git and nothing else (detachedHead reads it there).
-  const dropped = ["GIT_ASKPASS", "SSH_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "SSH_AUTH_SOCK"];
-  for (const name of [...dropped, "GIT_DIR", "GIT_WORK_TREE"]) {
+  // Neither the controller's credential helpers nor a repository of its own: the fetch's is `dir`/.git, where
+  // detachedHead reads it.
+  const inherited = ["GIT_ASKPASS", "SSH_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "SSH_AUTH_SOCK"];
+  for (const name of [...inherited, "GIT_DIR", "GIT_WORK_TREE"]) {
     delete env[name];
   }
   if (helperDir === undefined) return env;
