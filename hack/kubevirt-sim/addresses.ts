@@ -1,41 +1,28 @@
-// Each simulated VM gets its own loopback address, like a pod IP: 127.0.0.N with N from 10 upward, lowest free
-// first, reused once its VM is scratched.
-import { createServer } from "node:net";
-
+// Each simulated VM gets its own address on the testenv's bridge, like a pod IP: .N with N from 10 upward in the
+// bridge's /24, lowest free first, reused once its VM is scratched. The bridge is this sim's alone, so the set of
+// addresses in use is known here.
 const FIRST = 10;
 const LAST = 254;
 
-/** True when nothing listens on ip:port (another sim on this machine may hold some addresses). */
-function portIsFree(ip: string, port: number): Promise<boolean> {
-  return new Promise<boolean>((resolve, reject) => {
-    const server = createServer();
-    server.once("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EADDRINUSE") resolve(false);
-      else reject(new Error(`probing ${ip}:${port}: ${err.message}`));
-    });
-    server.listen({ host: ip, port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-
 export class AddressPool {
   private readonly inUse = new Set<number>();
+  private readonly prefix: string;
 
-  constructor(private readonly port: number) {}
+  /** `gateway` is the bridge's .1, e.g. 10.231.1.1. */
+  constructor(gateway: string) {
+    this.prefix = gateway.split(".").slice(0, 3).join(".");
+  }
 
-  async allocate(): Promise<string> {
+  allocate(): string {
     for (let n = FIRST; n <= LAST; n++) {
       if (this.inUse.has(n)) continue;
-      // Claim before the async probe so concurrent boots never pick the same address.
       this.inUse.add(n);
-      const ip = `127.0.0.${n}`;
-      if (await portIsFree(ip, this.port)) return ip;
-      this.inUse.delete(n);
+      return `${this.prefix}.${n}`;
     }
-    throw new Error(`no free loopback address in 127.0.0.${FIRST}-${LAST} for port ${this.port}`);
+    throw new Error(`no free address in ${this.prefix}.${FIRST}-${LAST}`);
   }
 
   release(ip: string): void {
-    const n = Number(ip.split(".")[3]);
-    this.inUse.delete(n);
+    this.inUse.delete(Number(ip.split(".")[3]));
   }
 }

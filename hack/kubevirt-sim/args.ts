@@ -1,6 +1,7 @@
 // Command line of the sim, as testenv starts it.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import type { BridgeConfig } from "./network.js";
 
 export interface SimArgs {
   kubeconfig: string;
@@ -9,14 +10,18 @@ export interface SimArgs {
   insecureRegistry: string;
   /** Default delay between VMI creation and starting podman; per-VM annotation overrides it. */
   bootDelayMs: number;
-  /** Port every build host's podman service listens on (like KubeVirt VMs, each VM has its own address). */
+  /** Port of podman on VMs that serve it on TCP (like KubeVirt VMs, each VM has its own address). */
   port: number;
+  /** The testenv's bridge that VMs' network namespaces are plugged into. */
+  bridge: BridgeConfig;
+  /** host_ed25519 and authorized_keys of every VM's sshd. */
+  sshDir: string;
   nodeName: string;
 }
 
 const usage =
-  "usage: main.ts --kubeconfig PATH --state-dir DIR --insecure-registry HOST:PORT " +
-  "[--boot-delay-ms N] [--port 8888] [--node-name NAME]";
+  "usage: main.ts --kubeconfig PATH --state-dir DIR --insecure-registry HOST:PORT --bridge NAME " +
+  "--gateway A.B.C.1/24 --ssh-dir DIR [--boot-delay-ms N] [--port 8888] [--node-name NAME]";
 
 function nonNegativeInt(name: string, value: string): number {
   const n = Number(value);
@@ -35,12 +40,19 @@ export function parseSimArgs(argv: string[]): SimArgs {
       "boot-delay-ms": { type: "string", default: "0" },
       port: { type: "string", default: "8888" },
       "node-name": { type: "string", default: "kubevirt-sim" },
+      bridge: { type: "string" },
+      gateway: { type: "string" },
+      "ssh-dir": { type: "string" },
     },
   });
   const kubeconfig = values.kubeconfig;
   const stateDir = values["state-dir"];
   const insecureRegistry = values["insecure-registry"];
-  if (!kubeconfig || !stateDir || !insecureRegistry) throw new Error(usage);
+  const { bridge, gateway } = values;
+  const sshDir = values["ssh-dir"];
+  if (!kubeconfig || !stateDir || !insecureRegistry || !bridge || !gateway || !sshDir) throw new Error(usage);
+  const cidr = /^(\d{1,3}\.\d{1,3}\.\d{1,3}\.1)\/24$/.exec(gateway);
+  if (!cidr?.[1]) throw new Error(`--gateway must be the .1 of a /24, e.g. 10.231.1.1/24, got ${JSON.stringify(gateway)}`);
   const port = nonNegativeInt("port", values.port);
   if (port < 1 || port > 65535) throw new Error(`--port out of range: ${port}`);
   return {
@@ -49,6 +61,8 @@ export function parseSimArgs(argv: string[]): SimArgs {
     insecureRegistry,
     bootDelayMs: nonNegativeInt("boot-delay-ms", values["boot-delay-ms"]),
     port,
+    bridge: { bridge, gateway: cidr[1], prefixLength: 24 },
+    sshDir: resolve(sshDir),
     nodeName: values["node-name"],
   };
 }

@@ -5,7 +5,8 @@ import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AddressPool } from "./addresses.js";
 import { errorMessage, log } from "./log.js";
-import { PodmanService } from "./podman-service.js";
+import { plugVM, unplugVM, type BridgeConfig } from "./network.js";
+import { PodmanService, type PodmanListen } from "./podman-service.js";
 import type { InstanceFacts, Recorder } from "./recorder.js";
 import { logFileFor, pidFileFor, runRootFor, storageDirFor, type StateDir, type VMIKey } from "./state-dir.js";
 import { removeStorage } from "./storage.js";
@@ -13,8 +14,12 @@ import { removeStorage } from "./storage.js";
 export interface InstancesConfig {
   layout: StateDir;
   addresses: AddressPool;
+  bridge: BridgeConfig;
   recorder: Recorder;
+  /** podman's TCP port on VMs that serve it on TCP. */
   port: number;
+  /** host_ed25519 and authorized_keys of every VM's sshd. */
+  sshDir: string;
   insecureRegistry: string;
   readyTimeoutMs: number;
 }
@@ -22,6 +27,8 @@ export interface InstancesConfig {
 export interface BootOptions {
   delayMs: number;
   neverReady: boolean;
+  /** podman on its socket behind sshd (the protected default), or on TCP. */
+  podmanListen: "socket" | "tcp";
 }
 
 interface Instance {
@@ -32,9 +39,6 @@ interface Instance {
   booted: Promise<void>;
   scratching?: Promise<void>;
 }
-
-/** Attempts when the chosen address turns out to be taken by someone else between probe and bind. */
-const BIND_ATTEMPTS = 3;
 
 export class Instances {
   private readonly byUid = new Map<string, Instance>();
@@ -71,7 +75,7 @@ export class Instances {
     return service !== undefined && !service.hasExited;
   }
 
-  /** Boots a VMI: delay, start podman, wait until it answers _ping. Resolves with its address. */
+  /** Boots a VMI: delay, plug its network, start podman, wait until it answers _ping. Resolves with its address. */
   boot(key: VMIKey, opts: BootOptions): Promise<string> {
     if (this.byUid.has(key.uid)) throw new Error(`VMI ${key.namespace}/${key.vm} (${key.uid}) is already booted here`);
     const inst: Instance = {
@@ -95,43 +99,35 @@ export class Instances {
       // Stays booting until deleted, like a VM whose guest never comes up.
       await new Promise<never>((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
     }
-    for (let attempt = 1; ; attempt++) {
-      const ip = await this.cfg.addresses.allocate();
-      inst.facts.ip = ip;
-      inst.facts.storageDir = storageDirFor(this.cfg.layout, key);
-      signal.throwIfAborted();
-      const service = PodmanService.start({
-        ip,
-        port: this.cfg.port,
-        storageDir: inst.facts.storageDir,
-        runRoot: runRootFor(key.uid),
-        logFile: logFileFor(this.cfg.layout, key),
-        insecureRegistry: this.cfg.insecureRegistry,
-      });
-      inst.service = service;
-      writeFileSync(pidFileFor(this.cfg.layout, key.uid), `${service.pid}\n`);
-      this.cfg.recorder.podmanStarted(inst.facts, service.pid);
-      try {
-        await service.waitReady(signal, this.cfg.readyTimeoutMs);
-      } catch (err) {
-        const addressTaken = service.hasExited && service.logTail().includes("address already in use");
-        if (signal.aborted || !addressTaken || attempt >= BIND_ATTEMPTS) throw err;
-        log.warn("address taken by another process, retrying with the next one", { vmi: key.uid, ip });
-        await rm(pidFileFor(this.cfg.layout, key.uid), { force: true });
-        inst.service = undefined;
-        this.cfg.addresses.release(ip);
-        inst.facts.ip = null;
-        continue;
-      }
-      void service.exited.then(() => {
-        if (inst.scratching === undefined && !this.shuttingDown) this.onServiceDied(key);
-      });
-      return ip;
-    }
+    const ip = this.cfg.addresses.allocate();
+    inst.facts.ip = ip;
+    inst.facts.storageDir = storageDirFor(this.cfg.layout, key);
+    signal.throwIfAborted();
+    const netns = await plugVM(this.cfg.bridge, key.uid, ip);
+    const listen: PodmanListen =
+      opts.podmanListen === "tcp" ? { kind: "tcp", port: this.cfg.port } : { kind: "socket", sshDir: this.cfg.sshDir };
+    const service = PodmanService.start({
+      ip,
+      netns,
+      listen,
+      storageDir: inst.facts.storageDir,
+      runRoot: runRootFor(key.uid),
+      logFile: logFileFor(this.cfg.layout, key),
+      insecureRegistry: this.cfg.insecureRegistry,
+    });
+    inst.service = service;
+    writeFileSync(pidFileFor(this.cfg.layout, key.uid), `${service.pid}\n`);
+    this.cfg.recorder.podmanStarted(inst.facts, service.pid);
+    await service.waitReady(signal, this.cfg.readyTimeoutMs);
+    void service.exited.then(() => {
+      if (inst.scratching === undefined && !this.shuttingDown) this.onServiceDied(key);
+    });
+    return ip;
   }
 
   /**
-   * Kills the VMI's podman service, removes its storage and frees its address, then records the scratch.
+   * Kills the VMI's podman service, deletes its network namespace, removes its storage and frees its address, then
+   * records the scratch.
    * Idempotent; a failed scratch can be retried.
    */
   scratch(uid: string): Promise<void> {
@@ -155,11 +151,12 @@ export class Instances {
     log.info("scratched", { namespace: inst.facts.namespace, vmi: inst.facts.vm, uid: inst.facts.uid, ms: Date.now() - started });
   }
 
-  /** Process dead, PID file and storage gone. */
+  /** Process dead, network namespace, PID file and storage gone. */
   private async teardown(inst: Instance): Promise<void> {
     inst.abort.abort(new Error("VMI is going away"));
     await inst.booted;
     if (inst.service !== undefined) await inst.service.kill();
+    await unplugVM(this.cfg.bridge, inst.facts.uid);
     await rm(pidFileFor(this.cfg.layout, inst.facts.uid), { force: true });
     if (inst.facts.storageDir !== null) {
       await removeStorage(runRootFor(inst.facts.uid));

@@ -1,5 +1,6 @@
 // KubeVirt stand-in for the test harness (never part of the product): simulates KubeVirt's pool, VM and VMI
-// controllers against a real kube-apiserver; each running VMI is a real podman service on its own 127.0.0.N.
+// controllers against a real kube-apiserver; each running VMI is a real podman service in a network namespace of
+// its own, on the testenv's bridge.
 import { setTimeout as sleep } from "node:timers/promises";
 import { AddressPool } from "./addresses.js";
 import { parseSimArgs, type SimArgs } from "./args.js";
@@ -53,7 +54,7 @@ async function run(args: SimArgs): Promise<void> {
   ensureStateDir(layout);
   checkBinfmt();
   const recorder = new Recorder(args.stateDir);
-  await recover(layout, recorder);
+  await recover(layout, recorder, args.bridge);
 
   const client = new KubeClient(args.kubeconfig);
   const poolRef = await discoverPoolRef(client);
@@ -64,7 +65,16 @@ async function run(args: SimArgs): Promise<void> {
   const vmiQueue = new WorkQueue("vmis");
 
   const instances = new Instances(
-    { layout, addresses: new AddressPool(args.port), recorder, port: args.port, insecureRegistry: args.insecureRegistry, readyTimeoutMs: READY_TIMEOUT_MS },
+    {
+      layout,
+      addresses: new AddressPool(args.bridge.gateway),
+      bridge: args.bridge,
+      recorder,
+      port: args.port,
+      sshDir: args.sshDir,
+      insecureRegistry: args.insecureRegistry,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+    },
     (k) => vmiQueue.add(key(k.namespace, k.vm)),
   );
 
@@ -115,6 +125,7 @@ async function run(args: SimArgs): Promise<void> {
     stateDir: args.stateDir,
     pools: `${poolRef.plural}.${poolRef.group}/${poolRef.version}`,
     port: args.port,
+    bridge: args.bridge.bridge,
     insecureRegistry: args.insecureRegistry,
     bootDelayMs: args.bootDelayMs,
   });

@@ -1,14 +1,27 @@
-// One build host: a real `podman system service` on the VM's own loopback address with its own fresh storage, set
-// up so that builds work in this sandbox without the controller passing anything special.
+// One build host: a real `podman system service` in the VM's network namespace with its own fresh storage, set up
+// so that builds work in this sandbox without the controller passing anything special. Like the example pool's
+// image, by default podman listens on its unix socket only (in a mount namespace of the VM's own, where
+// /run/podman is a private tmpfs) and an sshd on port 22 forwards the controller's key to it; a VM annotated
+// `sim.vmbuild.dev/podman-listen: tcp` serves podman on tcp://ADDRESS:PORT instead (the article's setup).
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { killTree, listensOn } from "./processes.js";
+import { killTree } from "./processes.js";
+
+/** Where podman listens: its unix socket behind sshd (default), or plain TCP on the VM's address. */
+export type PodmanListen = { kind: "socket"; sshDir: string } | { kind: "tcp"; port: number };
+
+export const PODMAN_SOCKET = "/run/podman/podman.sock";
+const SSH_PORT = 22;
 
 export interface PodmanServiceOptions {
   ip: string;
-  port: number;
+  /** The VM's network namespace (network.ts). */
+  netns: string;
+  listen: PodmanListen;
   /** Created here; holds storage, tmp and the per-VM config files. */
   storageDir: string;
   /** Created here; podman's runtime state (must be at most 50 characters). */
@@ -25,15 +38,34 @@ export interface PodmanCommand {
   env: Record<string, string>;
 }
 
+// Runs as the VM's "init": a mount namespace of its own with /run/podman on a private tmpfs (so the socket path is
+// the VM's, not the host's), sshd in the background when asked, then podman in the foreground.
+const VM_INIT = [
+  "set -e",
+  "mkdir -p /run/podman /run/sshd",
+  "mount -t tmpfs -o mode=0700 vm-run-podman /run/podman",
+  'if [ -n "$VM_SSHD_CONFIG" ]; then /usr/sbin/sshd -D -e -f "$VM_SSHD_CONFIG" & fi',
+  'exec "$@"',
+].join("\n");
+
 export function podmanServiceCommand(opts: PodmanServiceOptions): PodmanCommand {
   const dir = opts.storageDir;
+  const endpoint = opts.listen.kind === "tcp" ? `tcp://${opts.ip}:${opts.listen.port}` : `unix://${PODMAN_SOCKET}`;
   return {
-    // A private mount namespace: podman's overlay mounts vanish with the process, so the scratch can rm -rf.
-    command: "unshare",
+    command: "ip",
     args: [
+      "netns",
+      "exec",
+      opts.netns,
+      // A private mount namespace: podman's overlay mounts vanish with the process, so the scratch can rm -rf.
+      "unshare",
       "--mount",
       "--propagation",
       "private",
+      "sh",
+      "-c",
+      VM_INIT,
+      "vm-init",
       "podman",
       "--root",
       join(dir, "root"),
@@ -47,7 +79,7 @@ export function podmanServiceCommand(opts: PodmanServiceOptions): PodmanCommand 
       "system",
       "service",
       "--time=0",
-      `tcp://${opts.ip}:${opts.port}`,
+      endpoint,
     ],
     env: {
       CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf"),
@@ -58,6 +90,7 @@ export function podmanServiceCommand(opts: PodmanServiceOptions): PodmanCommand 
       // Build contexts and image copies land on this VM's disk, credentials stay per VM.
       TMPDIR: join(dir, "tmp"),
       REGISTRY_AUTH_FILE: join(dir, "auth.json"),
+      VM_SSHD_CONFIG: opts.listen.kind === "socket" ? join(dir, "sshd_config") : "",
     },
   };
 }
@@ -89,6 +122,32 @@ function writeConfig(opts: PodmanServiceOptions): void {
       "",
     ].join("\n"),
   );
+  if (opts.listen.kind === "socket") {
+    // SECURITY.md's hardening for the VM's sshd: keys only, nothing but local forwarding (to podman's socket).
+    const ssh = opts.listen.sshDir;
+    writeFileSync(
+      join(dir, "sshd_config"),
+      [
+        `Port ${SSH_PORT}`,
+        `HostKey ${join(ssh, "host_ed25519")}`,
+        `AuthorizedKeysFile ${join(ssh, "authorized_keys")}`,
+        `PidFile ${join(dir, "sshd.pid")}`,
+        "PermitRootLogin prohibit-password",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        // The testenv's key dir is not a home directory owned the way StrictModes wants.
+        "StrictModes no",
+        "AllowStreamLocalForwarding local",
+        // OpenSSH ties streamlocal forwarding to AllowTcpForwarding's local permission: "no" would refuse it too.
+        "AllowTcpForwarding local",
+        "X11Forwarding no",
+        "PermitTTY no",
+        "",
+      ].join("\n"),
+    );
+  }
 }
 
 export class PodmanService {
@@ -103,7 +162,7 @@ export class PodmanService {
     child: ChildProcess,
     readonly pid: number,
   ) {
-    this.url = `http://${opts.ip}:${opts.port}`;
+    this.url = opts.listen.kind === "tcp" ? `http://${opts.ip}:${opts.listen.port}` : `unix://${PODMAN_SOCKET} in ${opts.netns}`;
     this.exited = new Promise<void>((resolve) => {
       child.once("exit", (code, sig) => {
         this.exitStatus = sig !== null ? `signal ${sig}` : `code ${String(code)}`;
@@ -144,7 +203,11 @@ export class PodmanService {
     }
   }
 
-  /** Resolves once GET /libpod/_ping answers OK; rejects if the service exits, on abort or after timeoutMs. */
+  /**
+   * Resolves once GET /libpod/_ping answers OK (over the VM's socket, seen through the service's own root, or its
+   * TCP port) and, behind a socket, sshd accepts connections; rejects if the service exits, on abort or after
+   * timeoutMs.
+   */
   async waitReady(signal: AbortSignal, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -153,17 +216,28 @@ export class PodmanService {
         throw new Error(`podman service ${this.pid} on ${this.url} exited (${this.exitStatus ?? "?"}): ${this.logTail()}`);
       }
       if (Date.now() > deadline) throw new Error(`podman service on ${this.url} not answering _ping after ${timeoutMs} ms`);
-      try {
-        const res = await fetch(`${this.url}/libpod/_ping`, { signal: AbortSignal.any([signal, AbortSignal.timeout(1000)]) });
-        // Another sim's VM may answer on this address: only a socket held by our live process counts.
-        if (res.ok && (await res.text()) === "OK" && !this.hasExited && listensOn(this.pid, this.opts.ip, this.opts.port)) {
-          return;
-        }
-      } catch {
-        // Not listening yet.
-      }
+      if ((await this.pingsOK(signal)) && !this.hasExited) return;
       await sleep(20);
     }
+  }
+
+  private async pingsOK(signal: AbortSignal): Promise<boolean> {
+    const { listen, ip } = this.opts;
+    const target =
+      listen.kind === "tcp"
+        ? { host: ip, port: listen.port }
+        : { socketPath: `/proc/${this.pid}/root${PODMAN_SOCKET}` };
+    const ping = await new Promise<boolean>((resolve) => {
+      const req = request({ ...target, path: "/libpod/_ping", signal, timeout: 1000 }, (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve(res.statusCode === 200 && body === "OK"));
+      });
+      req.once("error", () => resolve(false));
+      req.once("timeout", () => req.destroy());
+      req.end();
+    });
+    return ping && (listen.kind === "tcp" || (await accepts(ip, SSH_PORT)));
   }
 
   /** SIGKILL the service and everything it started; resolves once all are dead. */
@@ -171,4 +245,18 @@ export class PodmanService {
     await killTree(this.pid);
     await this.exited;
   }
+}
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1000 }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
 }

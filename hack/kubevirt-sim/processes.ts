@@ -1,5 +1,5 @@
 // Killing a podman service for real: the service, its conmon/build children and their emulated (qemu) RUN steps.
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 interface ProcStat {
@@ -79,42 +79,5 @@ export async function killTree(pid: number, timeoutMs = 10_000): Promise<void> {
       throw new Error(`processes ${tree.filter(isAlive).join(", ")} still alive ${timeoutMs} ms after SIGKILL`);
     }
     await sleep(10);
-  }
-}
-
-/** "127.0.0.10", 8888 as /proc/net/tcp writes a local address on a little-endian host: "0A00007F:22B8". */
-function procNetAddress(ip: string, port: number): string {
-  const hexIp = ip
-    .split(".")
-    .map((octet) => Number(octet).toString(16).padStart(2, "0"))
-    .reverse()
-    .join("");
-  return `${hexIp}:${port.toString(16).padStart(4, "0")}`.toUpperCase();
-}
-
-/**
- * True when `pid` itself holds the listening socket on ip:port. Another sim on this machine may hand out the same
- * address: an answer on it proves nothing until the socket is known to be ours.
- */
-export function listensOn(pid: number, ip: string, port: number): boolean {
-  const want = procNetAddress(ip, port);
-  let inode: string | undefined;
-  try {
-    for (const line of readFileSync(`/proc/${pid}/net/tcp`, "utf8").split("\n").slice(1)) {
-      const f = line.trim().split(/\s+/);
-      // f[1] local address, f[3] state (0A = LISTEN), f[9] inode.
-      if (f[1] === want && f[3] === "0A") inode = f[9];
-    }
-    if (inode === undefined) return false;
-    const target = `socket:[${inode}]`;
-    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`) === target;
-      } catch {
-        return false;
-      }
-    });
-  } catch {
-    return false;
   }
 }

@@ -5,12 +5,13 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { errorMessage, log } from "./log.js";
+import { removeLeftoverNamespaces, type BridgeConfig } from "./network.js";
 import { commandLine, isAlive, killTree } from "./processes.js";
 import type { Recorder } from "./recorder.js";
 import { parseStorageDirName, runRootFor, type StateDir } from "./state-dir.js";
 import { removeStorage } from "./storage.js";
 
-/** Kills the leftover services listed in pids/; returns each VMI uid's address (from the service's command line). */
+/** Kills the leftover services listed in pids/; returns each VMI uid's address, where its command line has one. */
 async function killLeftovers(layout: StateDir): Promise<Map<string, string>> {
   const addresses = new Map<string, string>();
   for (const file of readdirSync(layout.pids).filter((f) => f.endsWith(".pid"))) {
@@ -30,8 +31,9 @@ async function killLeftovers(layout: StateDir): Promise<Map<string, string>> {
   return addresses;
 }
 
-export async function recover(layout: StateDir, recorder: Recorder): Promise<void> {
+export async function recover(layout: StateDir, recorder: Recorder, bridge: BridgeConfig): Promise<void> {
   const addresses = await killLeftovers(layout);
+  for (const ns of await removeLeftoverNamespaces(bridge)) log.info("recovery: deleted leftover network namespace", { ns });
   for (const entry of readdirSync(layout.vms)) {
     const dir = join(layout.vms, entry);
     const key = parseStorageDirName(dir);

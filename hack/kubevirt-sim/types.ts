@@ -25,6 +25,8 @@ export const POOL_REVISION_LABEL = "kubevirt.io/vm-pool-revision-name";
 export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
 export const BOOT_DELAY_ANNOTATION = "sim.vmbuild.dev/boot-delay-ms";
 export const NEVER_READY_ANNOTATION = "sim.vmbuild.dev/never-ready";
+/** "tcp": the VM's "image" serves podman on TCP (the article's setup) instead of its socket behind sshd. */
+export const PODMAN_LISTEN_ANNOTATION = "sim.vmbuild.dev/podman-listen";
 
 export type Meta = V1ObjectMeta & { name: string; namespace: string; uid: string };
 

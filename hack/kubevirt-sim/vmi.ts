@@ -1,7 +1,7 @@
 // VirtualMachineInstance controller (virt-controller + virt-handler in one): boots a podman service for each new
 // VMI, reports it Running/Ready with its address, and scratches it when the VMI goes away.
 import type { ObjectCache } from "@kubernetes/client-node";
-import type { Instances } from "./instances.js";
+import type { BootOptions, Instances } from "./instances.js";
 import { isNotFound, type KubeClient } from "./kube.js";
 import { errorMessage, log } from "./log.js";
 import type { Recorder } from "./recorder.js";
@@ -9,6 +9,7 @@ import type { VMIKey } from "./state-dir.js";
 import {
   BOOT_DELAY_ANNOTATION,
   NEVER_READY_ANNOTATION,
+  PODMAN_LISTEN_ANNOTATION,
   VM,
   VMI,
   VMI_FINALIZER,
@@ -127,8 +128,8 @@ export class VMIController {
     log.info("ready", { namespace, vmi: name, uid, ip, ms: durationMs });
   }
 
-  /** Boot delay and never-ready: the VM's own annotations win over its template's (which the VMI carries). */
-  private bootOptions(vmi: VirtualMachineInstance): { delayMs: number; neverReady: boolean } {
+  /** Boot delay, never-ready, podman's listener: the VM's own annotations win over its template's (the VMI's). */
+  private bootOptions(vmi: VirtualMachineInstance): BootOptions {
     const owner = controllerOf(vmi.metadata);
     const vm = owner?.kind === VM.kind ? this.d.vms.get(owner.name, vmi.metadata.namespace) : undefined;
     const sources = [vm?.metadata.annotations, vm?.spec?.template?.metadata?.annotations, vmi.metadata.annotations];
@@ -141,7 +142,11 @@ export class VMIController {
       if (Number.isInteger(n) && n >= 0) delayMs = n;
       else log.warn("ignoring invalid boot delay annotation", { vmi: vmi.metadata.name, value: rawDelay });
     }
-    return { delayMs, neverReady: lookup(NEVER_READY_ANNOTATION) === "true" };
+    return {
+      delayMs,
+      neverReady: lookup(NEVER_READY_ANNOTATION) === "true",
+      podmanListen: lookup(PODMAN_LISTEN_ANNOTATION) === "tcp" ? "tcp" : "socket",
+    };
   }
 
   /** Deletes a VMI whose controlling VM is gone (the testenv runs no garbage collector). */

@@ -7,6 +7,7 @@ import { withLock } from "./lock.js";
 import { progress } from "./log.js";
 import { apiserverPidFile } from "./apiserver.js";
 import { etcdPidFile } from "./etcd.js";
+import { removeVMNetwork } from "./network.js";
 import { logsDir, pidsDir, stateDir } from "./paths.js";
 import { stopFromPidFile } from "./processes.js";
 import { registryPidFile } from "./registry.js";
@@ -31,6 +32,7 @@ export async function stopAndClean(opts: DownOptions = {}): Promise<void> {
     .map((n) => join(pidsDir, n))
     .filter((f) => f.endsWith(".pid") && !ordered.includes(f));
   for (const file of others) report(file, await stopFromPidFile(file));
+  await removeVMNetwork();
 
   if (!existsSync(stateDir)) return;
   if (opts.keepLogs) {

@@ -1,10 +1,12 @@
 // The testenv's description for tests and tools: .testenv/env.json, written at the end of a successful `up`.
 import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import type { VMNetwork } from "./network.js";
 import { envFile } from "./paths.js";
+import type { VMSsh } from "./vm-ssh.js";
 
 export interface RegistryInfo {
-  /** "127.0.0.1:PORT", plain HTTP (loopback only). */
+  /** "GATEWAY:PORT" on the VM bridge, plain HTTP (never leaves the machine). */
   host: string;
   username: string;
   password: string;
@@ -40,7 +42,11 @@ export interface Testenv {
   users: { controller: string; nobody: string; cert: string };
   etcdURL: string;
   registry: RegistryInfo;
-  /** Multi-arch (amd64, arm64, ppc64le, s390x) busybox image in the registry, e.g. "127.0.0.1:5000/vmbuild/busybox:latest". */
+  /** The bridge the stand-in's VMs are plugged into. */
+  network: VMNetwork;
+  /** What a pool's ssh Secret holds for the stand-in's VMs (their "image" has this host key and authorizes this client). */
+  vmSsh: VMSsh;
+  /** Multi-arch (amd64, arm64, ppc64le, s390x) busybox image in the registry, e.g. "10.231.1.1:5000/vmbuild/busybox:latest". */
   baseImage: string;
   simStateDir: string;
   stateDir: string;

@@ -1,10 +1,12 @@
-// The KubeVirt stand-in (hack/kubevirt-sim/main.ts): it turns VirtualMachines into podman services on loopback.
+// The KubeVirt stand-in (hack/kubevirt-sim/main.ts): it turns VirtualMachines into podman services, each in a
+// network namespace of its own on the testenv's bridge.
 // It writes the PIDs of the services it starts to <state>/pids/*.pid so that `down` can stop them even if it died.
 import { existsSync } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { warn } from "./log.js";
+import type { VMNetwork } from "./network.js";
 import { isRunning, startDetached, stopFromPidFile } from "./processes.js";
 import { logsDir, pidsDir, rel, repoRoot, stateDir } from "./paths.js";
 
@@ -14,7 +16,12 @@ export const simLog: string = join(logsDir, "kubevirt-sim.log");
 export const simPidFile: string = join(pidsDir, "kubevirt-sim.pid");
 
 /** Starts the stand-in; undefined (with a warning) if it has not been written yet. */
-export async function startKubevirtSim(adminKubeconfig: string, registryHost: string): Promise<number | undefined> {
+export async function startKubevirtSim(
+  adminKubeconfig: string,
+  registryHost: string,
+  network: VMNetwork,
+  sshDir: string,
+): Promise<number | undefined> {
   if (!existsSync(simMain)) {
     warn(`${rel(simMain)} does not exist: the KubeVirt stand-in is NOT running (VMs will never start)`);
     return undefined;
@@ -32,6 +39,12 @@ export async function startKubevirtSim(adminKubeconfig: string, registryHost: st
       simStateDir,
       "--insecure-registry",
       registryHost,
+      "--bridge",
+      network.bridge,
+      "--gateway",
+      `${network.gateway}/${network.prefixLength}`,
+      "--ssh-dir",
+      sshDir,
     ],
     cwd: repoRoot,
     logFile: simLog,

@@ -1,4 +1,4 @@
-// Loopback ports: free ones picked at `up`, and a check for the fixed registry port.
+// Loopback ports: free ones picked at `up`, and a check for the fixed registry port (on the VM bridge).
 import { createServer } from "node:net";
 
 /** A port that was free on 127.0.0.1 a moment ago (the kernel picks it). */
@@ -21,10 +21,10 @@ export async function freePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
-export function isPortFree(port: number): Promise<boolean> {
+export function isPortFree(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }

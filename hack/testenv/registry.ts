@@ -1,4 +1,5 @@
-// A real registry (Debian's docker-registry, distribution 2.8) with htpasswd auth on loopback, plain HTTP.
+// A real registry (Debian's docker-registry, distribution 2.8) with htpasswd auth, plain HTTP, on the VM bridge's
+// gateway address: the host and the VMs' network namespaces reach it at the same name, so image references agree.
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,16 +32,17 @@ export interface RegistryHandle {
 }
 
 /** The registry's port is fixed (5000 by default), unlike the others: check it before starting anything. */
-export async function assertRegistryPortFree(): Promise<number> {
+export async function assertRegistryPortFree(address: string): Promise<number> {
   const port = registryPort();
-  if (!(await isPortFree(port))) {
-    throw new Error(`port 127.0.0.1:${port} for the registry is in use; free it or set VMBUILD_TESTENV_REGISTRY_PORT`);
+  if (!(await isPortFree(port, address))) {
+    throw new Error(`port ${address}:${port} for the registry is in use; free it or set VMBUILD_TESTENV_REGISTRY_PORT`);
   }
   return port;
 }
 
-export async function startRegistry(): Promise<RegistryHandle> {
-  const port = await assertRegistryPortFree();
+/** Listens on `address` (the VM bridge's gateway). */
+export async function startRegistry(address: string): Promise<RegistryHandle> {
+  const port = await assertRegistryPortFree(address);
   const dir = join(stateDir, "registry");
   const storage = join(dir, "storage");
   await mkdir(storage, { recursive: true });
@@ -49,7 +51,7 @@ export async function startRegistry(): Promise<RegistryHandle> {
   const { stdout: htpasswdLine } = await run("htpasswd", ["-Bbn", username, password]);
   const htpasswd = join(dir, "htpasswd");
   await writeFile(htpasswd, htpasswdLine.trim() + "\n", { mode: 0o600 });
-  const host = `127.0.0.1:${port}`;
+  const host = `${address}:${port}`;
   const config = join(dir, "config.yml");
   await writeFile(
     config,

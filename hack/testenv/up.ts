@@ -14,9 +14,11 @@ import { simMain, simStateDir, startKubevirtSim } from "./kubevirt-sim.js";
 import { withLock } from "./lock.js";
 import { elapsed, progress, warn } from "./log.js";
 import { manifestsChangedSince } from "./manifest-files.js";
+import { ensureVMNetwork, type VMNetwork } from "./network.js";
 import { logsDir, pidsDir, stateDir } from "./paths.js";
 import { assertRegistryPortFree, startRegistry } from "./registry.js";
 import { checkHealth } from "./status.js";
+import { ensureVMSsh } from "./vm-ssh.js";
 
 export interface UpOptions {
   /** Start hack/kubevirt-sim (default true). */
@@ -62,7 +64,7 @@ async function reuse(env: Testenv, wantSim: boolean): Promise<Testenv | undefine
     await writeTestenv(env);
   }
   if (wantSim && !health.kubevirtSim && existsSync(simMain)) {
-    const pid = await startKubevirtSim(env.adminKubeconfig, env.registry.host);
+    const pid = await startKubevirtSim(env.adminKubeconfig, env.registry.host, env.network, env.vmSsh.dir);
     if (pid !== undefined) env.pids.kubevirtSim = pid;
     await writeTestenv(env);
   }
@@ -81,13 +83,15 @@ async function fresh(wantSim: boolean): Promise<Testenv> {
   const start = Date.now();
   await mkdir(logsDir, { recursive: true });
   await mkdir(pidsDir, { recursive: true });
-  await assertRegistryPortFree();
   await ensureCommands();
   await ensureBinfmt();
+  const network: VMNetwork = await ensureVMNetwork();
+  await assertRegistryPortFree(network.gateway);
+  const vmSsh = await ensureVMSsh();
 
   // The registry and base image do not need Kubernetes: make them while etcd and the apiserver start.
   const registryAndImage = (async () => {
-    const registry = await startRegistry();
+    const registry = await startRegistry(network.gateway);
     progress(`registry on ${registry.info.host}`);
     const baseImage = await ensureBaseImage(registry.info);
     return { registry, baseImage };
@@ -96,7 +100,7 @@ async function fresh(wantSim: boolean): Promise<Testenv> {
 
   const appliedAt = new Date().toISOString();
   await applyAll(cp.adminKubeconfig, cp.controllerKubeconfig);
-  const simPid = wantSim ? await startKubevirtSim(cp.adminKubeconfig, registry.info.host) : undefined;
+  const simPid = wantSim ? await startKubevirtSim(cp.adminKubeconfig, registry.info.host, network, vmSsh.dir) : undefined;
 
   const env: Testenv = {
     apiserverURL: cp.apiserverURL,
@@ -109,6 +113,8 @@ async function fresh(wantSim: boolean): Promise<Testenv> {
     users: { controller: controllerUser, nobody: nobodyUser, cert: certUser.name },
     etcdURL: cp.etcdURL,
     registry: registry.info,
+    network,
+    vmSsh,
     baseImage,
     simStateDir,
     stateDir,

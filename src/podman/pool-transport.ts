@@ -7,8 +7,9 @@ import { KnownHostsError, parseKnownHosts } from "./known-hosts.js";
 import { connectSsh } from "./ssh.js";
 
 // How the controller reaches a VM's podman is a property of the pool (of the VM image), not of a pipeline:
-// annotations on the VirtualMachinePool choose plain TCP (the article's setup, the default) or ssh to podman's
-// unix socket, with the key and known_hosts in a Secret of the pool's namespace.
+// annotations on the VirtualMachinePool choose ssh to podman's unix socket (the default: podman then listens on no
+// TCP port a build step could reach), with the key and known_hosts in a Secret of the pool's namespace, or plain
+// TCP (the article's setup, for trusted builds only).
 
 export const TRANSPORT_ANNOTATIONS = {
   connection: "vmbuild.dev/podman-connection",
@@ -48,16 +49,20 @@ const annotationsSchema = z.discriminatedUnion(A.connection, [
     ),
 ]);
 
-/** Reads the pool's annotations (pure). Without `vmbuild.dev/podman-connection`, the connection is tcp. */
+/** Reads the pool's annotations (pure). Without `vmbuild.dev/podman-connection`, the connection is ssh. */
 export function parsePoolTransport(pool: string, annotations: Readonly<Record<string, string>>): PoolTransport {
-  const parsed = annotationsSchema.safeParse({ [A.connection]: "tcp", ...annotations });
+  const parsed = annotationsSchema.safeParse({ [A.connection]: "ssh", ...annotations });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? A.connection);
     const got = annotations[key];
     const detail = key === A.connection ? `expected "tcp" or "ssh"` : (issue?.message ?? "invalid");
     const value = got === undefined ? "it is missing" : `got ${JSON.stringify(got)}`;
-    throw new PoolTransportError(`VirtualMachinePool ${pool}: annotation ${key}: ${detail} (${value})`);
+    const byDefault =
+      annotations[A.connection] === undefined && key === A.secret
+        ? `; builds reach podman over ssh unless the pool sets ${A.connection}: tcp, which is for trusted builds only`
+        : "";
+    throw new PoolTransportError(`VirtualMachinePool ${pool}: annotation ${key}: ${detail} (${value})${byDefault}`);
   }
   return parsed.data;
 }

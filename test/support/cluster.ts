@@ -6,6 +6,7 @@ import {
   type CustomObjectsApi,
   type KubernetesObject,
 } from "@kubernetes/client-node";
+import { readFileSync } from "node:fs";
 import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
 import { loadKube, mergePatch } from "../../src/kube/client.js";
 import { waitUntil } from "./processes.js";
@@ -36,6 +37,15 @@ const POOLS = { group: "pool.kubevirt.io", version: "v1beta1", plural: "virtualm
 const VMS = { group: "kubevirt.io", version: "v1", plural: "virtualmachines" };
 const VMIS = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
 
+/** The ssh Secret every test namespace gets: the stand-in's VMs accept its key and present its known host key. */
+export const VM_SSH_SECRET = "build-vm-ssh";
+
+/**
+ * How a pool's VMs serve podman: "ssh" (the default configuration: podman on its unix socket, reached through the
+ * VM's sshd with the namespace's `build-vm-ssh` Secret) or "tcp" (podman on the VM's address, the article's setup).
+ */
+export type PoolTransport = "ssh" | "tcp";
+
 export class Cluster {
   readonly kc: KubeConfig;
   readonly custom: CustomObjectsApi;
@@ -46,7 +56,10 @@ export class Cluster {
     ({ kc: this.kc, custom: this.custom, core: this.core, coordination: this.coordination } = loadKube(env.adminKubeconfig));
   }
 
-  /** A fresh namespace with the registry Secret `registry` in it. There is no namespace controller: names are unique. */
+  /**
+   * A fresh namespace with the registry Secret `registry` and the VMs' ssh Secret `build-vm-ssh` in it. There is
+   * no namespace controller: names are unique.
+   */
   async namespace(prefix: string): Promise<string> {
     const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
     await this.core.createNamespace({ body: { metadata: { name } } });
@@ -56,28 +69,42 @@ export class Cluster {
       namespace: name,
       body: registrySecretManifest(name, "registry", this.env),
     });
+    await this.core.createNamespacedSecret({
+      namespace: name,
+      body: {
+        metadata: { name: VM_SSH_SECRET },
+        type: "kubernetes.io/ssh-auth",
+        stringData: { "ssh-privatekey": readFileSync(this.env.vmSsh.clientKeyFile, "utf8"), known_hosts: this.env.vmSsh.knownHosts },
+      },
+    });
     return name;
   }
 
-  /** A VirtualMachinePool whose VMs start Halted, as the article's pool (but with runStrategy). */
   /**
-   * A pool of `replicas` halted VMs. `annotations` go on the VM template (the stand-in reads them); `pool` sets the
-   * pool's own annotations (warm settings) and its template's architecture.
+   * A pool of `replicas` halted VMs, as the article's pool (but with runStrategy). `annotations` go on the VM
+   * template (the stand-in reads them); `pool` sets the pool's own annotations (warm settings), its template's
+   * architecture and the transport (default ssh, the protected configuration).
    */
   async pool(
     namespace: string,
     name: string,
     replicas: number,
-    annotations: Record<string, string> = {},
-    pool: { annotations?: Record<string, string>; architecture?: string } = {},
+    vmAnnotations: Record<string, string> = {},
+    pool: { annotations?: Record<string, string>; architecture?: string; transport?: PoolTransport } = {},
   ): Promise<void> {
+    const tcp = pool.transport === "tcp";
+    const annotations = tcp ? { ...vmAnnotations, "sim.vmbuild.dev/podman-listen": "tcp" } : vmAnnotations;
+    const poolAnnotations = {
+      ...(tcp ? { "vmbuild.dev/podman-connection": "tcp" } : { "vmbuild.dev/ssh-secret": VM_SSH_SECRET }),
+      ...pool.annotations,
+    };
     await this.custom.createNamespacedCustomObject({
       ...POOLS,
       namespace,
       body: {
         apiVersion: "pool.kubevirt.io/v1beta1",
         kind: "VirtualMachinePool",
-        metadata: { name, namespace, ...(pool.annotations ? { annotations: pool.annotations } : {}) },
+        metadata: { name, namespace, annotations: poolAnnotations },
         spec: {
           replicas,
           selector: { matchLabels: { vmtype: name } },

@@ -3,9 +3,16 @@ import { describe, expect, it } from "vitest";
 import { knownPool, parsePoolTransport, PoolTransportError } from "../../../src/podman/pool-transport.js";
 
 describe("parsePoolTransport: the pool's annotations choose how podman is reached", () => {
-  it("is tcp without annotations, or when they say so", () => {
-    expect(parsePoolTransport("ns/pool", {})).toEqual({ kind: "tcp" });
+  it("is tcp only when the pool says so", () => {
     expect(parsePoolTransport("ns/pool", { "vmbuild.dev/podman-connection": "tcp", "other/annotation": "x" })).toEqual({ kind: "tcp" });
+  });
+
+  it("is ssh by default: a pool without annotations must name its Secret, and the message says how to opt out", () => {
+    expect(parsePoolTransport("ns/pool", { "vmbuild.dev/ssh-secret": "build-vm-ssh" })).toMatchObject({ kind: "ssh", secret: "build-vm-ssh" });
+    expect(() => parsePoolTransport("ns/pool", {})).toThrow(
+      "VirtualMachinePool ns/pool: annotation vmbuild.dev/ssh-secret: expected the name of a Secret in the pool's namespace (it is missing); " +
+        "builds reach podman over ssh unless the pool sets vmbuild.dev/podman-connection: tcp, which is for trusted builds only",
+    );
   });
 
   it("is ssh with the Secret named, and podman remote's defaults for the rest", () => {
