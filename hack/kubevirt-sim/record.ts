@@ -13,7 +13,7 @@ export interface RecordEntry {
   vm: string;
   /** VMI uid; null for vm-created / vm-deleted. */
   vmi: string | null;
-  /** 127.0.0.N of the podman service; null before an address was allocated. */
+  /** The VM's address on the testenv bridge; null before an address was allocated. */
   ip: string | null;
   /** The VMI's podman storage directory ("disk"); null when none was created. */
   storageDir: string | null;

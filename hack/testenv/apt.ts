@@ -14,6 +14,9 @@ export const requiredCommands: Readonly<Record<string, string>> = {
   "qemu-aarch64-static": "qemu-user-static",
   "dpkg-deb": "dpkg",
   openssl: "openssl", // the client-certificate identity
+  ip: "iproute2", // the VMs' network namespaces and the bridge
+  sshd: "openssh-server", // each VM's sshd, in front of podman's socket
+  "ssh-keygen": "openssh-client",
 };
 
 /** Where apt reads its sources: a sources.list file and a sources.list.d directory. */

@@ -10,6 +10,8 @@ export interface RegistryInfo {
   host: string;
   username: string;
   password: string;
+  /** Another login of the same registry, for builds whose pull login differs from their push login. */
+  puller: { username: string; password: string };
 }
 
 export interface Tokens {

@@ -15,6 +15,9 @@ import { poll } from "./wait.js";
 export const registryLog: string = join(logsDir, "registry.log");
 export const registryPidFile: string = join(pidsDir, "registry.pid");
 const username = "vmbuild";
+// A second login, for tests that keep the pull login apart from the push login (distribution's htpasswd auth lets
+// every user push: the difference is only which secret is where).
+const pullerName = "puller";
 
 export function registryPort(): number {
   const raw = process.env["VMBUILD_TESTENV_REGISTRY_PORT"];
@@ -47,10 +50,13 @@ export async function startRegistry(address: string): Promise<RegistryHandle> {
   const storage = join(dir, "storage");
   await mkdir(storage, { recursive: true });
   const password = randomBytes(18).toString("hex");
+  const puller = { username: pullerName, password: randomBytes(18).toString("hex") };
   // bcrypt (-B) is the only hash distribution accepts.
-  const { stdout: htpasswdLine } = await run("htpasswd", ["-Bbn", username, password]);
+  const lines = await Promise.all(
+    [{ username, password }, puller].map(async (u) => (await run("htpasswd", ["-Bbn", u.username, u.password])).stdout.trim()),
+  );
   const htpasswd = join(dir, "htpasswd");
-  await writeFile(htpasswd, htpasswdLine.trim() + "\n", { mode: 0o600 });
+  await writeFile(htpasswd, `${lines.join("\n")}\n`, { mode: 0o600 });
   const host = `${address}:${port}`;
   const config = join(dir, "config.yml");
   await writeFile(
@@ -75,7 +81,7 @@ export async function startRegistry(address: string): Promise<RegistryHandle> {
     logFile: registryLog,
     pidFile: registryPidFile,
   });
-  const info: RegistryInfo = { host, username, password };
+  const info: RegistryInfo = { host, username, password, puller };
   await poll(async () => ((await registryReady(info)) ? true : undefined), {
     timeoutMs: 20_000,
     what: `the registry on ${host} did not become ready`,

@@ -16,6 +16,7 @@ import { packageVersion, releaseResources, renderRelease } from "../../hack/rend
 import { loadConfig } from "../../src/config.js";
 import { resolveSettings, type Param } from "../../src/api/resolve.js";
 import { SETTING_NAMES } from "../../src/api/settings.js";
+import { parsePoolTransport } from "../../src/podman/pool-transport.js";
 
 // The shipped manifests against a real API server: every object of deploy/release.yaml, deploy/examples/ and the
 // NetworkPolicy template goes through a server-side dry-run apply with strict field validation, so a typo or a
@@ -463,18 +464,18 @@ describe("deploy/examples and the NetworkPolicy template", () => {
 
   it("has the files the README describes, all in one namespace", () => {
     expect(files).toEqual(
-      ["buildsys-pool", "pipeline", "pipelinerun", "secrets", "vmbuild"].map((f) => `deploy/examples/${f}.yaml`),
+      ["build-vm-ssh", "buildsys-pool", "pipeline", "pipelinerun", "secrets", "vmbuild"].map((f) => `deploy/examples/${f}.yaml`),
     );
     for (const loaded of [...examples, ...policy]) {
       expect(loaded.obj.metadata.namespace, describeObj(loaded)).toBe(EXAMPLES_NAMESPACE);
     }
     expect(examples.map((o) => o.obj.kind).sort()).toEqual(
-      ["Pipeline", "Pipeline", "PipelineRun", "Secret", "VMBuild", "VirtualMachinePool"].sort(),
+      ["Pipeline", "Pipeline", "PipelineRun", "Secret", "Secret", "Secret", "VMBuild", "VirtualMachinePool"].sort(),
     );
   });
 
   it("passes a strict server-side dry-run apply (in a fresh namespace), object by object", async () => {
-    expect(served.map((o) => o.obj.kind).sort()).toEqual(["NetworkPolicy", "Pipeline", "Pipeline", "Secret", "VMBuild", "VirtualMachinePool"]);
+    expect(served.map((o) => o.obj.kind).sort()).toEqual(["NetworkPolicy", "Pipeline", "Pipeline", "Secret", "Secret", "Secret", "VMBuild", "VirtualMachinePool"]);
     for (const loaded of served) {
       await expect(api.dryRunApply(inNamespace(loaded.obj, namespace)), describeObj(loaded)).resolves.toMatchObject({
         kind: loaded.obj.kind,
@@ -482,10 +483,11 @@ describe("deploy/examples and the NetworkPolicy template", () => {
     }
   });
 
-  it("the pool is what vmbuild leases: Halted VMs, podman's port probed, labels the policy selects", () => {
+  it("the pool is what vmbuild leases: Halted VMs, podman over ssh (the protected default), sshd probed, labels the policy selects", () => {
     const pool = z
       .object({
         apiVersion: z.literal("pool.kubevirt.io/v1beta1"),
+        metadata: z.object({ annotations: z.record(z.string(), z.string()) }),
         spec: z.object({
           replicas: z.literal(4),
           selector: z.object({ matchLabels: z.record(z.string(), z.string()) }),
@@ -496,7 +498,12 @@ describe("deploy/examples and the NetworkPolicy template", () => {
               running: z.never().optional(), // deprecated; a VM carries runStrategy or running, not both
               template: z.object({
                 metadata: z.object({ labels: z.record(z.string(), z.string()) }),
-                spec: z.object({ readinessProbe: z.object({ tcpSocket: z.object({ port: z.literal(8888) }) }) }).passthrough(),
+                spec: z
+                  .object({
+                    readinessProbe: z.object({ tcpSocket: z.object({ port: z.literal(22) }) }),
+                    volumes: z.array(z.object({ name: z.string() }).passthrough()),
+                  })
+                  .passthrough(),
               }),
             }),
           }),
@@ -504,6 +511,11 @@ describe("deploy/examples and the NetworkPolicy template", () => {
       })
       .parse(examples.find((o) => o.obj.kind === "VirtualMachinePool")?.obj);
     const template = pool.spec.virtualMachineTemplate;
+    // No transport annotation: ssh, with the example's Secret; the VMs' cloud-init is the example's Secret too.
+    expect(parsePoolTransport("multi-arch-build/buildsys", pool.metadata.annotations)).toMatchObject({ kind: "ssh", secret: "build-vm-ssh", port: 22 });
+    const secrets = examples.filter((o) => o.obj.kind === "Secret").map((o) => o.obj.metadata.name);
+    expect(secrets).toEqual(expect.arrayContaining(["build-vm-ssh", "buildsys-cloud-init"]));
+    expect(template.spec.template.spec.volumes).toContainEqual({ name: "cloudinitdisk", cloudInitNoCloud: { secretRef: { name: "buildsys-cloud-init" } } });
     expect(template.metadata.labels).toMatchObject(pool.spec.selector.matchLabels);
     expect(template.metadata.labels).toMatchObject({ vmtype: "buildsys" });
 
@@ -519,7 +531,7 @@ describe("deploy/examples and the NetworkPolicy template", () => {
                   podSelector: z.object({ matchLabels: z.record(z.string(), z.string()) }),
                 }),
               ),
-              ports: z.array(z.object({ protocol: z.literal("TCP"), port: z.literal(8888) })),
+              ports: z.array(z.object({ protocol: z.literal("TCP"), port: z.literal(22) })),
             }),
           ),
         }),

@@ -1,6 +1,8 @@
 // The KubeVirt stand-in (hack/kubevirt-sim) against the testenv's real kube-apiserver: pools make VMs, running
-// VMs get real podman build hosts on 127.0.0.N, and every stop or VMI deletion scratches the host.
+// VMs get real podman build hosts, each in a network namespace of its own on the testenv's bridge, and every stop
+// or VMI deletion scratches the host.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "tar-fs";
@@ -25,8 +27,10 @@ import {
 import { waitForObject } from "../../hack/kubevirt-sim/wait.js";
 import { readTestenv, type Testenv } from "../../hack/testenv/index.js";
 
-/** The port every simulated build host's podman service listens on (the sim's default, like the VMs' 8888). */
+/** The port of podman on simulated build hosts that serve it on TCP (the sim's default, like the VMs' 8888). */
 const BUILD_HOST_PORT = 8888;
+/** On the pool's VMs: podman on TCP, so this file can talk to the build host directly. */
+const PODMAN_ON_TCP = { "sim.vmbuild.dev/podman-listen": "tcp" };
 const WAIT_MS = 60_000;
 const NAMESPACE = "default";
 // Seed-article pools are v1alpha1; the sim watches the preferred version and must see them all the same.
@@ -111,7 +115,23 @@ async function expectScratched(vmiUid: string, ip?: string): Promise<void> {
   expect(isAlive(started?.pid ?? 0)).toBe(false);
   expect(existsSync(started?.storageDir ?? "")).toBe(false);
   expect(existsSync(pidFileFor(stateDirLayout(env.simStateDir), vmiUid))).toBe(false);
-  if (ip !== undefined) expect(await connectError(ip)).toBe("ECONNREFUSED");
+  // The VM's network namespace (and so its address and every socket in it) went with it.
+  expect(existsSync(`/run/netns/${env.network.bridge}.${vmiUid}`)).toBe(false);
+  if (ip !== undefined) expect(await accepts(ip, 22, 1000)).toBe(false);
+}
+
+function accepts(host: string, port: number, timeoutMs = 5000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: timeoutMs }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
 }
 
 /** A build context tar holding one Dockerfile. */
@@ -157,7 +177,7 @@ describe("kubevirt-sim", () => {
         replicas: 2,
         selector: { matchLabels: { "kubevirt.io/vmpool": poolName } },
         virtualMachineTemplate: {
-          metadata: { labels: { "kubevirt.io/vmpool": poolName } },
+          metadata: { labels: { "kubevirt.io/vmpool": poolName }, annotations: PODMAN_ON_TCP },
           spec: {
             running: false,
             template: { metadata: { labels: { "kubevirt.io/vmpool": poolName } }, spec: { domain: { devices: {} } } },
@@ -186,7 +206,9 @@ describe("kubevirt-sim", () => {
     const { vmi, ip } = await readyVMI(name);
     const readyMs = Date.now() - t0;
     first = { uid: vmi.metadata.uid, ip };
-    expect(ip).toMatch(/^127\.0\.0\.\d+$/);
+    // An address of the testenv's bridge, in a network namespace of the VM's own.
+    expect(ip.split(".").slice(0, 3)).toEqual(env.network.gateway.split(".").slice(0, 3));
+    expect(existsSync(`/run/netns/${env.network.bridge}.${vmi.metadata.uid}`)).toBe(true);
     expect(vmi.metadata.ownerReferences?.[0]).toMatchObject({ kind: "VirtualMachine", name, controller: true });
     expect(await ping(ip)).toBe("OK");
     expect(entriesOf(vmi.metadata.uid).map((e) => e.event)).toEqual(["vmi-created", "podman-started", "ready"]);
@@ -269,7 +291,7 @@ describe("kubevirt-sim", () => {
     expect(await client.get<VirtualMachine>(VM, NAMESPACE, `${poolName}-0`)).toBeDefined();
   });
 
-  it("runs VMs that use the deprecated spec.running", async () => {
+  it("runs VMs that use the deprecated spec.running, by default with podman on its socket behind sshd", async () => {
     await client.create<VirtualMachine>(VM, NAMESPACE, {
       apiVersion: `${VM.group}/${VM.version}`,
       kind: VM.kind,
@@ -277,7 +299,9 @@ describe("kubevirt-sim", () => {
       spec: { running: true, template: { spec: { domain: { devices: {} } } } },
     });
     const { vmi, ip } = await readyVMI(soloName);
-    expect(await ping(ip)).toBe("OK");
+    // The protected default: no TCP listener for podman, sshd on 22.
+    expect(await connectError(ip)).toBe("ECONNREFUSED");
+    expect(await accepts(ip, 22)).toBe(true);
     await client.mergePatch<VirtualMachine>(VM, NAMESPACE, soloName, { spec: { running: false } });
     await waitGone(VMI, soloName);
     await expectScratched(vmi.metadata.uid, ip);
