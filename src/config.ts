@@ -65,7 +65,7 @@ export const ConfigSchema = z.object({
     .max(3600)
     .default(10)
     .describe("How often a running build's stored log copy is written while it grows; a build shorter than this writes it once, at its end."),
-  VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888).describe("Port of podman's service on the build VMs."),
+  VMBUILD_PODMAN_PORT: z.coerce.number().int().min(1).max(65535).default(8888).describe("Port of podman's TCP service on the build VMs of pools annotated vmbuild.dev/podman-connection: tcp (trusted builds only); the default ssh connection uses the pool's ssh port."),
   VMBUILD_MAX_CONTEXT_BYTES: z.coerce
     .number()
     .int()
