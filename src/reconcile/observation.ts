@@ -15,6 +15,8 @@ export type PoolObservation =
       /** The template's spec.template.spec.architecture, if set. */
       architecture?: string;
       warm?: WarmConfig;
+      /** Why the pool's transport annotations are unusable (a run cannot start on it); absent when they are fine. */
+      transportProblem?: string;
     }
   | { found: false; reason: "PoolNotFound" | "PoolNotAllowed"; message: string };
 
@@ -24,7 +26,7 @@ export type SettingsObservation =
 
 export type PlanObservation =
   | { ok: true; slots: Slot[] }
-  | { ok: false; reason: "InvalidParams" | "PoolNotFound" | "PoolNotAllowed"; message: string };
+  | { ok: false; reason: "InvalidParams" | "PoolNotFound" | "PoolNotAllowed" | "PoolMisconfigured"; message: string };
 
 export interface Observation {
   now: Date;

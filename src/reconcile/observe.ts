@@ -9,6 +9,7 @@ import { readRunState, type SlotState } from "../tekton/run-state.js";
 import { planSlots, type NativePool } from "./plan.js";
 import { poolKey, splitPoolKey } from "../kubevirt/pool-key.js";
 import { readWarmConfig } from "../pools/warm.js";
+import { parsePoolTransport, PoolTransportError } from "../podman/pool-transport.js";
 import type { BuildSettings } from "../api/settings.js";
 import { cachedVM, poolVMs, type Caches } from "../cache/caches.js";
 import type { VMView } from "../kubevirt/vm.js";
@@ -102,6 +103,8 @@ function planOf(run: CustomRun, settings: BuildSettings, lookup: (key: string) =
   for (const key of [...(emulation ? [emulation] : []), ...natives]) {
     const pool = lookup(key);
     if (!pool.found) return { ok: false, reason: pool.reason, message: pool.message };
+    // Found before a VM is leased and booted for nothing.
+    if (pool.transportProblem) return { ok: false, reason: "PoolMisconfigured", message: pool.transportProblem };
   }
   const natived = natives.map((key): NativePool => {
     const pool = lookup(key);
@@ -148,6 +151,7 @@ function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
   }
   const architecture = parsed.data.spec.virtualMachineTemplate.spec.template.spec.architecture;
   const { config: warm } = readWarmConfig(annotations);
+  const transportProblem = transportProblemOf(key, annotations ?? {});
   return {
     found: true,
     namespace,
@@ -155,7 +159,18 @@ function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
     vms: poolVMs(caches, namespace, name),
     ...(architecture ? { architecture } : {}),
     ...(warm ? { warm } : {}),
+    ...(transportProblem ? { transportProblem } : {}),
   };
+}
+
+function transportProblemOf(key: string, annotations: Readonly<Record<string, string>>): string | undefined {
+  try {
+    parsePoolTransport(key, annotations);
+    return undefined;
+  } catch (err) {
+    if (err instanceof PoolTransportError) return err.message;
+    throw err;
+  }
 }
 
 /** The slots' VMs their pool does not list (or whose pool is gone), as seen by name, with their Leases. */

@@ -71,6 +71,11 @@ export const REASONS = {
     meaning: "The pool is in another namespace that does not list the run's namespace in vmbuild.dev/allowed-namespaces.",
     action: "Annotate the pool with the namespaces allowed to use it.",
   },
+  PoolMisconfigured: {
+    status: "False",
+    meaning: "The pool's annotations that say how podman is reached are missing or invalid (by default ssh, which needs vmbuild.dev/ssh-secret); found before any VM is leased.",
+    action: "Fix the pool annotation the message names (SECURITY.md, Transport).",
+  },
   QueueTimeout: {
     status: "False",
     meaning: "No VM of the pool became free within queueTimeout.",

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Testenv } from "../../hack/testenv/index.js";
-import { mergePatch } from "../../src/kube/client.js";
+import { readRecord } from "../../hack/kubevirt-sim/record.js";
 import { Cluster, result, succeeded } from "../support/cluster.js";
 import { createContextRepo } from "../support/context-repo.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
@@ -42,13 +42,6 @@ describe("a build over ssh, the pool's default", () => {
     tlsVerify: "false",
     ...extra,
   });
-
-  async function annotatePool(ns: string, annotations: Record<string, string | null>): Promise<void> {
-    await cluster.custom.patchNamespacedCustomObject(
-      { group: "pool.kubevirt.io", version: "v1beta1", plural: "virtualmachinepools", namespace: ns, name: "builders", body: { metadata: { annotations } } },
-      mergePatch,
-    );
-  }
 
   /** What the stand-in's VMs of `ns` wrote: podman's and sshd's output share the VM's log. */
   function vmLogs(ns: string): string {
@@ -108,16 +101,16 @@ describe("a build over ssh, the pool's default", () => {
     await h.everyVMScratched(ns);
   });
 
-  it("a pool without any transport annotation fails with VMConnectionFailed saying ssh is the default", async () => {
+  it("a pool without any transport annotation fails with PoolMisconfigured saying ssh is the default, before any VM starts", async () => {
     const ns = await cluster.namespace("ssh-unset");
-    await cluster.pool(ns, "builders", 1);
-    await annotatePool(ns, { "vmbuild.dev/ssh-secret": null });
+    await cluster.pool(ns, "builders", 1, {}, { transport: "unset" });
     await cluster.createRun(ns, "run", params(ns));
     const run = await cluster.waitForRun(ns, "run", 120_000);
-    expect(succeeded(run)).toMatchObject({ status: "False", reason: "VMConnectionFailed" });
+    expect(succeeded(run)).toMatchObject({ status: "False", reason: "PoolMisconfigured" });
     expect(succeeded(run)?.message).toContain(
       `VirtualMachinePool ${ns}/builders: annotation vmbuild.dev/ssh-secret: expected the name of a Secret in the pool's namespace (it is missing); builds reach podman over ssh unless the pool sets vmbuild.dev/podman-connection: tcp`,
     );
-    await h.everyVMScratched(ns);
+    expect(await cluster.leases(ns)).toEqual([]);
+    expect(readRecord(env.simStateDir).filter((e) => e.namespace === ns && e.event === "podman-started")).toEqual([]);
   });
 });

@@ -42,9 +42,10 @@ export const VM_SSH_SECRET = "build-vm-ssh";
 
 /**
  * How a pool's VMs serve podman: "ssh" (the default configuration: podman on its unix socket, reached through the
- * VM's sshd with the namespace's `build-vm-ssh` Secret) or "tcp" (podman on the VM's address, the article's setup).
+ * VM's sshd with the namespace's `build-vm-ssh` Secret), "tcp" (podman on the VM's address, the article's setup),
+ * or "unset": no transport annotation at all (ssh without its Secret named, a misconfigured pool).
  */
-export type PoolTransport = "ssh" | "tcp";
+export type PoolTransport = "ssh" | "tcp" | "unset";
 
 export class Cluster {
   readonly kc: KubeConfig;
@@ -94,10 +95,8 @@ export class Cluster {
   ): Promise<void> {
     const tcp = pool.transport === "tcp";
     const annotations = tcp ? { ...vmAnnotations, "sim.vmbuild.dev/podman-listen": "tcp" } : vmAnnotations;
-    const poolAnnotations = {
-      ...(tcp ? { "vmbuild.dev/podman-connection": "tcp" } : { "vmbuild.dev/ssh-secret": VM_SSH_SECRET }),
-      ...pool.annotations,
-    };
+    const transport = { ssh: { "vmbuild.dev/ssh-secret": VM_SSH_SECRET }, tcp: { "vmbuild.dev/podman-connection": "tcp" }, unset: {} };
+    const poolAnnotations = { ...transport[pool.transport ?? "ssh"], ...pool.annotations };
     await this.custom.createNamespacedCustomObject({
       ...POOLS,
       namespace,

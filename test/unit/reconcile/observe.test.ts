@@ -101,3 +101,26 @@ describe("observe: a run's VM its pool no longer shows", () => {
     expect(observed({ pools: [pool], vms: [vm("builders-0", "Always")], leases: [lease("builders-0", ME)] }).unpooled).toBeUndefined();
   });
 });
+
+describe("observe: a pool whose transport annotations are unusable", () => {
+  // PoolSchema needs the template's architecture path; the minimal pool above stands for "not found" cases.
+  const template = { virtualMachineTemplate: { spec: { template: { spec: {} } } } };
+  const poolWith = (annotations: Record<string, string>) => ({ metadata: { namespace: "ns", name: "builders", annotations }, spec: template });
+
+  it("a pool without vmbuild.dev/ssh-secret (ssh is the default): the plan names the annotation and how to opt out", () => {
+    const obs = observed({ pools: [poolWith({})] });
+    expect(obs.plan).toEqual({
+      ok: false,
+      reason: "PoolMisconfigured",
+      message:
+        "VirtualMachinePool ns/builders: annotation vmbuild.dev/ssh-secret: expected the name of a Secret in the pool's namespace (it is missing); " +
+        "builds reach podman over ssh unless the pool sets vmbuild.dev/podman-connection: tcp, which is for trusted builds only",
+    });
+  });
+
+  it("a pool naming its Secret, or saying tcp: the plan is made", () => {
+    expect(observed({ pools: [poolWith({ "vmbuild.dev/ssh-secret": "build-vm-ssh" })] }).plan?.ok).toBe(true);
+    expect(observed({ pools: [poolWith({ "vmbuild.dev/podman-connection": "tcp" })] }).plan?.ok).toBe(true);
+    expect(observed({ pools: [poolWith({ "vmbuild.dev/podman-connection": "telnet" })] }).plan).toMatchObject({ ok: false, reason: "PoolMisconfigured" });
+  });
+});
