@@ -56,7 +56,7 @@ export function buildJob(
       return { state: "failed", stage: "fetching", reason: "InvalidSecret", message, results: [] };
     }
     const secrets = [
-      ...Object.values(creds.registry).map((login) => login.password),
+      ...[creds.pull, creds.push].flatMap((logins) => Object.values(logins).map((login) => login.password)),
       ...creds.git.map((git) => (git.kind === "basic" ? git.password : git.privateKey)),
     ];
     const log = deps.logs.open({ namespace, name, uid }, attempt, { redact: maskSecrets(secrets) });
@@ -84,7 +84,7 @@ export function buildJob(
         vms: vms.map((vm) => ({ vm: vm.vm, vmNamespace: splitPoolKey(vm.pool).namespace, platforms: vm.platforms })),
         connect,
         settings,
-        credentials: creds.registry,
+        credentials: creds.push,
         gitAuth: gitFetchAuth(git, namespace, run.spec.serviceAccountName),
         workDir: deps.workDir,
         maxContextBytes: deps.maxContextBytes,
