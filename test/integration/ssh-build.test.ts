@@ -65,6 +65,7 @@ describe("a build over ssh, configured on the pool", () => {
     gitUrl: `${h.git.url}/quick.git`,
     image: `${env.registry.host}/${ns}/app:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
     ...extra,
   });
