@@ -92,6 +92,7 @@ export function buildParams(
     gitUrl: `${git.url}/${repo}.git`,
     image: `${env.registry.host}/${imageRepository(ns, run)}:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
     ...extra,
   };

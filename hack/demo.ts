@@ -49,6 +49,7 @@ async function main(): Promise<number> {
       image,
       platforms: "linux/amd64,linux/arm64",
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: "false",
     });
     const run = await cluster.waitForRun(ns, "hello-build", 600_000, (c) =>

@@ -31,6 +31,9 @@ const poolRef = z.string().refine(
   { message: "expected NAME or NAMESPACE/NAME of a VirtualMachinePool" },
 );
 
+// A Secret in the run's namespace holding a .dockerconfigjson or .dockercfg.
+const secretName = z.string().regex(DNS_SUBDOMAIN, { message: "expected the name of a Secret" }).optional();
+
 const duration = (fallback: string) =>
   z
     .string()
@@ -136,11 +139,12 @@ export const settingsShape = {
     )
     .default({})
     .describe('Build arguments: a map, or a list of "NAME=value" strings.'),
-  registrySecret: z
-    .string()
-    .regex(DNS_SUBDOMAIN, { message: "expected the name of a Secret" })
-    .optional()
-    .describe("Secret (kubernetes.io/dockerconfigjson) in the run's namespace with credentials for pulls and the push."),
+  registrySecret: secretName.describe(
+    "Secret (kubernetes.io/dockerconfigjson) in the run's namespace with credentials for the push. They reach the VM only with the push, after the build's RUN steps have ended.",
+  ),
+  pullSecret: secretName.describe(
+    "Secret (kubernetes.io/dockerconfigjson) in the run's namespace with logins for pulling base images during the build; by default the build pulls anonymously. Name the registrySecret here to pull with the push login too (the build's RUN steps then share the VM with that login; see SECURITY.md).",
+  ),
   tlsVerify: z
     .preprocess(boolText, z.boolean())
     .default(true)

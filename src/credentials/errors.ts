@@ -7,9 +7,10 @@ export type CredentialErrorCode =
   | "DuplicateCredential"
   | "Forbidden";
 
-/** Where a Secret was named: the registrySecret param, the dockerconfig workspace, or the ServiceAccount. */
+/** Where a Secret was named: a param (registrySecret, pullSecret), the dockerconfig workspace, the ServiceAccount. */
 export type CredentialSource =
   | { kind: "registrySecret" }
+  | { kind: "pullSecret" }
   | { kind: "workspace"; workspace: string }
   | { kind: "serviceAccount"; serviceAccount: string; field: "secrets" | "imagePullSecrets" };
 
@@ -36,6 +37,8 @@ export function describeSource(source: CredentialSource): string {
   switch (source.kind) {
     case "registrySecret":
       return "registrySecret param";
+    case "pullSecret":
+      return "pullSecret param";
     case "workspace":
       return `workspace ${source.workspace}`;
     case "serviceAccount":

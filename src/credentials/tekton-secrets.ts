@@ -40,9 +40,15 @@ export interface ServiceAccountLike {
   imagePullSecrets?: { name?: string }[];
 }
 
-export interface TektonCredentials {
-  /** Registry logins, keys normalised (`quay.example.com`, `host:5000`, `ghcr.io/org`); see `credentialsFor`. */
-  registry: RegistryCredentials;
+/** A run's registry logins, keys normalised (`quay.example.com`, `host:5000`, `ghcr.io/org`); see `credentialsFor`. */
+export interface RegistryLogins {
+  /** The pullSecret's, for base-image pulls: the build's RUN steps share the VM with these. */
+  pull: RegistryCredentials;
+  /** For pushes and the controller's own registry calls; they reach the VM only after the build has ended. */
+  push: RegistryCredentials;
+}
+
+export interface TektonCredentials extends RegistryLogins {
   /** In ServiceAccount order, then annotation value order; pick one with `gitCredentialFor`. */
   git: GitCredential[];
 }
@@ -55,6 +61,7 @@ export interface CredentialInputs {
   secrets: readonly SecretLike[];
   workspaces: readonly WorkspaceBinding[];
   registrySecret: string | undefined;
+  pullSecret: string | undefined;
 }
 
 export interface SecretToRead {
@@ -65,33 +72,30 @@ export interface SecretToRead {
 }
 
 /** The Secrets `tektonCredentials` needs, each once, in the order their sources are named. */
-export function secretsToRead(
-  namespace: string,
-  serviceAccount: ServiceAccountLike,
-  workspaces: readonly WorkspaceBinding[],
-  registrySecret: string | undefined,
-): SecretToRead[] {
+export function secretsToRead(input: Omit<CredentialInputs, "secrets">): SecretToRead[] {
   const wanted: SecretToRead[] = [];
   const add = (name: string | undefined, required: boolean, source: CredentialSource): void => {
     if (name === undefined || name === "" || wanted.some((w) => w.name === name)) return;
     wanted.push({ name, required, source });
   };
-  add(registrySecret, true, { kind: "registrySecret" });
-  const workspace = dockerconfigSecret(namespace, workspaces);
+  add(input.registrySecret, true, { kind: "registrySecret" });
+  add(input.pullSecret, true, { kind: "pullSecret" });
+  const workspace = dockerconfigSecret(input.namespace, input.workspaces);
   add(workspace?.secretName, true, { kind: "workspace", workspace: DOCKERCONFIG_WORKSPACE });
-  const sa = serviceAccountName(serviceAccount);
-  for (const ref of serviceAccount.secrets ?? []) {
+  const sa = serviceAccountName(input.serviceAccount);
+  for (const ref of input.serviceAccount.secrets ?? []) {
     add(ref.name, false, { kind: "serviceAccount", serviceAccount: sa, field: "secrets" });
   }
-  for (const ref of serviceAccount.imagePullSecrets ?? []) {
+  for (const ref of input.serviceAccount.imagePullSecrets ?? []) {
     add(ref.name, false, { kind: "serviceAccount", serviceAccount: sa, field: "imagePullSecrets" });
   }
   return wanted;
 }
 
 /**
- * Registry and git credentials for a run. Registry logins are merged per registry key, the first layer holding a
- * key winning:
+ * Registry and git credentials for a run. Pull logins are the `pullSecret` param's alone (a Secret with
+ * `.dockerconfigjson` or `.dockercfg`), none without it. Push logins are merged per registry key, the first layer
+ * holding a key winning:
  *   1. the `registrySecret` param (a Secret with `.dockerconfigjson` or `.dockercfg`);
  *   2. the `dockerconfig` workspace's Secret (`config.json`, else `.dockerconfigjson`, as the article's Task);
  *   3. the ServiceAccount's `.secrets`, merged as Tekton's creds-init does: `kubernetes.io/basic-auth` with
@@ -108,7 +112,7 @@ export function tektonCredentials(input: CredentialInputs): TektonCredentials {
     const name = secret.metadata?.name;
     if (name !== undefined) byName.set(name, secret);
   }
-  const plan = secretsToRead(input.namespace, input.serviceAccount, input.workspaces, input.registrySecret);
+  const plan = secretsToRead(input);
   const context = (name: string): SecretContext | undefined => {
     const secret = byName.get(name);
     const wanted = plan.find((w) => w.name === name);
@@ -136,7 +140,12 @@ export function tektonCredentials(input: CredentialInputs): TektonCredentials {
   );
   layers.push(serviceAccountDocker(pullOnly));
 
-  return { registry: mergeLayers(layers), git: serviceAccountGit(saSecrets) };
+  const pull = input.pullSecret ? context(input.pullSecret) : undefined;
+  return {
+    pull: pull === undefined ? {} : namedDockerConfig(pull),
+    push: mergeLayers(layers),
+    git: serviceAccountGit(saSecrets),
+  };
 }
 
 interface SecretContext {

@@ -19,6 +19,7 @@ export { gitCredentialFor, type GitCredential } from "./git.js";
 export {
   DOCKERCONFIG_WORKSPACE,
   tektonCredentials,
+  type RegistryLogins,
   type TektonCredentials,
 } from "./tekton-secrets.js";
 
@@ -29,6 +30,8 @@ export interface ResolveCredentialsOptions {
   workspaces?: readonly WorkspaceBinding[] | undefined;
   /** The `registrySecret` param. */
   registrySecret?: string | undefined;
+  /** The `pullSecret` param. */
+  pullSecret?: string | undefined;
 }
 
 export interface ResolvedCredentials extends TektonCredentials {
@@ -44,18 +47,12 @@ export async function resolveCredentials(
 ): Promise<ResolvedCredentials> {
   const serviceAccount = await readServiceAccount(core, namespace, opts.serviceAccountName || DEFAULT_SERVICE_ACCOUNT);
   const workspaces = opts.workspaces ?? [];
-  const plan = secretsToRead(namespace, serviceAccount, workspaces, opts.registrySecret);
+  const inputs = { namespace, serviceAccount, workspaces, registrySecret: opts.registrySecret, pullSecret: opts.pullSecret };
+  const plan = secretsToRead(inputs);
   const read = await Promise.all(plan.map(async (want) => readSecret(core, namespace, want.name, want.source)));
   const secrets = read.filter((secret): secret is SecretLike => secret !== undefined);
   const missingSecrets = plan.filter((_, i) => read[i] === undefined).map((want) => want.name);
-  const credentials = tektonCredentials({
-    namespace,
-    serviceAccount,
-    secrets,
-    workspaces,
-    registrySecret: opts.registrySecret,
-  });
-  return { ...credentials, missingSecrets };
+  return { ...tektonCredentials({ ...inputs, secrets }), missingSecrets };
 }
 
 async function readServiceAccount(core: CoreV1Api, namespace: string, name: string): Promise<ServiceAccountLike> {

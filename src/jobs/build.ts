@@ -14,7 +14,9 @@ import { packContext } from "../source/context-tar.js";
 import { getManifest, inspectManifest, putManifest, resolveDigest, type ServedManifest } from "../registry/client.js";
 import { parseImageReference, withDigest } from "../registry/image-reference.js";
 import { z } from "zod";
-import { credentialsFor, type RegistryCredentials } from "../credentials/docker-config.js";
+import { credentialsFor } from "../credentials/docker-config.js";
+import type { RegistryLogins } from "../credentials/tekton.js";
+import { buildRequest, pushRequest } from "./build-requests.js";
 import type { JobHandle, JobStage, JobView } from "./jobs.js";
 import type { BuildLog } from "./log.js";
 import { withoutCredentials } from "../api/git-url.js";
@@ -49,8 +51,8 @@ export interface BuildInput {
    */
   connect(signal: AbortSignal): Promise<Endpoint[]>;
   settings: BuildSettings;
-  /** Registry logins by host, for base-image pulls and the push. */
-  credentials: RegistryCredentials;
+  /** The build request carries the pull logins; the pushes and the registry calls the push ones. */
+  credentials: RegistryLogins;
   workDir: string;
   maxContextBytes: number;
   log: BuildLog;
@@ -178,7 +180,7 @@ export function platformTag(image: string, platforms: readonly string[]): string
  */
 async function assembleIndex(input: BuildInput, built: readonly Built[], signal: AbortSignal): Promise<Pushed> {
   const { settings } = input;
-  const login = credentialsFor(input.credentials, settings.image);
+  const login = credentialsFor(input.credentials.push, settings.image);
   const opts = { tlsVerify: settings.tlsVerify, signal };
   try {
     const parts = await Promise.all(built.map((b) => getManifest(b.pushedTo, login?.credentials, opts)));
@@ -273,17 +275,8 @@ async function buildStage(
     // 'end': the HTTP client has read the whole tar, so podman has it but for what sits in socket buffers. The
     // rate of the stream alone, apart from podman's unpacking before its first step.
     context.tar.once("end", () => input.log.line(contextSent(context.bytesRead(), Date.now() - sending, target.vm)));
-    const events = podman.build(
-      {
-        context: context.tar,
-        dockerfile: context.dockerfile,
-        platforms: target.platforms,
-        manifest,
-        buildArgs: settings.buildArgs,
-        registryConfig: input.credentials,
-      },
-      job.signal,
-    );
+    const what = { context: context.tar, dockerfile: context.dockerfile, platforms: target.platforms, manifest };
+    const events = podman.build(buildRequest(settings, input.credentials, what), job.signal);
     let started = false;
     for await (const event of events) {
       if (event.kind === "step") {
@@ -318,20 +311,10 @@ async function pushStage(
   destination: string,
   signal: AbortSignal,
 ): Promise<Pushed> {
-  const { settings } = input;
-  const login = credentialsFor(input.credentials, destination);
   let pushed: string;
   try {
-    pushed = await podman.manifestPush(
-      manifest,
-      destination,
-      {
-        all: true,
-        tlsVerify: settings.tlsVerify,
-        ...(login ? { auth: { ...login.credentials, serveraddress: login.host } } : {}),
-      },
-      signal,
-    );
+    const request = pushRequest(input.settings, input.credentials, destination);
+    pushed = await podman.manifestPush(manifest, destination, request, signal);
   } catch (err) {
     throw new StageError("pushing", "PushFailed", err instanceof Error ? err.message : String(err));
   }
@@ -343,7 +326,7 @@ async function pushStage(
  * meanwhile (a shared `:latest`) moves the tag, not what this run pushed. A tag that moved on is noted, not failed.
  */
 async function confirmPushed(input: BuildInput, destination: string, pushed: string, signal: AbortSignal): Promise<Pushed> {
-  const login = credentialsFor(input.credentials, destination)?.credentials;
+  const login = credentialsFor(input.credentials.push, destination)?.credentials;
   const opts = { tlsVerify: input.settings.tlsVerify, signal };
   let served: ServedManifest;
   let tagged: string;

@@ -15,7 +15,8 @@ import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { logURL } from "../api/log-url.js";
 
 // The body of one build job: the run's credentials read the Tekton way, its log opened with every secret
-// masked, then the build. Registry logins reach podman in request headers only; git credentials reach git only.
+// masked, then the build. Registry logins reach podman in request headers only (the push logins with the push
+// alone); git credentials reach git only.
 
 export interface BuildJobDeps {
   core: CoreV1Api;
@@ -46,6 +47,7 @@ export function buildJob(
         serviceAccountName: run.spec.serviceAccountName,
         workspaces: run.spec.workspaces ?? [],
         registrySecret: settings.registrySecret,
+        pullSecret: settings.pullSecret,
       });
     } catch (err) {
       const message =
@@ -56,7 +58,7 @@ export function buildJob(
       return { state: "failed", stage: "fetching", reason: "InvalidSecret", message, results: [] };
     }
     const secrets = [
-      ...Object.values(creds.registry).map((login) => login.password),
+      ...[creds.pull, creds.push].flatMap((logins) => Object.values(logins).map((login) => login.password)),
       ...creds.git.map((git) => (git.kind === "basic" ? git.password : git.privateKey)),
     ];
     const log = deps.logs.open({ namespace, name, uid }, attempt, { redact: maskSecrets(secrets) });
@@ -84,7 +86,7 @@ export function buildJob(
         vms: vms.map((vm) => ({ vm: vm.vm, vmNamespace: splitPoolKey(vm.pool).namespace, platforms: vm.platforms })),
         connect,
         settings,
-        credentials: creds.registry,
+        credentials: { pull: creds.pull, push: creds.push },
         gitAuth: gitFetchAuth(git, namespace, run.spec.serviceAccountName),
         workDir: deps.workDir,
         maxContextBytes: deps.maxContextBytes,

@@ -95,7 +95,7 @@ export const REASONS = {
   InvalidSecret: {
     status: "False",
     meaning:
-      "The run's credentials could not be read: its ServiceAccount, the registrySecret, or the dockerconfig workspace's Secret is missing or malformed; the message names it.",
+      "The run's credentials could not be read: its ServiceAccount, the registrySecret, the pullSecret, or the dockerconfig workspace's Secret is missing or malformed; the message names it.",
     action: "Create or fix the named object in the run's namespace (Secrets as Tekton expects them).",
   },
   SourceFailed: {
@@ -106,7 +106,7 @@ export const REASONS = {
   BuildFailed: {
     status: "False",
     meaning: "podman reported an error building the image; the message holds the last lines of the build.",
-    action: "Fix the Containerfile or the build; the full log is at the log URL.",
+    action: "Fix the Containerfile or the build (a base image from a private registry needs pullSecret); the full log is at the log URL.",
   },
   PushFailed: {
     status: "False",

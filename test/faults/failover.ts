@@ -64,7 +64,7 @@ export async function failover(h: Harness, opts: { runs: number; vms: number }):
       await cluster.createRun(
         ns,
         n,
-        { pool: "builders", gitUrl: `${git.url}/failover.git`, image: `${env.registry.host}/failover/${n}:1`, registrySecret: "registry", tlsVerify: "false" },
+        { pool: "builders", gitUrl: `${git.url}/failover.git`, image: `${env.registry.host}/failover/${n}:1`, registrySecret: "registry", pullSecret: "registry", tlsVerify: "false" },
         { retries: 1 },
       );
     }

@@ -87,6 +87,7 @@ async function drive(ctx: FaultContext, cell: ApplicableCell): Promise<{ recover
     gitUrl: `${git.url}/${repo}.git`,
     image: `${env.registry.host}/faults/${ns}-${name}:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
     ...(cell.fault === "vm-never-ready" ? { readyTimeout: "3s" } : {}),
   });

@@ -51,6 +51,7 @@ describe("a two-platform build through the CustomRun, end to end", () => {
       image,
       platforms: ["linux/amd64", "linux/arm64"],
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: "false",
     });
     const run = await cluster.waitForRun(ns, "ok", 300_000);
@@ -102,6 +103,7 @@ describe("a two-platform build through the CustomRun, end to end", () => {
       platforms: ["linux/arm64"],
       buildArgs: { GREETING: "hello" },
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: false,
     };
     await cluster.custom.createNamespacedCustomObject({
@@ -138,6 +140,7 @@ describe("a two-platform build through the CustomRun, end to end", () => {
       image: `${env.registry.host}/${ns}/broken:1`,
       platforms: "linux/amd64,linux/arm64",
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: "false",
     });
     const run = await cluster.waitForRun(ns, "broken", 300_000);

@@ -70,6 +70,7 @@ describe("kubectl vmbuild, with the user's own credentials", () => {
     gitUrl: `${h.git.url}/${repo}.git`,
     image: `${env.registry.host}/${ns}/${repo}:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
   });
 

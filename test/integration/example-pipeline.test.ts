@@ -49,9 +49,14 @@ describe("deploy/examples/pipeline.yaml's VMBuild task", () => {
       tlsVerify: "false",
     };
     const values = new Map(pipeline.spec.params.map((p) => [p.name, runParams[p.name] ?? p.default ?? ""]));
-    const params = Object.fromEntries(
-      task.params.map((p) => [p.name, p.value.replace(/\$\(params\.([A-Za-z0-9_-]+)\)/g, (_m, n: string) => values.get(n) ?? "")]),
-    );
+    const params = {
+      ...Object.fromEntries(
+        task.params.map((p) => [p.name, p.value.replace(/\$\(params\.([A-Za-z0-9_-]+)\)/g, (_m, n: string) => values.get(n) ?? "")]),
+      ),
+      // The article's base image is public, so the example's task names no pullSecret; this machine's base image is
+      // behind the test registry's login.
+      pullSecret: "registry",
+    };
     const name = `multi-arch-image-build-run-${task.name}`;
     await cluster.createRun(ns, name, params, {
       customRef: { apiVersion: task.taskRef.apiVersion, kind: task.taskRef.kind },

@@ -25,6 +25,7 @@ describe("fan-out builds over a native arm64 pool and an emulation pool", () => 
     image: `${s.env.registry.host}/${s.ns}/${name}:1`,
     platforms: "linux/amd64,linux/arm64",
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
     ...extra,
   });

@@ -43,6 +43,7 @@ describe(`${CASES} fuzzed CustomRuns against the live controller`, () => {
       image: `${env.registry.host}/${ns}/fuzz:1`,
       platforms: "linux/amd64",
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: "false",
     };
     // Half hostile, half plausible: valid values that carry injection attempts and unicode into the build itself.

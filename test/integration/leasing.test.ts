@@ -33,6 +33,7 @@ describe("leasing under load", () => {
     gitUrl: `${git.url}/tiny.git`,
     image: `${env.registry.host}/leasing/${image}:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
   });
 

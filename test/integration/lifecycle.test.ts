@@ -33,6 +33,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
       gitUrl: `${git.url}/${repo}.git`,
       image: `${env.registry.host}/lifecycle/${repo}:1`,
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: "false",
       ...extra,
     });

@@ -59,6 +59,7 @@ describe("a build printing far more than the log cap", () => {
       gitUrl: `${git.url}/loud.git`,
       image: `${env.registry.host}/${ns}/loud:1`,
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: "false",
     });
     const path = join(controller.logDir, ns, "loud", `${run.metadata?.uid}-0.log`);

@@ -131,6 +131,7 @@ describe("build logs survive the replica that ran them", () => {
     gitUrl: `${git.url}/${repo}.git`,
     image: `${env.registry.host}/${ns}/${repo}:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
   });
 

@@ -262,7 +262,7 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
       await step("no VM was kept warm", 30_000, async () =>
         (await cluster.leases(ns)).some((l) => (l as V1Lease).spec?.holderIdentity === "vmbuild/warm"),
       );
-      await cluster.createRun(ns, "built", { registrySecret: "registry" }, {
+      await cluster.createRun(ns, "built", { registrySecret: "registry", pullSecret: "registry" }, {
         customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" },
         serviceAccountName: "pipeline",
       });
@@ -273,6 +273,7 @@ describe("RBAC: deploy/rbac.yaml is the least the controller needs", () => {
         gitUrl: `${h.git.url}/slow.git`,
         image: `${env.registry.host}/${ns}/slow:1`,
         registrySecret: "registry",
+        pullSecret: "registry",
         tlsVerify: "false",
       });
       let cancelled: Condition | undefined;

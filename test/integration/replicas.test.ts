@@ -54,6 +54,7 @@ describe("replicas: every replica builds, builds outlive their replica", () => {
     gitUrl: `${h.git.url}/${repo}.git`,
     image: `${env.registry.host}/${ns}/${name}:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
   });
 

@@ -28,6 +28,7 @@ describe("two runs pushing the same tag", () => {
             image,
             buildArgs: [`NONCE=${s.ns}-${name}`],
             registrySecret: "registry",
+            pullSecret: "registry",
             tlsVerify: "false",
           }),
         ),

@@ -109,10 +109,13 @@ describe("sources, credentials and logs the Tekton way", () => {
     await h?.close();
   });
 
+  // The base image is behind the test registry's login: every build pulls with the namespace's registry Secret.
+  // The push login comes from where each test says (the ServiceAccount, the workspace, a registrySecret).
   const params = (image: string, extra: Record<string, string> = {}) => ({
     pool: "builders",
     gitUrl: `${git.url}/app.git`,
     image: `${env.registry.host}/${ns}/${image}:1`,
+    pullSecret: "registry",
     tlsVerify: "false",
     ...extra,
   });
@@ -169,7 +172,7 @@ describe("sources, credentials and logs the Tekton way", () => {
         },
       });
     }
-    const p = params(name, name === "bad-registry" ? { registrySecret: "wrong-registry" } : {});
+    const p = params(name, name === "bad-registry" ? { registrySecret: "wrong-registry", pullSecret: "wrong-registry" } : {});
     if (extra.gitUrl) p.gitUrl = `${git.url}/${extra.gitUrl}`;
     if (extra.gitRevision) Object.assign(p, { gitRevision: extra.gitRevision });
     await cluster.createRun(ns, name, p, { serviceAccountName: "pipeline" });
@@ -233,9 +236,10 @@ describe("sources, credentials and logs the Tekton way", () => {
       );
     // Git credentials never reach the VM, in any form.
     expect(await filesWith([secrets[1] ?? "", secrets[3] ?? ""])).toEqual([]);
-    // The registry login: podman's libpod API writes the X-Registry-Config it receives to a temporary auth file in
-    // its tmpdir for the build's duration (as base64 user:password). That file is the only place, on a disk the
-    // scratch throws away (SECURITY.md).
+    // The registry login, here the pullSecret's (the test registry has one login, the push login too): podman's
+    // libpod API writes the X-Registry-Config it receives to a temporary auth file in its tmpdir for the build's
+    // duration (as base64 user:password). That file is the only place, on a disk the scratch throws away
+    // (SECURITY.md).
     const registryOnDisk = await filesWith([secrets[0] ?? "", secrets[2] ?? ""]);
     expect(registryOnDisk.filter((f) => !/\/tmp\/auth\.json\.\d+$/.test(f))).toEqual([]);
     const streamed = await res.text();

@@ -39,6 +39,7 @@ describe("a build over ssh, the pool's default", () => {
     gitUrl: `${h.git.url}/quick.git`,
     image: `${env.registry.host}/${ns}/app:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
     ...extra,
   });

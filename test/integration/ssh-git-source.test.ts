@@ -98,6 +98,7 @@ describe("builds from ssh git URLs with a kubernetes.io/ssh-auth Secret", () => 
     gitUrl,
     image: `${env.registry.host}/${ns}/${name}:1`,
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
   });
   const runTo = async (name: string, gitUrl: string, serviceAccountName: string): Promise<CustomRunObject> => {

@@ -93,7 +93,9 @@ async function createArticleSetup(): Promise<void> {
 
 describe("resolveCredentials against the real apiserver, as the controller", { timeout: 60_000 }, () => {
   const articleResult: ResolvedCredentials = {
-    registry: {
+    // Without a pullSecret the build pulls anonymously: the ServiceAccount's logins are for the push only.
+    pull: {},
+    push: {
       "registry.redhat.io": REDHAT,
       "quay.example.com": QUAY,
       [OPENSHIFT_REGISTRY]: { username: "serviceaccount", password: "sa-token" },
@@ -117,13 +119,13 @@ describe("resolveCredentials against the real apiserver, as the controller", { t
       registrySecret: "multi-arch",
     });
     // registrySecret (multi-arch) beats the workspace for quay.example.com; the SA's dockercfg still fills in.
-    expect(resolved.registry).toEqual(articleResult.registry);
+    expect(resolved.push).toEqual(articleResult.push);
     const withoutParam = await resolveCredentials(controller, namespace, {
       serviceAccountName: "pipeline",
       workspaces: [{ name: "dockerconfig", secret: { secretName: "ws-config" } }],
     });
-    expect(withoutParam.registry["quay.example.com"]).toEqual({ username: "from-workspace", password: "ws-s3cret" });
-    expect(withoutParam.registry["registry.redhat.io"]).toEqual(REDHAT);
+    expect(withoutParam.push["quay.example.com"]).toEqual({ username: "from-workspace", password: "ws-s3cret" });
+    expect(withoutParam.push["registry.redhat.io"]).toEqual(REDHAT);
   });
 
   it("fails on a missing registrySecret, naming it", async () => {
@@ -132,6 +134,17 @@ describe("resolveCredentials against the real apiserver, as the controller", { t
     );
     expect(error.code).toBe("SecretNotFound");
     expect(error.message).toBe(`Secret ${namespace}/no-such-secret (named by registrySecret param) not found`);
+  });
+
+  it("reads the pullSecret by name, its logins apart from the push logins", async () => {
+    const resolved = await resolveCredentials(controller, namespace, { serviceAccountName: "pipeline", pullSecret: "multi-arch" });
+    expect(resolved.pull).toEqual({ "registry.redhat.io": REDHAT, "quay.example.com": QUAY });
+    expect(resolved.push).toEqual(articleResult.push);
+    const error = await errorOf(
+      resolveCredentials(controller, namespace, { serviceAccountName: "pipeline", pullSecret: "no-such-secret" }),
+    );
+    expect(error.code).toBe("SecretNotFound");
+    expect(error.message).toBe(`Secret ${namespace}/no-such-secret (named by pullSecret param) not found`);
   });
 
   it("fails on a missing ServiceAccount, naming it", async () => {

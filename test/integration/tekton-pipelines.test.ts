@@ -45,11 +45,12 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
     await tekton?.stop();
   });
 
-  /** What every task of these Pipelines passes: the pool, where the source is, the registry login. */
+  /** What every task of these Pipelines passes: the pool, where the source is, the registry logins. */
   const common = (repo: string): Param[] => [
     { name: "pool", value: "buildsys" },
     { name: "gitUrl", value: `${s.git.url}/${repo}.git` },
     { name: "registrySecret", value: "registry" },
+    { name: "pullSecret", value: "registry" },
     { name: "tlsVerify", value: "false" },
   ];
   const image = (name: string) => `${s.env.registry.host}/${s.ns}/${name}`;
@@ -80,7 +81,13 @@ describe("Tekton's controller runs PipelineRuns of VMBuild tasks", () => {
     const pipeline = (await docs("pipeline.yaml")).find((d) => d.kind === "Pipeline");
     const example = (await docs("pipelinerun.yaml")).find((d) => d.kind === "PipelineRun");
     if (!pipeline?.metadata.name || !example) throw new Error("deploy/examples has no Pipeline or PipelineRun");
-    await createTekton(cluster, "Pipeline", ns, pipeline.metadata.name, pipeline.spec);
+    // The article's base image is public, so the example's task names no pullSecret; this machine's base image is
+    // behind the test registry's login, so its task gets one here.
+    const tasks = (pipeline.spec.tasks as { params: Param[] }[]).map((t) => ({
+      ...t,
+      params: [...t.params, { name: "pullSecret", value: "registry" }],
+    }));
+    await createTekton(cluster, "Pipeline", ns, pipeline.metadata.name, { ...pipeline.spec, tasks });
     // The example run, pointed at this machine's git server and registry (the pool keeps its default, buildsys).
     const ours: Record<string, string> = {
       gitUrl: `${s.git.url}/app.git`,

@@ -109,6 +109,7 @@ function params(s: ControllerSuite, ns: string, repo: string): Record<string, st
     image: `${s.env.registry.host}/${ns}/${repo}:1`,
     platforms: "linux/amd64",
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
     readyTimeout: READY_TIMEOUT,
     queueTimeout: QUEUE_TIMEOUT,
@@ -258,6 +259,7 @@ describe("a dependency deleted mid-run", () => {
     image: `${s.env.registry.host}/${s.ns}/short:1`,
     platforms: "linux/amd64",
     registrySecret: "registry",
+    pullSecret: "registry",
     tlsVerify: "false",
   });
 

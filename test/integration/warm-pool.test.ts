@@ -46,6 +46,7 @@ describe("a warm pool (warm-min 1, warm-max 2, warm-idle 20s) with 3 s boots", (
       image: `${s.env.registry.host}/${s.ns}/app:1`,
       platforms: "linux/amd64",
       registrySecret: "registry",
+      pullSecret: "registry",
       tlsVerify: "false",
     });
     const run = await s.cluster.waitForRun(s.ns, "warm-run", 120_000);

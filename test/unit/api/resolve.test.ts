@@ -30,6 +30,13 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     });
   });
 
+  it("takes a pullSecret apart from the registrySecret; without one, none", () => {
+    const none = resolveSettings(base, []);
+    expect(none.ok ? none.settings.pullSecret : none.message).toBeUndefined();
+    const r = resolveSettings({ ...base, registrySecret: "push-login" }, [{ name: "pullSecret", value: "base-images" }]);
+    expect(r).toMatchObject({ ok: true, settings: { registrySecret: "push-login", pullSecret: "base-images" } });
+  });
+
   it.each([
     [[{ name: "colour", value: "blue" }], /unknown param "colour"; allowed: pool, nativePools, strategy, platforms/],
     [[{ name: "platforms", value: "linux/arm 64" }], /param "platforms"\[0\]: expected OS\/ARCH.*got "linux\/arm 64"/],
@@ -45,6 +52,8 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     [[{ name: "queueTimeout", value: "ten minutes" }], /param "queueTimeout": expected a duration/],
     [[{ name: "tlsVerify", value: "yes" }], /param "tlsVerify"/],
     [[{ name: "pool", value: "a/b/c" }], /param "pool": expected NAME or NAMESPACE\/NAME/],
+    [[{ name: "pullSecret", value: "Base_Images" }], /param "pullSecret": expected the name of a Secret/],
+    [[{ name: "pullSecret", value: "team/base-images" }], /param "pullSecret": expected the name of a Secret/],
     [
       [
         { name: "pool", value: "x" },

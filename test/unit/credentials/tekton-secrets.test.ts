@@ -33,16 +33,19 @@ const secretWorkspace = (secretName: string, extra: object = {}): WorkspaceBindi
   secret: { secretName, ...extra },
 });
 
-function resolve(partial: Partial<CredentialInputs>) {
-  return tektonCredentials({
+function withDefaults(partial: Partial<CredentialInputs>): CredentialInputs {
+  return {
     namespace: NS,
     serviceAccount: {},
     secrets: [],
     workspaces: [],
     registrySecret: undefined,
+    pullSecret: undefined,
     ...partial,
-  });
+  };
 }
+const resolve = (partial: Partial<CredentialInputs>) => tektonCredentials(withDefaults(partial));
+const plan = (partial: Partial<CredentialInputs>) => secretsToRead(withDefaults(partial));
 
 function errorOf(run: () => unknown): CredentialSourceError {
   try {
@@ -70,7 +73,8 @@ describe("tektonCredentials: the article's ServiceAccount", () => {
 
   it("uses every entry of the docker config (the annotation does not scope it) and the git login", () => {
     expect(resolve({ serviceAccount, secrets })).toEqual({
-      registry: {
+      pull: {},
+      push: {
         "registry.redhat.io": { username: "rh", password: "rh-pw" },
         "quay.example.com": { username: "quay", password: "quay-pw" },
         "image-registry.openshift-image-registry.svc:5000": { username: "sa", password: "sa-token" },
@@ -80,7 +84,7 @@ describe("tektonCredentials: the article's ServiceAccount", () => {
   });
 
   it("reads each Secret once", () => {
-    expect(secretsToRead(NS, serviceAccount, [], undefined).map((s) => [s.name, s.required])).toEqual([
+    expect(plan({ serviceAccount }).map((s) => [s.name, s.required])).toEqual([
       ["multi-arch", false],
       ["github", false],
       ["pipeline-dockercfg-zl7kq", false],
@@ -93,18 +97,18 @@ describe("tektonCredentials: each Secret kind and annotation", () => {
     [
       "basic-auth + tekton.dev/git-N → basic git credential",
       basicAuth("s", { "tekton.dev/git-0": "https://github.com" }),
-      { registry: {}, git: [{ urlPrefix: "https://github.com", kind: "basic", secretName: "s", username: "s-user", password: "s-pw" }] },
+      { push: {}, git: [{ urlPrefix: "https://github.com", kind: "basic", secretName: "s", username: "s-user", password: "s-pw" }] },
     ],
     [
       "basic-auth + tekton.dev/docker-N → registry login under the normalised host",
       basicAuth("s", { "tekton.dev/docker-0": "https://quay.example.com/" }),
-      { registry: { "quay.example.com": { username: "s-user", password: "s-pw" } }, git: [] },
+      { push: { "quay.example.com": { username: "s-user", password: "s-pw" } }, git: [] },
     ],
     [
       "basic-auth with both kinds of annotation → both",
       basicAuth("s", { "tekton.dev/git-0": "github.com", "tekton.dev/docker-0": "ghcr.io" }),
       {
-        registry: { "ghcr.io": { username: "s-user", password: "s-pw" } },
+        push: { "ghcr.io": { username: "s-user", password: "s-pw" } },
         git: [{ urlPrefix: "github.com", kind: "basic", secretName: "s", username: "s-user", password: "s-pw" }],
       },
     ],
@@ -133,45 +137,46 @@ describe("tektonCredentials: each Secret kind and annotation", () => {
     [
       "ssh-auth + tekton.dev/docker-N → ignored (docker has no ssh)",
       secret("k", "kubernetes.io/ssh-auth", { "ssh-privatekey": "PRIVATE" }, { "tekton.dev/docker-0": "quay.io" }),
-      { registry: {}, git: [] },
+      { push: {}, git: [] },
     ],
     [
       "dockerconfigjson without annotation → used (Tekton's creds-init does)",
       dockerJson("d", { "quay.io": { username: "q", password: "qp" } }),
-      { registry: { "quay.io": { username: "q", password: "qp" } }, git: [] },
+      { push: { "quay.io": { username: "q", password: "qp" } }, git: [] },
     ],
     [
       "dockerconfigjson + tekton.dev/git-N → no git credential",
       dockerJson("d", {}, { "tekton.dev/git-0": "https://github.com" }),
-      { registry: {}, git: [] },
+      { push: {}, git: [] },
     ],
     [
       "dockercfg → registry logins",
       dockerCfg("c", { "https://index.docker.io/v1/": auth("hub", "hp") }),
-      { registry: { "docker.io": { username: "hub", password: "hp" } }, git: [] },
+      { push: { "docker.io": { username: "hub", password: "hp" } }, git: [] },
     ],
     [
       "basic-auth without annotation → ignored, not even validated",
       secret("s", "kubernetes.io/basic-auth", { username: "only-user" }),
-      { registry: {}, git: [] },
+      { push: {}, git: [] },
     ],
     [
       "Opaque with annotations → ignored",
       secret("o", "Opaque", { username: "u", password: "p" }, { "tekton.dev/git-0": "https://github.com" }),
-      { registry: {}, git: [] },
+      { push: {}, git: [] },
     ],
   ])("%s", (_name, linked, expected) => {
     const name = linked.metadata?.name ?? "";
     expect(resolve({ serviceAccount: sa([name]), secrets: [linked] })).toMatchObject(expected);
   });
 
-  it("uses imagePullSecrets for registries only, never for git", () => {
+  it("uses imagePullSecrets for push logins only, never for pulls or git", () => {
     const pull = [
       dockerJson("pull", { "quay.io": auth("pull", "pp") }),
       basicAuth("git-in-pull", { "tekton.dev/git-0": "https://github.com", "tekton.dev/docker-0": "ghcr.io" }),
     ];
     expect(resolve({ serviceAccount: sa([], ["pull", "git-in-pull"]), secrets: pull })).toEqual({
-      registry: { "quay.io": { username: "pull", password: "pp" } },
+      pull: {},
+      push: { "quay.io": { username: "pull", password: "pp" } },
       git: [],
     });
   });
@@ -183,7 +188,7 @@ describe("tektonCredentials: each Secret kind and annotation", () => {
   });
 });
 
-describe("tektonCredentials: registry precedence", () => {
+describe("tektonCredentials: push login precedence", () => {
   const key = "quay.example.com";
   const login = (who: string) => ({ [key]: { username: who, password: `${who}-pw` } });
   const layers = {
@@ -215,7 +220,7 @@ describe("tektonCredentials: registry precedence", () => {
     [["param", "pull"], "param"],
     [["workspace", "saCfg"], "workspace"],
   ])("%j → %s", (present, winner) => {
-    expect(resolve(inputs(present)).registry[key]?.username).toBe(winner);
+    expect(resolve(inputs(present)).push[key]?.username).toBe(winner);
   });
 
   it("merges per registry: keys a higher layer lacks come from lower ones", () => {
@@ -224,7 +229,7 @@ describe("tektonCredentials: registry precedence", () => {
       secrets: [dockerJson("param", { "quay.io": auth("param", "x") }), dockerJson("sa", { "ghcr.io": auth("sa", "y") })],
       serviceAccount: sa(["sa"]),
     });
-    expect(Object.keys(result.registry).sort()).toEqual(["ghcr.io", "quay.io"]);
+    expect(Object.keys(result.push).sort()).toEqual(["ghcr.io", "quay.io"]);
   });
 
   it("among ServiceAccount docker configs the later Secret wins, as Tekton writes them in order", () => {
@@ -232,7 +237,7 @@ describe("tektonCredentials: registry precedence", () => {
       secrets: [dockerJson("first", login("first")), dockerJson("second", login("second"))],
       serviceAccount: sa(["first", "second"]),
     });
-    expect(result.registry[key]?.username).toBe("second");
+    expect(result.push[key]?.username).toBe("second");
   });
 
   it("normalises keys before comparing layers", () => {
@@ -241,14 +246,14 @@ describe("tektonCredentials: registry precedence", () => {
       secrets: [dockerJson("param", { "https://quay.io/v2/": auth("param", "x") }), dockerJson("sa", { "quay.io": auth("sa", "y") })],
       serviceAccount: sa(["sa"]),
     });
-    expect(result.registry).toEqual({ "quay.io": { username: "param", password: "x" } });
+    expect(result.push).toEqual({ "quay.io": { username: "param", password: "x" } });
   });
 });
 
 describe("tektonCredentials: the dockerconfig workspace", () => {
   const config = (who: string) => JSON.stringify({ auths: { "quay.io": auth(who, "pw") } });
   const userOf = (ws: WorkspaceBinding, data: Record<string, string>) =>
-    resolve({ workspaces: [ws], secrets: [secret("dc", "Opaque", data)] }).registry["quay.io"]?.username;
+    resolve({ workspaces: [ws], secrets: [secret("dc", "Opaque", data)] }).push["quay.io"]?.username;
 
   it("prefers config.json, as the article's Task does", () => {
     expect(userOf(secretWorkspace("dc"), { "config.json": config("cfg"), ".dockerconfigjson": config("dcj") })).toBe("cfg");
@@ -264,7 +269,53 @@ describe("tektonCredentials: the dockerconfig workspace", () => {
   });
 
   it("ignores other workspaces", () => {
-    expect(resolve({ workspaces: [{ name: "source", persistentVolumeClaim: { claimName: "x" } }] }).registry).toEqual({});
+    expect(resolve({ workspaces: [{ name: "source", persistentVolumeClaim: { claimName: "x" } }] }).push).toEqual({});
+  });
+});
+
+describe("tektonCredentials: pull logins", () => {
+  const login = (who: string) => ({ username: who, password: `${who}-pw` });
+  // A push login for the registry of every source, and base images on docker.io behind the pullSecret.
+  const everySource: Partial<CredentialInputs> = {
+    registrySecret: "push",
+    workspaces: [secretWorkspace("ws")],
+    serviceAccount: sa(["sa-json", "sa-basic"], ["sa-pull"]),
+    secrets: [
+      dockerJson("push", { "quay.example.com": login("param") }),
+      dockerJson("ws", { "ghcr.io": login("workspace") }),
+      dockerJson("sa-json", { "registry.example.com": login("saJson") }),
+      basicAuth("sa-basic", { "tekton.dev/docker-0": "registry.redhat.io" }, "saBasic", "saBasic-pw"),
+      dockerJson("sa-pull", { "image-registry.example.com:5000": login("saPull") }),
+      dockerCfg("base", { "https://index.docker.io/v1/": login("hub") }),
+    ],
+  };
+
+  it("are the pullSecret's alone; the push logins keep every other source, and not the pullSecret's", () => {
+    const result = resolve({ ...everySource, pullSecret: "base" });
+    expect(result.pull).toEqual({ "docker.io": login("hub") });
+    expect(result.push).toEqual({
+      "quay.example.com": login("param"),
+      "ghcr.io": login("workspace"),
+      "registry.example.com": login("saJson"),
+      "registry.redhat.io": login("saBasic"),
+      "image-registry.example.com:5000": login("saPull"),
+    });
+  });
+
+  it("are none without a pullSecret, whatever the push sources hold", () => {
+    expect(resolve(everySource).pull).toEqual({});
+  });
+
+  it("are the push login's when the pullSecret names the registrySecret", () => {
+    const result = resolve({ ...everySource, pullSecret: "push" });
+    expect(result.pull).toEqual({ "quay.example.com": login("param") });
+    expect(result.push["quay.example.com"]).toEqual(login("param"));
+  });
+
+  it("come from a pullSecret the ServiceAccount links too, which is then required", () => {
+    expect(resolve({ ...everySource, pullSecret: "sa-pull" }).pull).toEqual({ "image-registry.example.com:5000": login("saPull") });
+    const error = errorOf(() => resolve({ serviceAccount: sa([], ["gone"]), pullSecret: "gone" }));
+    expect(error.message).toBe("Secret multi-arch-build/gone (named by pullSecret param) not found");
   });
 });
 
@@ -293,6 +344,27 @@ describe("tektonCredentials: unusable sources", () => {
       "MalformedSecret",
       "reg",
       /key \.dockerconfigjson: registry credentials are not JSON/,
+    ],
+    [
+      "pullSecret missing",
+      { pullSecret: "base-images" },
+      "SecretNotFound",
+      "base-images",
+      /^Secret multi-arch-build\/base-images \(named by pullSecret param\) not found$/,
+    ],
+    [
+      "pullSecret without a docker config key",
+      { registrySecret: "reg", pullSecret: "pull", secrets: [dockerJson("reg", {}), secret("pull", "Opaque", { token: "s3cret-Pa55" })] },
+      "MalformedSecret",
+      "pull",
+      /named by pullSecret param\) has neither \.dockerconfigjson nor \.dockercfg/,
+    ],
+    [
+      "pullSecret that is not JSON",
+      { pullSecret: "pull", secrets: [secret("pull", "kubernetes.io/dockercfg", { ".dockercfg": "{s3cret-Pa55" })] },
+      "MalformedSecret",
+      "pull",
+      /named by pullSecret param\) key \.dockercfg: registry credentials are not JSON/,
     ],
     [
       "dockerconfig workspace Secret missing",
@@ -409,16 +481,24 @@ describe("tektonCredentials: unusable sources", () => {
 
 describe("secretsToRead", () => {
   it("lists the run's own Secrets as required, first, and each name once", () => {
-    const plan = secretsToRead(NS, sa(["shared", "linked"], ["shared", "pull"]), [secretWorkspace("ws")], "shared");
-    expect(plan).toEqual([
+    const serviceAccount = sa(["shared", "linked"], ["shared", "base", "pull"]);
+    const wanted = plan({ serviceAccount, workspaces: [secretWorkspace("ws")], registrySecret: "shared", pullSecret: "base" });
+    expect(wanted).toEqual([
       { name: "shared", required: true, source: { kind: "registrySecret" } },
+      { name: "base", required: true, source: { kind: "pullSecret" } },
       { name: "ws", required: true, source: { kind: "workspace", workspace: "dockerconfig" } },
       { name: "linked", required: false, source: { kind: "serviceAccount", serviceAccount: "pipeline", field: "secrets" } },
       { name: "pull", required: false, source: { kind: "serviceAccount", serviceAccount: "pipeline", field: "imagePullSecrets" } },
     ]);
   });
 
+  it("reads a pullSecret that is the registrySecret once", () => {
+    expect(plan({ registrySecret: "registry", pullSecret: "registry" })).toEqual([
+      { name: "registry", required: true, source: { kind: "registrySecret" } },
+    ]);
+  });
+
   it("needs nothing for a bare ServiceAccount", () => {
-    expect(secretsToRead(NS, { metadata: { name: "default" } }, [], undefined)).toEqual([]);
+    expect(plan({ serviceAccount: { metadata: { name: "default" } } })).toEqual([]);
   });
 });
