@@ -95,11 +95,11 @@ const TABLE: Record<Fault, Record<Phase, Omit<Cell, "fault" | "phase">>> = {
     queued: { notApplicable: "a queued run holds no VM: there is no podman of its own to kill" },
     starting: succeeds("the VMI fails before podman answered; KubeVirt (the stand-in) boots a new one for the running VM"),
     building: {
-      expect: { reason: "BuildFailed", message: /^podman POST \S+\/build at tcp:\/\/\S+: HTTP 200: the build's output broke off/ },
+      expect: { reason: "BuildFailed", message: /^podman POST \S+\/build at ssh:\/\/\S+: HTTP 200: the build's output broke off/ },
       why: "the build's output stream breaks off; the message names podman, the VM's endpoint and the error",
     },
     pushing: {
-      expect: { reason: "PushFailed", message: /^podman POST \S+\/registry\/\S+ at tcp:\/\/\S+: no response/ },
+      expect: { reason: "PushFailed", message: /^podman POST \S+\/registry\/\S+ at ssh:\/\/\S+: no response/ },
       why: "the push request gets no answer; the message names podman, the VM's endpoint and the error",
     },
     scratching: succeeds("the VM is being thrown away anyway; the image is pushed"),
@@ -109,7 +109,7 @@ const TABLE: Record<Fault, Record<Phase, Omit<Cell, "fault" | "phase">>> = {
     starting: { notApplicable: "starting a VM talks to no registry (the FROM pull happens in building)" },
     building: succeeds("down while RUN executes (after the FROM pull) and back before the push: nothing notices"),
     pushing: {
-      expect: { reason: "PushFailed", message: /^podman POST \S+\/registry\/\S+ at tcp:\/\/\S+: HTTP \d+: pushing image/ },
+      expect: { reason: "PushFailed", message: /^podman POST \S+\/registry\/\S+ at ssh:\/\/\S+: HTTP \d+: pushing image/ },
       why: "the registry refuses connections during the push; podman's error is the message, the VM is scratched",
     },
     scratching: { notApplicable: "after the push nothing talks to the registry (the digest check is part of the push)" },

@@ -61,8 +61,8 @@ const MATRIX: Record<Phase, Cell[]> = {
   Building: [
     { dependency: "Lease", ends: ["Succeeded"] },
     // The build's podman dies with its instance.
-    { dependency: "VM", ends: ["BuildFailed"], message: /^podman \S+ \S+ at tcp:\/\/[\d.:]+: / },
-    { dependency: "VMI", ends: ["BuildFailed"], message: /^podman \S+ \S+ at tcp:\/\/[\d.:]+: / },
+    { dependency: "VM", ends: ["BuildFailed"], message: /^podman \S+ \S+ at ssh:\/\/root@[\d.]+\/run\/podman\/podman\.sock: / },
+    { dependency: "VMI", ends: ["BuildFailed"], message: /^podman \S+ \S+ at ssh:\/\/root@[\d.]+\/run\/podman\/podman\.sock: / },
     { dependency: "pool", ends: ["PoolNotFound"], message: /builders not found/ },
     { dependency: "Secret", ends: ["Succeeded"] },
   ],
