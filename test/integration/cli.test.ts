@@ -79,7 +79,7 @@ describe("kubectl vmbuild, with the user's own credentials", () => {
     ({ env, cluster } = h);
     await createContextRepo(h.repos, "slow", {
       // Marker lines computed by the shell, so the step's own line (which quotes the command) does not hold them.
-      Dockerfile: `FROM ${env.baseImage}\nRUN echo cli-first-$((1+2)) && sleep 8 && echo cli-last-$((6*7))\n`,
+      Dockerfile: `FROM ${env.baseImage}\nRUN echo cli-first-$((1+2)) && sleep 20 && echo cli-last-$((6*7))\n`,
     });
     await createContextRepo(h.repos, "quick", { Dockerfile: `FROM ${env.baseImage}\nRUN echo quick-$((2+2))\n` });
     ns = await cluster.namespace("cli");
@@ -100,7 +100,8 @@ describe("kubectl vmbuild, with the user's own credentials", () => {
     for (const c of kubeconfig.contexts) c.context.namespace = ns;
     alice = join(env.stateDir, "cli-alice.kubeconfig");
     await writeFile(alice, stringify(kubeconfig), { mode: 0o600 });
-    // Synced every second, so a live copy exists while the 8 s step sleeps.
+    // Synced every second, so a live copy exists while the 20 s step sleeps: long enough for the CLI calls below,
+    // each a process of its own, on a loaded machine.
     controller = await startController(env, { name: "cli-test", extraEnv: { VMBUILD_LOG_SYNC_SECONDS: "1" } });
   });
 
