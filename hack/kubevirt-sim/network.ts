@@ -63,9 +63,9 @@ export async function unplugVM(cfg: BridgeConfig, uid: string): Promise<void> {
   if (names.includes(ns)) await ip(["netns", "delete", ns]);
 }
 
-/** At start-up: namespaces a previous sim on this bridge left behind. */
-export async function removeLeftoverNamespaces(cfg: BridgeConfig): Promise<string[]> {
-  const names = (await readdir(NETNS_DIR).catch(() => [] as string[])).filter((n) => n.startsWith(`${cfg.bridge}.`));
+/** Namespaces a sim on this bridge left behind (its start-up recovery, testenv's `down`). */
+export async function removeLeftoverNamespaces(bridge: string): Promise<string[]> {
+  const names = (await readdir(NETNS_DIR).catch(() => [] as string[])).filter((n) => n.startsWith(`${bridge}.`));
   for (const name of names) await ip(["netns", "delete", name]);
   return names;
 }

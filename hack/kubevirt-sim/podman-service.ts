@@ -123,31 +123,50 @@ function writeConfig(opts: PodmanServiceOptions): void {
     ].join("\n"),
   );
   if (opts.listen.kind === "socket") {
-    // SECURITY.md's hardening for the VM's sshd: keys only, nothing but local forwarding (to podman's socket).
     const ssh = opts.listen.sshDir;
     writeFileSync(
       join(dir, "sshd_config"),
-      [
-        `Port ${SSH_PORT}`,
-        `HostKey ${join(ssh, "host_ed25519")}`,
-        `AuthorizedKeysFile ${join(ssh, "authorized_keys")}`,
-        `PidFile ${join(dir, "sshd.pid")}`,
-        "PermitRootLogin prohibit-password",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        // The testenv's key dir is not a home directory owned the way StrictModes wants.
-        "StrictModes no",
-        "AllowStreamLocalForwarding local",
-        // OpenSSH ties streamlocal forwarding to AllowTcpForwarding's local permission: "no" would refuse it too.
-        "AllowTcpForwarding local",
-        "X11Forwarding no",
-        "PermitTTY no",
-        "",
-      ].join("\n"),
+      hardenedSshdConfig({
+        port: SSH_PORT,
+        hostKey: join(ssh, "host_ed25519"),
+        authorizedKeys: join(ssh, "authorized_keys"),
+        pidFile: join(dir, "sshd.pid"),
+      }),
     );
   }
+}
+
+/**
+ * SECURITY.md's hardening for a build VM's sshd: keys only, nothing but local forwarding (to podman's socket), no
+ * pty, no X11. Without `listenAddress`, every address of the (VM's) network namespace.
+ */
+export function hardenedSshdConfig(o: {
+  port: number;
+  listenAddress?: string;
+  hostKey: string;
+  authorizedKeys: string;
+  pidFile: string;
+}): string {
+  return [
+    `Port ${o.port}`,
+    ...(o.listenAddress ? [`ListenAddress ${o.listenAddress}`] : []),
+    `HostKey ${o.hostKey}`,
+    `AuthorizedKeysFile ${o.authorizedKeys}`,
+    `PidFile ${o.pidFile}`,
+    "PermitRootLogin prohibit-password",
+    "PubkeyAuthentication yes",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "UsePAM no",
+    // The testenv's key dirs are not home directories owned the way StrictModes wants.
+    "StrictModes no",
+    "AllowStreamLocalForwarding local",
+    // OpenSSH ties streamlocal forwarding to AllowTcpForwarding's local permission: "no" would refuse it too.
+    "AllowTcpForwarding local",
+    "X11Forwarding no",
+    "PermitTTY no",
+    "",
+  ].join("\n");
 }
 
 export class PodmanService {
@@ -247,9 +266,10 @@ export class PodmanService {
   }
 }
 
-function accepts(host: string, port: number): Promise<boolean> {
+/** True once a TCP connection to host:port is accepted within `timeoutMs`. */
+export function accepts(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 1000 }, () => {
+    const socket = connect({ host, port, timeout: timeoutMs }, () => {
       socket.destroy();
       resolve(true);
     });

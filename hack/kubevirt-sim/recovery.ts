@@ -33,7 +33,7 @@ async function killLeftovers(layout: StateDir): Promise<Map<string, string>> {
 
 export async function recover(layout: StateDir, recorder: Recorder, bridge: BridgeConfig): Promise<void> {
   const addresses = await killLeftovers(layout);
-  for (const ns of await removeLeftoverNamespaces(bridge)) log.info("recovery: deleted leftover network namespace", { ns });
+  for (const ns of await removeLeftoverNamespaces(bridge.bridge)) log.info("recovery: deleted leftover network namespace", { ns });
   for (const entry of readdirSync(layout.vms)) {
     const dir = join(layout.vms, entry);
     const key = parseStorageDirName(dir);

@@ -4,7 +4,7 @@
 // is routed beyond the bridge: IP forwarding stays as it is, and the bridge has no uplink.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { removeLeftoverNamespaces } from "../kubevirt-sim/network.js";
 import { run } from "./exec.js";
 import { stateDir } from "./paths.js";
 
@@ -18,15 +18,9 @@ export interface VMNetwork {
 }
 
 const PREFIX = 24;
-const NETNS_DIR = "/run/netns";
 
 /** One bridge per state dir, so a second testenv (another checkout) gets its own. Fits IFNAMSIZ (15). */
 export const bridgeName: string = `vmb${createHash("sha256").update(stateDir).digest("hex").slice(0, 10)}`;
-
-/** The stand-in names a VM's network namespace `<bridge>.<vmi uid>`, so `down` finds those a crashed sim left. */
-export function netnsPrefix(bridge: string = bridgeName): string {
-  return `${bridge}.`;
-}
 
 async function ipv4Addresses(): Promise<{ ifname: string; address: string }[]> {
   const { stdout } = await run("ip", ["-j", "-4", "addr", "show"]);
@@ -52,9 +46,6 @@ export async function ensureVMNetwork(): Promise<VMNetwork> {
 
 /** Deletes what the stand-in may have left (VM namespaces, so their veths) and the bridge. Idempotent. */
 export async function removeVMNetwork(): Promise<void> {
-  const names = await readdir(NETNS_DIR).catch(() => [] as string[]);
-  for (const name of names.filter((n) => n.startsWith(netnsPrefix()))) {
-    await run("ip", ["netns", "delete", name]).catch(() => undefined);
-  }
+  await removeLeftoverNamespaces(bridgeName);
   if (existsSync(`/sys/class/net/${bridgeName}`)) await run("ip", ["link", "delete", bridgeName]);
 }

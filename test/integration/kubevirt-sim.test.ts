@@ -2,12 +2,12 @@
 // VMs get real podman build hosts, each in a network namespace of its own on the testenv's bridge, and every stop
 // or VMI deletion scratches the host.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "tar-fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeClient } from "../../hack/kubevirt-sim/kube.js";
+import { accepts } from "../../hack/kubevirt-sim/podman-service.js";
 import { readRecord, scratchedVMs, startedVMs, type RecordEntry } from "../../hack/kubevirt-sim/record.js";
 import { isAlive } from "../../hack/kubevirt-sim/processes.js";
 import { pidFileFor, stateDirLayout } from "../../hack/kubevirt-sim/state-dir.js";
@@ -118,20 +118,6 @@ async function expectScratched(vmiUid: string, ip?: string): Promise<void> {
   // The VM's network namespace (and so its address and every socket in it) went with it.
   expect(existsSync(`/run/netns/${env.network.bridge}.${vmiUid}`)).toBe(false);
   if (ip !== undefined) expect(await accepts(ip, 22, 1000)).toBe(false);
-}
-
-function accepts(host: string, port: number, timeoutMs = 5000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: timeoutMs }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-    socket.once("timeout", () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
 }
 
 /** A build context tar holding one Dockerfile. */
@@ -301,7 +287,7 @@ describe("kubevirt-sim", () => {
     const { vmi, ip } = await readyVMI(soloName);
     // The protected default: no TCP listener for podman, sshd on 22.
     expect(await connectError(ip)).toBe("ECONNREFUSED");
-    expect(await accepts(ip, 22)).toBe(true);
+    expect(await accepts(ip, 22, 5000)).toBe(true);
     await client.mergePatch<VirtualMachine>(VM, NAMESPACE, soloName, { spec: { running: false } });
     await waitGone(VMI, soloName);
     await expectScratched(vmi.metadata.uid, ip);

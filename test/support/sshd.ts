@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { userInfo } from "node:os";
 import { join } from "node:path";
+import { accepts, hardenedSshdConfig } from "../../hack/kubevirt-sim/podman-service.js";
 import { run } from "./exec.js";
 import { freePort } from "./ports.js";
 import { startProcess, waitUntil } from "./processes.js";
@@ -70,26 +70,13 @@ export async function startSshd(
   const config = join(dir, `sshd_config-${host}-${port}`);
   await writeFile(
     config,
-    [
-      `Port ${port}`,
-      `ListenAddress ${host}`,
-      `HostKey ${join(dir, "host_ed25519")}`,
-      `PidFile ${join(dir, `sshd-${host}-${port}.pid`)}`,
-      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
-      "PubkeyAuthentication yes",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "UsePAM no",
-      // The temp dir is not owned the way StrictModes wants for a home directory.
-      "StrictModes no",
-      // What podman remote needs: a stream to a unix socket; no remote forwarding, X11 or pty.
-      "AllowStreamLocalForwarding local",
-      // OpenSSH ties streamlocal forwarding to AllowTcpForwarding's local permission: "no" would refuse it too.
-      "AllowTcpForwarding local",
-      "X11Forwarding no",
-      "PermitTTY no",
-      "",
-    ].join("\n"),
+    hardenedSshdConfig({
+      port,
+      listenAddress: host,
+      hostKey: join(dir, "host_ed25519"),
+      authorizedKeys: join(dir, "authorized_keys"),
+      pidFile: join(dir, `sshd-${host}-${port}.pid`),
+    }),
   );
   // sshd's privilege-separation directory, as Debian's service unit creates it.
   await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
@@ -99,20 +86,10 @@ export async function startSshd(
     if (!opts.keys) await keys.remove();
   };
   try {
-    await waitUntil(() => canConnect(host, port), 15_000, () => `sshd on ${host}:${port} did not start: ${proc.output()}`);
+    await waitUntil(() => accepts(host, port), 15_000, () => `sshd on ${host}:${port} did not start: ${proc.output()}`);
   } catch (err) {
     await stop();
     throw err;
   }
   return { ...keys, host, port, username: userInfo().username, output: () => proc.output(), stop };
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
