@@ -103,7 +103,9 @@ export class Instances {
     inst.facts.ip = ip;
     inst.facts.storageDir = storageDirFor(this.cfg.layout, key);
     signal.throwIfAborted();
+    const plugStarted = Date.now();
     const netns = await plugVM(this.cfg.bridge, key.uid, ip);
+    const plugMs = Date.now() - plugStarted;
     const listen: PodmanListen =
       opts.podmanListen === "tcp" ? { kind: "tcp", port: this.cfg.port } : { kind: "socket", sshDir: this.cfg.sshDir };
     const service = PodmanService.start({
@@ -118,7 +120,9 @@ export class Instances {
     inst.service = service;
     writeFileSync(pidFileFor(this.cfg.layout, key.uid), `${service.pid}\n`);
     this.cfg.recorder.podmanStarted(inst.facts, service.pid);
-    await service.waitReady(signal, this.cfg.readyTimeoutMs);
+    const waited = await service.waitReady(signal, this.cfg.readyTimeoutMs);
+    // Which part of a slow boot was slow: the network, podman's first answer, or sshd after it.
+    log.info("answering", { namespace: key.namespace, vmi: key.vm, uid: key.uid, ip, plugMs, ...waited });
     void service.exited.then(() => {
       if (inst.scratching === undefined && !this.shuttingDown) this.onServiceDied(key);
     });

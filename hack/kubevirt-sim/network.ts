@@ -49,6 +49,9 @@ export async function plugVM(cfg: BridgeConfig, uid: string, address: string): P
     await ip(["-n", ns, "link", "set", "lo", "up"]);
     await ip(["-n", ns, "link", "set", "eth0", "up"]);
     await ip(["-n", ns, "route", "add", "default", "via", cfg.gateway]);
+    // The host may still know an earlier VM's MAC for this address: it would send there until that entry went
+    // stale and was probed again (5 to 45 s of connects that hang, measured as slow "boots" under load).
+    await ip(["neigh", "flush", "to", address, "dev", cfg.bridge]);
   } catch (err) {
     await unplugVM(cfg, uid);
     throw err;

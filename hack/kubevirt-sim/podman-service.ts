@@ -225,28 +225,32 @@ export class PodmanService {
   /**
    * Resolves once GET /libpod/_ping answers OK (over the VM's socket, seen through the service's own root, or its
    * TCP port) and, behind a socket, sshd accepts connections; rejects if the service exits, on abort or after
-   * timeoutMs.
+   * timeoutMs. Resolves with how long podman took to answer, and the whole wait.
    */
-  async waitReady(signal: AbortSignal, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  async waitReady(signal: AbortSignal, timeoutMs: number): Promise<{ podmanMs: number; readyMs: number }> {
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    let podmanMs: number | undefined;
     for (;;) {
       signal.throwIfAborted();
       if (this.hasExited) {
         throw new Error(`podman service ${this.pid} on ${this.url} exited (${this.exitStatus ?? "?"}): ${this.logTail()}`);
       }
       if (Date.now() > deadline) throw new Error(`podman service on ${this.url} not answering _ping after ${timeoutMs} ms`);
-      if ((await this.pingsOK(signal)) && !this.hasExited) return;
+      if (podmanMs === undefined && (await this.pings(signal))) podmanMs = Date.now() - started;
+      const sshOK = this.opts.listen.kind === "tcp" || (podmanMs !== undefined && (await accepts(this.opts.ip, SSH_PORT)));
+      if (podmanMs !== undefined && sshOK && !this.hasExited) return { podmanMs, readyMs: Date.now() - started };
       await sleep(20);
     }
   }
 
-  private async pingsOK(signal: AbortSignal): Promise<boolean> {
+  private async pings(signal: AbortSignal): Promise<boolean> {
     const { listen, ip } = this.opts;
     const target =
       listen.kind === "tcp"
         ? { host: ip, port: listen.port }
         : { socketPath: `/proc/${this.pid}/root${PODMAN_SOCKET}` };
-    const ping = await new Promise<boolean>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const req = request({ ...target, path: "/libpod/_ping", signal, timeout: 1000 }, (res) => {
         let body = "";
         res.on("data", (d: Buffer) => (body += d.toString()));
@@ -256,7 +260,6 @@ export class PodmanService {
       req.once("timeout", () => req.destroy());
       req.end();
     });
-    return ping && (listen.kind === "tcp" || (await accepts(ip, SSH_PORT)));
   }
 
   /** SIGKILL the service and everything it started; resolves once all are dead. */
