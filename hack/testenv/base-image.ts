@@ -24,36 +24,75 @@ export function baseImageRef(registry: RegistryInfo): string {
   return `${registry.host}/${baseImageRepository}:latest`;
 }
 
-/** True if the registry already serves the image as an index of every architecture (an older one had two). */
-async function registryHasBaseImage(registry: RegistryInfo): Promise<boolean> {
-  const res = await fetch(`http://${registry.host}/v2/${baseImageRepository}/manifests/latest`, {
+/** True if the registry serves repository:tag as an index holding every one of `architectures`. */
+export async function registryServesIndex(
+  registry: RegistryInfo,
+  repository: string,
+  tag: string,
+  architectures: readonly string[],
+): Promise<boolean> {
+  const res = await fetch(`http://${registry.host}/v2/${repository}/manifests/${tag}`, {
     headers: { Authorization: basicAuth(registry), Accept: indexMediaTypes },
     signal: AbortSignal.timeout(5000),
   });
   if (res.status !== 200 || !indexMediaTypes.includes(res.headers.get("content-type") ?? "-")) return false;
   const index = (await res.json()) as { manifests?: { platform?: { architecture?: string } }[] };
   const served = new Set(index.manifests?.map((m) => m.platform?.architecture));
-  return baseImageArchitectures.every((arch) => served.has(arch));
+  return architectures.every((arch) => served.has(arch));
 }
 
 export async function ensureBaseImage(registry: RegistryInfo): Promise<string> {
   const ref = baseImageRef(registry);
-  if (await registryHasBaseImage(registry)) return ref;
+  // An older testenv served two architectures only.
+  if (await registryServesIndex(registry, baseImageRepository, "latest", baseImageArchitectures)) return ref;
   const start = Date.now();
   progress(`building base image ${ref} (${baseImageArchitectures.join(", ")})`);
-  // A private podman storage, thrown away once the image is pushed: nothing leaks into (or depends on) the
-  // machine's own images. Under the temp dir, not the checkout: podman refuses a runroot over 50 characters.
-  const dir = await mkdtemp(join(tmpdir(), "vmbuild-base-"));
-  try {
-    await buildAndPush(registry, ref, dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await withScratchDir("vmbuild-base-", async (dir) => {
+    const debs = await debsFor("busybox-static", Object.values(debianArchitectures));
+    const rootfs: RootfsTar[] = [];
+    for (const arch of baseImageArchitectures) {
+      const debianArch = debianArchitectures[arch] ?? arch;
+      const deb = debs.get(debianArch);
+      if (!deb) throw new Error(`no busybox-static .deb for ${debianArch}`);
+      rootfs.push({ arch, tar: await busyboxRootfsTar(deb, debianArch, dir) });
+    }
+    await pushIndex(registry, { repository: baseImageRepository, tag: "latest" }, rootfs, ['CMD ["/bin/sh"]'], dir);
+  });
   progress(`base image ${ref} pushed (${elapsed(start)})`);
   return ref;
 }
 
-async function buildAndPush(registry: RegistryInfo, ref: string, dir: string): Promise<void> {
+/**
+ * Runs `fn` with a fresh directory under the temp dir (not the checkout: podman refuses a runroot over 50
+ * characters), removed afterwards.
+ */
+export async function withScratchDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface RootfsTar {
+  /** OCI architecture. */
+  arch: string;
+  tar: string;
+}
+
+/**
+ * Imports each root filesystem tarball as an image of its architecture (with Dockerfile `changes`), and pushes them
+ * to the registry as one index. Uses a private podman storage in `dir`: nothing leaks into (or depends on) the
+ * machine's own images.
+ */
+export async function pushIndex(
+  registry: RegistryInfo,
+  target: { repository: string; tag: string },
+  rootfs: readonly RootfsTar[],
+  changes: readonly string[],
+  dir: string,
+): Promise<void> {
   const podmanArgs = [
     `--root=${join(dir, "root")}`,
     `--runroot=${join(dir, "runroot")}`,
@@ -61,18 +100,13 @@ async function buildAndPush(registry: RegistryInfo, ref: string, dir: string): P
     "--events-backend=file",
   ];
   const podman = (...args: string[]): ReturnType<typeof run> => run("podman", [...podmanArgs, ...args]);
-
-  const list = "localhost/vmbuild-busybox-list:latest";
+  const local = `localhost/${target.repository}`;
+  const list = `${local}-list:${target.tag}`;
   await podman("manifest", "rm", list).catch(() => undefined);
   await podman("manifest", "create", list);
-  const debs = await debsFor("busybox-static", Object.values(debianArchitectures));
-  for (const arch of baseImageArchitectures) {
-    const debianArch = debianArchitectures[arch] ?? arch;
-    const deb = debs.get(debianArch);
-    if (!deb) throw new Error(`no busybox-static .deb for ${debianArch}`);
-    const tar = await busyboxRootfsTar(deb, debianArch, dir);
-    const image = `localhost/vmbuild-busybox:${arch}`;
-    await podman("import", `--arch=${arch}`, "--os=linux", "--change", 'CMD ["/bin/sh"]', tar, image);
+  for (const { arch, tar } of rootfs) {
+    const image = `${local}:${target.tag}-${arch}`;
+    await podman("import", `--arch=${arch}`, "--os=linux", ...changes.flatMap((c) => ["--change", c]), tar, image);
     await podman("manifest", "add", list, `containers-storage:${image}`);
   }
   // Credentials in a file, not on a command line that `ps` shows.
@@ -80,8 +114,10 @@ async function buildAndPush(registry: RegistryInfo, ref: string, dir: string): P
   await writeFile(authFile, JSON.stringify({ auths: { [registry.host]: { auth: basicAuth(registry).slice(6) } } }), {
     mode: 0o600,
   });
+  const ref = `${registry.host}/${target.repository}:${target.tag}`;
   await podman("manifest", "push", "--all", "--tls-verify=false", `--authfile=${authFile}`, list, `docker://${ref}`);
-  if (!(await registryHasBaseImage(registry))) {
-    throw new Error(`pushed ${ref} but the registry does not serve it as an image index`);
+  const architectures = rootfs.map((r) => r.arch);
+  if (!(await registryServesIndex(registry, target.repository, target.tag, architectures))) {
+    throw new Error(`pushed ${ref} but the registry does not serve it as an image index of ${architectures.join(", ")}`);
   }
 }

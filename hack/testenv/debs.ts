@@ -1,6 +1,6 @@
 // Debian packages for any architecture, downloaded once into the cache (`apt-get download`, no install) through an
 // apt state of their own: the host's dpkg architectures and apt lists stay as they are.
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { aptGetAfterUpdate, privateApt, type AptSources } from "./apt.js";
 import { progress } from "./log.js";
@@ -45,4 +45,37 @@ export async function debsFor(
     found.set(arch, deb);
   }
   return found;
+}
+
+/**
+ * The .deb files of `packages` for one architecture (Debian's name) and of everything they depend on, as apt
+ * resolves them for an empty system (no recommends): a root filesystem's worth. Downloaded once into `dir`/debs.
+ */
+export async function debClosure(
+  packages: readonly string[],
+  arch: string,
+  { dir = cacheDir(), sources }: { dir?: string; sources?: AptSources } = {},
+): Promise<string[]> {
+  const archives = join(dir, "debs", `closure-${arch}`);
+  const marker = join(archives, "packages");
+  const wanted = [...packages].sort().join(" ");
+  const listDebs = async (): Promise<string[]> =>
+    (await readdir(archives)).filter((n) => n.endsWith(".deb")).map((n) => join(archives, n));
+  if ((await readFile(marker, "utf8").catch(() => "")) === wanted) return listDebs();
+
+  await rm(archives, { recursive: true, force: true });
+  await mkdir(join(archives, "partial"), { recursive: true });
+  const state = join(dir, "apt");
+  const status = join(state, "status");
+  const apt = await privateApt(state, sources, {
+    "Dir::State::status": status,
+    "Dir::Cache::archives": archives,
+    "APT::Architecture": arch,
+    "APT::Architectures": [arch],
+  });
+  await writeFile(status, "");
+  progress(`apt-get install --download-only ${wanted} (${arch})`);
+  await aptGetAfterUpdate(apt, ["install", "--download-only", "-y", "-q", "--no-install-recommends", ...packages]);
+  await writeFile(marker, wanted);
+  return listDebs();
 }
