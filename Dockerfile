@@ -1,6 +1,16 @@
 # The controller image: built with the project's own toolchain, run as non-root on a current LTS Node.
-# (This project's machines have no Docker engine; the image is built by CI elsewhere or by users.)
-FROM node:26-trixie-slim AS build
+# Build it for both architectures with vmbuild itself (test/integration/controller-image.test.ts does, on the test
+# environment) or with `podman build --platform linux/amd64,linux/arm64 --manifest ...`.
+#
+# NODE_IMAGE: the Node base, for both stages. The test environment passes one it assembles from Debian packages,
+# since no public registry is reachable there; that one already holds git and openssh-client.
+ARG NODE_IMAGE=docker.io/library/node:26-trixie-slim
+
+# The bundle is the same JavaScript for every architecture: built once, on the build host's own platform, and no
+# emulated npm for the foreign ones.
+FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
+# A mirror of registry.npmjs.org to install from (npm ci takes the lockfile's versions and integrity from it).
+ARG NPM_CONFIG_REGISTRY
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -8,14 +18,16 @@ COPY hack/build.ts ./hack/
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:26-trixie-slim
-# git fetches build sources, over ssh with openssh-client. ssh refuses to run for a uid without a passwd entry
-# ("No user exists for uid"), hence the user 65532 (the USER below).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --gid 65532 vmbuild \
- && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmbuild
+FROM ${NODE_IMAGE}
+# git fetches build sources, over ssh with openssh-client (installed unless the base has them). ssh refuses to run
+# for a uid without a passwd entry ("No user exists for uid"), hence the entry for 65532 (the USER below).
+RUN if ! command -v git >/dev/null || ! command -v ssh >/dev/null; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && echo 'vmbuild:x:65532:65532:vmbuild:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'vmbuild:x:65532:' >> /etc/group
 WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
