@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { controllerAuditLog } from "../hack/testenv/apiserver.js";
+import { controllerUser } from "../hack/testenv/credentials.js";
 import { registryLog } from "../hack/testenv/registry.js";
 
 // Readings taken from outside the controller: its process's memory, the apiserver's audit of its requests, the
@@ -36,8 +37,11 @@ export interface ApiRequests {
   byKind: Record<string, number>;
 }
 
-/** The controller's requests the apiserver received in [from, to] (ms since the epoch), from its audit log. */
-export function controllerRequests(from: number, to: number): ApiRequests {
+/**
+ * The requests of `user` (by default vmbuild's controller) the apiserver received in [from, to] (ms since the
+ * epoch), from its audit log.
+ */
+export function controllerRequests(from: number, to: number, user = controllerUser): ApiRequests {
   if (!existsSync(controllerAuditLog)) throw new Error(`no audit log at ${controllerAuditLog}: restart the testenv (npm run testenv -- down; up)`);
   const byKind: Record<string, number> = {};
   let total = 0;
@@ -45,12 +49,13 @@ export function controllerRequests(from: number, to: number): ApiRequests {
     if (line === "") continue;
     const event = JSON.parse(line) as {
       verb: string;
+      user?: { username?: string };
       requestReceivedTimestamp: string;
       objectRef?: { resource?: string; subresource?: string };
       responseStatus?: { code?: number };
     };
     const at = Date.parse(event.requestReceivedTimestamp);
-    if (at < from || at > to) continue;
+    if (at < from || at > to || event.user?.username !== user) continue;
     const resource = [event.objectRef?.resource, event.objectRef?.subresource].filter(Boolean).join("/");
     const code = event.responseStatus?.code ?? 0;
     const kind = `${event.verb} ${resource}${code >= 200 && code < 300 ? "" : ` ${code}`}`;

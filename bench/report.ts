@@ -4,13 +4,15 @@ import { contextStream, type ContextStreamResult } from "./context-stream.js";
 import type { BenchContext } from "./context.js";
 import { HANDOFFS, latency, type LatencyResult } from "./latency.js";
 import { machine, MiB, type Machine } from "./measure.js";
+import { sideBySide, type ControllerCost, type SideBySideResult } from "./side-by-side.js";
 import { strategies, type StrategiesResult } from "./strategies.js";
 import { throughput, type ThroughputResult } from "./throughput.js";
 import { warm, type WarmResult } from "./warm.js";
 
-// The scenarios by letter (issue #6 item 4), the targets they are held to (item 5), and the report files.
+// The scenarios by letter (issue #6 item 4; t, side by side with Tekton's controller, issue #18), the targets they
+// are held to, and the report files.
 
-export const SCENARIOS = ["a", "b", "c", "d", "e"] as const;
+export const SCENARIOS = ["a", "b", "c", "d", "e", "t"] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface Target {
@@ -30,6 +32,7 @@ export interface Report {
   strategies?: StrategiesResult;
   warm?: WarmResult;
   context?: ContextStreamResult;
+  sideBySide?: SideBySideResult;
   /** Scenarios that threw: the others still ran and are reported. */
   errors: { scenario: Scenario; message: string }[];
   targets: Target[];
@@ -51,6 +54,7 @@ export async function runBench(
       if (s === "c") report.strategies = await strategies(ctx);
       if (s === "d") report.warm = await warm(ctx);
       if (s === "e") report.context = await contextStream(ctx);
+      if (s === "t") report.sideBySide = await sideBySide(ctx);
     } catch (err) {
       report.errors.push({ scenario: s, message: err instanceof Error ? err.message : String(err) });
       ctx.progress(`scenario ${s} failed: ${String(err)}`);
@@ -103,6 +107,17 @@ export function targets(r: Report): Target[] {
       met: (c.sendMBps ?? 0) >= 200,
     });
     out.push({ scenario: "e", target: "controller RSS growth < 50 MB", measured: mib(c.rssGrowthBytes), met: c.rssGrowthBytes < 50e6 });
+  }
+  if (r.sideBySide) {
+    const t = r.sideBySide;
+    out.push({
+      scenario: "t",
+      target: "vmbuild's CPU per run ≤ Tekton's controller's per PipelineRun",
+      measured: `${t.cpuRatio}× (${t.vmbuild.cpuSecondsPerRun} s against ${t.tekton.cpuSecondsPerRun} s)`,
+      met: t.cpuRatio <= 1,
+    });
+    out.push({ scenario: "t", target: "≤ 12 API requests per run", measured: String(t.vmbuild.requests.perRun), met: t.vmbuild.requests.perRun <= 12 });
+    out.push({ scenario: "t", target: "every PipelineRun Succeeded", measured: `${t.succeeded}/${t.runs}`, met: t.succeeded === t.runs });
   }
   return out;
 }
@@ -165,8 +180,24 @@ export function markdown(r: Report): string {
     lines.push(`build request → podman's first STEP (sent, written and unpacked by podman) ${c.toFirstStepMs === undefined ? "?" : s1(c.toFirstStepMs)} = ${c.toFirstStepMiBps ?? "?"} MiB/s;`);
     lines.push(`controller peak RSS grew ${mib(c.rssGrowthBytes)} to ${mib(c.peakRssBytes)}.`);
   }
+  if (r.sideBySide) {
+    const t = r.sideBySide;
+    lines.push("", `## (t) side by side with Tekton's controller: ${t.runs} PipelineRuns over ${t.vms} VMs`, "");
+    lines.push(`${t.succeeded}/${t.runs} Succeeded in ${s1(t.totalMs)}.`, "");
+    lines.push("| per run | Tekton's controller (per PipelineRun) | vmbuild (per CustomRun) | vmbuild / Tekton |", "|---|---|---|---|");
+    const perRun = (c: ControllerCost) => c.cpuSecondsPerRun;
+    lines.push(`| CPU seconds (with child processes) | ${perRun(t.tekton)} | ${perRun(t.vmbuild)} (children ${round3(t.vmbuild.childCpuSeconds / t.runs)}) | ${t.cpuRatio}× |`);
+    lines.push(`| API requests | ${t.tekton.requests.perRun} | ${t.vmbuild.requests.perRun} | ${t.requestRatio}× |`);
+    lines.push(`| peak RSS | ${mib(t.tekton.peakRssBytes)} | ${mib(t.vmbuild.peakRssBytes)} | ${(t.vmbuild.peakRssBytes / t.tekton.peakRssBytes).toFixed(1)}× |`);
+    for (const [who, c] of [["Tekton's controller", t.tekton], ["vmbuild", t.vmbuild]] as const) {
+      lines.push("", `| ${who}: request | per run |`, "|---|---|");
+      for (const [k, v] of Object.entries(c.requests.byKind)) lines.push(`| ${k} | ${round3(v / t.runs)} |`);
+    }
+  }
   return `${lines.join("\n")}\n`;
 }
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Writes `<dir>/<timestamp>.json` and `.md` and copies them to `latest.*`; resolves with the two paths. */
 export async function writeReport(r: Report, dir: string): Promise<{ json: string; md: string }> {

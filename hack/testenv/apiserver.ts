@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { controllerUser, type CredentialFiles } from "./credentials.js";
+import { controllerUser, tektonUser, type CredentialFiles } from "./credentials.js";
 import { httpsGet } from "./https.js";
 import { isRunning, startDetached } from "./processes.js";
 import { logsDir, pidsDir, rel, repoRoot, stateDir } from "./paths.js";
@@ -17,7 +17,7 @@ export interface ApiserverHandle {
 
 export const apiserverLog: string = join(logsDir, "kube-apiserver.log");
 export const apiserverPidFile: string = join(pidsDir, "kube-apiserver.pid");
-/** One JSON line per request of the controller's identity, when it completed: how the bench counts API calls. */
+/** One JSON line per request of vmbuild's and Tekton's controllers, when it completed: how the bench counts API calls. */
 export const controllerAuditLog: string = join(logsDir, "audit-controller.jsonl");
 
 // Metadata level (verb, resource, user, timestamps), no bodies; one event per request at ResponseComplete.
@@ -26,7 +26,7 @@ kind: Policy
 omitStages: [RequestReceived, ResponseStarted]
 rules:
   - level: Metadata
-    users: [${JSON.stringify(controllerUser)}]
+    users: [${JSON.stringify(controllerUser)}, ${JSON.stringify(tektonUser)}]
   - level: None
 `;
 

@@ -20,6 +20,7 @@ export interface ControlPlane {
   tokens: Tokens;
   adminKubeconfig: string;
   controllerKubeconfig: string;
+  tektonKubeconfig: string;
   nobodyKubeconfig: string;
   certKubeconfig: string;
 }
@@ -44,10 +45,12 @@ export async function startControlPlane(): Promise<ControlPlane> {
   const kubeconfig = (name: string): string => join(stateDir, `${name}.kubeconfig`);
   const adminKubeconfig = kubeconfig("admin");
   const controllerKubeconfig = kubeconfig("controller");
+  const tektonKubeconfig = kubeconfig("tekton");
   const nobodyKubeconfig = kubeconfig("nobody");
   const common = { server: api.url, ca: api.ca };
   await writeKubeconfig({ ...common, path: adminKubeconfig, user: "testenv-admin", token: creds.tokens.admin });
   await writeKubeconfig({ ...common, path: controllerKubeconfig, user: "vmbuild-controller", token: creds.tokens.controller });
+  await writeKubeconfig({ ...common, path: tektonKubeconfig, user: "tekton-pipelines-controller", token: creds.tokens.tekton });
   await writeKubeconfig({ ...common, path: nobodyKubeconfig, user: "vmbuild-test-nobody", token: creds.tokens.nobody });
   const certKubeconfig = kubeconfig(certUser.name);
   await writeKubeconfig({ ...common, path: certKubeconfig, user: certUser.name, cert: creds.clientCerts });
@@ -61,6 +64,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     tokens: creds.tokens,
     adminKubeconfig,
     controllerKubeconfig,
+    tektonKubeconfig,
     nobodyKubeconfig,
     certKubeconfig,
   };

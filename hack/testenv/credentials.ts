@@ -1,4 +1,5 @@
-// Identities for the apiserver: a static token file (admin, the controller's service account, a nobody), a client
+// Identities for the apiserver: a static token file (admin, the controller's service account, Tekton's controller, a
+// nobody), a client
 // certificate (alice, group devs) and the service-account signing key. Fresh per `up`.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -9,6 +10,9 @@ import { stateDir } from "./paths.js";
 
 export const controllerUser = "system:serviceaccount:vmbuild-system:vmbuild-controller";
 export const nobodyUser = "vmbuild-test-nobody";
+/** Tekton Pipelines' controller: a cluster admin, as it ran before it had a name of its own; named so that the audit
+ * log tells its requests from vmbuild's (the bench's side-by-side scenario). */
+export const tektonUser = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller";
 
 export interface CredentialFiles {
   tokens: Tokens;
@@ -30,13 +34,19 @@ function tokenLine(tok: string, user: string, uid: string, groups: readonly stri
 export async function writeCredentials(): Promise<CredentialFiles> {
   const dir = join(stateDir, "apiserver");
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tokens: Tokens = { admin: token(), controller: token(), nobody: token() };
+  const tokens: Tokens = { admin: token(), controller: token(), tekton: token(), nobody: token() };
   const lines = [
     tokenLine(tokens.admin, "testenv-admin", "testenv-admin", ["system:masters", "system:authenticated"]),
     // Exactly the groups a real service-account token carries, so RBAC bindings to the ServiceAccount apply.
     tokenLine(tokens.controller, controllerUser, "vmbuild-controller", [
       "system:serviceaccounts",
       "system:serviceaccounts:vmbuild-system",
+      "system:authenticated",
+    ]),
+    tokenLine(tokens.tekton, tektonUser, "tekton-pipelines-controller", [
+      "system:masters",
+      "system:serviceaccounts",
+      "system:serviceaccounts:tekton-pipelines",
       "system:authenticated",
     ]),
     tokenLine(tokens.nobody, nobodyUser, nobodyUser, ["system:authenticated"]),

@@ -19,6 +19,8 @@ export interface Tokens {
   admin: string;
   /** system:serviceaccount:vmbuild-system:vmbuild-controller: only what deploy/rbac.yaml grants. */
   controller: string;
+  /** Tekton Pipelines' controller's service account, in group system:masters. */
+  tekton: string;
   /** vmbuild-test-nobody: authenticated, nothing else. */
   nobody: string;
 }
@@ -37,11 +39,13 @@ export interface Testenv {
   caFile: string;
   adminKubeconfig: string;
   controllerKubeconfig: string;
+  /** Tekton Pipelines' controller's identity (tokens.tekton). */
+  tektonKubeconfig: string;
   nobodyKubeconfig: string;
   /** alice (group devs), authenticated by a client certificate of the testenv's client CA; no rights of its own. */
   certKubeconfig: string;
   tokens: Tokens;
-  users: { controller: string; nobody: string; cert: string };
+  users: { controller: string; tekton: string; nobody: string; cert: string };
   etcdURL: string;
   registry: RegistryInfo;
   /** The bridge the stand-in's VMs are plugged into. */

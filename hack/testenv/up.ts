@@ -7,7 +7,7 @@ import { tektonController } from "./binaries.js";
 import { ensureBinfmt } from "./binfmt.js";
 import { startControlPlane } from "./control-plane.js";
 import { certUser } from "./client-certs.js";
-import { controllerUser, nobodyUser } from "./credentials.js";
+import { controllerUser, nobodyUser, tektonUser } from "./credentials.js";
 import { stopAndClean } from "./down.js";
 import { readTestenv, writeTestenv, type Testenv } from "./env-file.js";
 import { simMain, simStateDir, startKubevirtSim } from "./kubevirt-sim.js";
@@ -107,10 +107,11 @@ async function fresh(wantSim: boolean): Promise<Testenv> {
     caFile: cp.caFile,
     adminKubeconfig: cp.adminKubeconfig,
     controllerKubeconfig: cp.controllerKubeconfig,
+    tektonKubeconfig: cp.tektonKubeconfig,
     nobodyKubeconfig: cp.nobodyKubeconfig,
     certKubeconfig: cp.certKubeconfig,
     tokens: cp.tokens,
-    users: { controller: controllerUser, nobody: nobodyUser, cert: certUser.name },
+    users: { controller: controllerUser, tekton: tektonUser, nobody: nobodyUser, cert: certUser.name },
     etcdURL: cp.etcdURL,
     registry: registry.info,
     network,

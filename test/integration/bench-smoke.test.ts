@@ -118,6 +118,24 @@ describe("bench smoke", () => {
     expect(e.peakRssBytes).toBeGreaterThan(0);
   });
 
+  it("(t) runs PipelineRuns through Tekton's controller and vmbuild side by side, each controller measured by its own identity", () => {
+    const t = report.sideBySide;
+    expect(t).toBeDefined();
+    if (!t) return;
+    expect(t.succeeded).toBe(t.runs);
+    for (const c of [t.tekton, t.vmbuild]) {
+      expect(c.cpuSeconds).toBeGreaterThan(0);
+      expect(c.peakRssBytes).toBeGreaterThan(0);
+      expect(Object.values(c.requests.byKind).reduce((x, y) => x + y, 0)).toBe(c.requests.total);
+    }
+    // Tekton's controller creates each CustomRun; vmbuild writes its status. Neither is counted as the other.
+    expect(t.tekton.requests.byKind["create customruns"]).toBe(t.runs);
+    expect(t.vmbuild.requests.byKind["create customruns"]).toBeUndefined();
+    expect(t.vmbuild.requests.byKind["update customruns/status"]).toBeGreaterThanOrEqual(t.runs);
+    expect(t.vmbuild.childCpuSeconds).toBeGreaterThan(0);
+    expect(t.cpuRatio).toBeCloseTo(t.vmbuild.cpuSecondsPerRun / t.tekton.cpuSecondsPerRun, 1);
+  });
+
   it("writes the JSON and markdown reports, the latest copied beside them, with a target row per check", async () => {
     expect(new Set(report.targets.map((t) => t.scenario))).toEqual(new Set(SCENARIOS));
     const paths = await writeReport(report, out);

@@ -9,11 +9,15 @@ export function memoryOf(pid: number): { rss: number; peak: number } {
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
 
-/** CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat. */
-export function cpuSecondsOf(pid: number): number {
+/**
+ * CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat; with `children`, plus what
+ * its child processes used, those it has waited for.
+ */
+export function cpuSecondsOf(pid: number, { children = false }: { children?: boolean } = {}): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // After the command name, which may hold spaces and parentheses; utime and stime are fields 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // In clock ticks: USER_HZ, 100 on every Linux architecture Node runs on.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const own = Number(fields[11]) + Number(fields[12]);
+  return (children ? own + Number(fields[13]) + Number(fields[14]) : own) / 100;
 }

@@ -11,8 +11,9 @@ import type { Cluster, Condition, CustomRunObject } from "./cluster.js";
 import { freePort } from "./ports.js";
 import { startProcess, waitReady, waitUntil, type TestProcess } from "./processes.js";
 
-// Tekton Pipelines' real controller (built from its Go module, cached by version) against the testenv, as the
-// cluster admin: it turns PipelineRuns into CustomRuns and reads their outcome back, as in a cluster.
+// Tekton Pipelines' real controller (built from its Go module, cached by version) against the testenv, as its own
+// service account (a cluster admin): it turns PipelineRuns into CustomRuns and reads their outcome back, as in a
+// cluster.
 
 /** knative's health server binds it on every address, whatever the flags say. */
 const KNATIVE_PROBES_PORT = 8080;
@@ -37,7 +38,8 @@ export async function startTektonController(env: Testenv): Promise<TektonControl
   const images = ["entrypoint", "nop", "sidecarlogresults", "workingdirinit", "shell", "shell-image-win"]
     .map((i) => (i.endsWith("-win") ? i : `${i}-image`))
     .flatMap((flag) => [`-${flag}`, "vmbuild.invalid/unused"]);
-  const proc = startProcess(binary, ["-kubeconfig", env.adminKubeconfig, "-disable-ha", ...images], {
+  if (!env.tektonKubeconfig) throw new Error("this testenv has no identity for Tekton's controller: restart it (npm run testenv -- down, then up)");
+  const proc = startProcess(binary, ["-kubeconfig", env.tektonKubeconfig, "-disable-ha", ...images], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
