@@ -67,10 +67,12 @@ export async function packContext(opts: PackContextOptions): Promise<PackedConte
       if (appendDockerfile) void appendFile(finished, tarDockerfile, paths.dockerfile, count);
     },
   };
-  const tarPack: Pack = packDirectory(paths.contextDir, options);
   let read = 0;
-  // Counted as the consumer pulls, so the count is what has left for podman, not what was read from disk.
+  // Counted as the consumer pulls, so the count is what has left for podman, not what was read from disk. The pack
+  // starts with the first pull: created sooner, it reads ahead with nobody listening for its errors, and a build
+  // cancelled before its request read the tar had the checkout removed under it (an uncaught ENOENT).
   async function* counting(): AsyncGenerator<Buffer> {
+    const tarPack: Pack = packDirectory(paths.contextDir, options);
     for await (const chunk of tarPack as AsyncIterable<Buffer>) {
       read += chunk.length;
       yield chunk;

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdir, open, symlink, writeFile } from "node:fs/promises";
+import { mkdir, open, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -144,6 +144,37 @@ describe("packContext on a real directory tree", { timeout: 60_000 }, () => {
     console.log(`512 MiB context streamed in ${Date.now() - started} ms, rss +${((peak - before) / 2 ** 20).toFixed(1)} MiB`);
     expect(sent).toBeGreaterThan(512 << 20);
     expect(peak - before).toBeLessThan(100 << 20);
+  });
+
+  // A build cancelled as it starts: the job removes the checkout while the tar is not (or no longer) read. No read
+  // of the checkout may then fail where nobody listens: that crashed the controller (ENOENT on .git/HEAD).
+  it.each([
+    { name: "before a byte is read", chunks: 0 },
+    { name: "after the first chunk", chunks: 1 },
+  ])("lets go of the checkout when the consumer stops $name and the checkout is removed", async ({ chunks }) => {
+    const uncaught: unknown[] = [];
+    const record = (err: unknown) => uncaught.push(err);
+    process.on("uncaughtException", record);
+    try {
+      // Many small files: the removal races whatever reads them.
+      for (let round = 0; round < 10; round++) {
+        const dir = join(temp.path, `checkout-${round}`);
+        for (let i = 0; i < 100; i++) {
+          await mkdir(join(dir, ".git", "objects"), { recursive: true });
+          await writeFile(join(dir, ".git", "objects", `o${String(i).padStart(3, "0")}`), `object ${i}\n`);
+        }
+        await writeFile(join(dir, "Dockerfile"), "FROM scratch\n");
+        const packed = await packContext({ root: dir, contextDir: ".", dockerfile: "Dockerfile", maxBytes: 1 << 30 });
+        for (let read = 0; read < chunks; read++) await new Promise((resolve) => packed.tar.once("data", resolve));
+        packed.tar.destroy();
+        await rm(dir, { recursive: true, force: true });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(packed.tar.destroyed).toBe(true);
+      }
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off("uncaughtException", record);
+    }
   });
 
   const outside: { name: string; contextDir: string; dockerfile: string; field: string }[] = [
