@@ -9,8 +9,8 @@ ARG NODE_IMAGE=docker.io/library/node:26-trixie-slim
 # The bundle is the same JavaScript for every architecture: built once, on the build host's own platform, and no
 # emulated npm for the foreign ones.
 FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
-# A mirror of registry.npmjs.org to install from (npm ci takes the lockfile's versions and integrity from it).
-ARG NPM_CONFIG_REGISTRY
+# The npm registry, or a mirror of it, to install from (npm ci takes the lockfile's versions and integrity from it).
+ARG NPM_CONFIG_REGISTRY=https://registry.npmjs.org/
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
