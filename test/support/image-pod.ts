@@ -30,7 +30,7 @@ export interface PodTemplate {
   };
 }
 
-export interface ImageConfig {
+interface ImageConfig {
   Entrypoint?: string[] | null;
   Cmd?: string[] | null;
   Env?: string[] | null;
@@ -40,8 +40,6 @@ export interface ImageConfig {
 
 export interface ImagePod {
   proc: TestProcess;
-  /** The image's own configuration (podman image inspect's Config). */
-  config: ImageConfig;
   /** Unmounts and removes the image copy; call after the process has exited. */
   remove(): Promise<void>;
 }
@@ -138,7 +136,7 @@ export async function runImageAsPod(opts: {
         config.WorkingDir || "/", String(uid), String(gid), String(readOnly), mounts.join(" "), ...argv],
       { env, ...(opts.outputFile ? { outputFile: opts.outputFile } : {}) },
     );
-    return { proc, config, remove };
+    return { proc, remove };
   } catch (err) {
     await remove();
     throw err;
