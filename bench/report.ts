@@ -4,7 +4,7 @@ import { contextStream, type ContextStreamResult } from "./context-stream.js";
 import type { BenchContext } from "./context.js";
 import { HANDOFFS, latency, type LatencyResult } from "./latency.js";
 import { machine, MiB, type Machine } from "./measure.js";
-import { sideBySide, type ControllerCost, type SideBySideResult } from "./side-by-side.js";
+import { sideBySide, type SideBySideResult } from "./side-by-side.js";
 import { strategies, type StrategiesResult } from "./strategies.js";
 import { throughput, type ThroughputResult } from "./throughput.js";
 import { warm, type WarmResult } from "./warm.js";
@@ -185,8 +185,7 @@ export function markdown(r: Report): string {
     lines.push("", `## (t) side by side with Tekton's controller: ${t.runs} PipelineRuns over ${t.vms} VMs`, "");
     lines.push(`${t.succeeded}/${t.runs} Succeeded in ${s1(t.totalMs)}.`, "");
     lines.push("| per run | Tekton's controller (per PipelineRun) | vmbuild (per CustomRun) | vmbuild / Tekton |", "|---|---|---|---|");
-    const perRun = (c: ControllerCost) => c.cpuSecondsPerRun;
-    lines.push(`| CPU seconds (with child processes) | ${perRun(t.tekton)} | ${perRun(t.vmbuild)} (children ${round3(t.vmbuild.childCpuSeconds / t.runs)}) | ${t.cpuRatio}× |`);
+    lines.push(`| CPU seconds (with child processes) | ${t.tekton.cpuSecondsPerRun} | ${t.vmbuild.cpuSecondsPerRun} (children ${round3(t.vmbuild.childCpuSeconds / t.runs)}) | ${t.cpuRatio}× |`);
     lines.push(`| API requests | ${t.tekton.requests.perRun} | ${t.vmbuild.requests.perRun} | ${t.requestRatio}× |`);
     lines.push(`| peak RSS | ${mib(t.tekton.peakRssBytes)} | ${mib(t.vmbuild.peakRssBytes)} | ${(t.vmbuild.peakRssBytes / t.tekton.peakRssBytes).toFixed(1)}× |`);
     for (const [who, c] of [["Tekton's controller", t.tekton], ["vmbuild", t.vmbuild]] as const) {

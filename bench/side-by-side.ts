@@ -1,7 +1,7 @@
 import { createContextRepo } from "../test/support/context-repo.js";
-import { cpuSecondsOf, memoryOf } from "../test/support/proc-stats.js";
+import { cpuTimesOf, memoryOf } from "../test/support/proc-stats.js";
 import { createTekton, prCondition, startTektonController, type PipelineRunObject } from "../test/support/tekton.js";
-import { tektonUser } from "../hack/testenv/credentials.js";
+import { controllerUser, tektonUser } from "../hack/testenv/credentials.js";
 import { buildParams, eachLimited, runNames, stage, type BenchContext } from "./context.js";
 import { controllerRequests, type ApiRequests } from "./measure.js";
 
@@ -61,8 +61,7 @@ export async function sideBySide(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
   try {
     await createTekton(h.cluster, "Pipeline", s.ns, "build", pipelineSpec(ctx, s.ns, repo));
     const names = runNames("pr", runs);
-    const cpu = (pid: number) => ({ own: cpuSecondsOf(pid), all: cpuSecondsOf(pid, { children: true }) });
-    const before = { tekton: cpu(tekton.pid), vmbuild: cpu(s.controller.pid) };
+    const before = { tekton: cpuTimesOf(tekton.pid), vmbuild: cpuTimesOf(s.controller.pid) };
     const started = Date.now();
     await eachLimited(names, 8, (name) =>
       createTekton(h.cluster, "PipelineRun", s.ns, name, {
@@ -89,20 +88,22 @@ export async function sideBySide(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
     // What follows a run's end (vmbuild's finalizer removal, Tekton's last status write) belongs to the run too.
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     const measuredUntil = Date.now();
-    const after = { tekton: cpu(tekton.pid), vmbuild: cpu(s.controller.pid) };
-    const cost = (pid: number, b: { own: number; all: number }, a: { own: number; all: number }, user?: string): ControllerCost => {
-      const requests = controllerRequests(started, measuredUntil, ...(user ? [user] : []));
-      const cpuSeconds = a.all - b.all;
+    const after = { tekton: cpuTimesOf(tekton.pid), vmbuild: cpuTimesOf(s.controller.pid) };
+    type CpuTimes = ReturnType<typeof cpuTimesOf>;
+    const cost = (pid: number, b: CpuTimes, a: CpuTimes, user: string): ControllerCost => {
+      const requests = controllerRequests(started, measuredUntil, user);
+      const childCpuSeconds = a.children - b.children;
+      const cpuSeconds = a.own - b.own + childCpuSeconds;
       return {
         cpuSeconds: round(cpuSeconds, 2),
         cpuSecondsPerRun: round(cpuSeconds / runs, 4),
-        childCpuSeconds: round(cpuSeconds - (a.own - b.own), 2),
+        childCpuSeconds: round(childCpuSeconds, 2),
         peakRssBytes: memoryOf(pid).peak,
         requests: { ...requests, perRun: round(requests.total / runs, 1) },
       };
     };
     const tektonCost = cost(tekton.pid, before.tekton, after.tekton, tektonUser);
-    const vmbuildCost = cost(s.controller.pid, before.vmbuild, after.vmbuild);
+    const vmbuildCost = cost(s.controller.pid, before.vmbuild, after.vmbuild, controllerUser);
     await h.everyVMScratched(s.ns);
     const succeeded = [...finished.values()].filter((pr) => prCondition(pr)?.reason === "Succeeded").length;
     return {

@@ -9,15 +9,22 @@ export function memoryOf(pid: number): { rss: number; peak: number } {
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
 
+/** CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat. */
+export function cpuSecondsOf(pid: number): number {
+  return cpuTimesOf(pid).own;
+}
+
 /**
- * CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat; with `children`, plus what
- * its child processes used, those it has waited for.
+ * CPU time (user + system) in seconds, from one read of /proc/PID/stat: the process's own, and that of its child
+ * processes it has waited for.
  */
-export function cpuSecondsOf(pid: number, { children = false }: { children?: boolean } = {}): number {
+export function cpuTimesOf(pid: number): { own: number; children: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // After the command name, which may hold spaces and parentheses; utime and stime are fields 14 and 15.
+  // After the command name, which may hold spaces and parentheses; utime, stime, cutime and cstime are fields 14-17.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // In clock ticks: USER_HZ, 100 on every Linux architecture Node runs on.
-  const own = Number(fields[11]) + Number(fields[12]);
-  return (children ? own + Number(fields[13]) + Number(fields[14]) : own) / 100;
+  return {
+    own: (Number(fields[11]) + Number(fields[12])) / 100,
+    children: (Number(fields[13]) + Number(fields[14])) / 100,
+  };
 }
