@@ -6,6 +6,22 @@ import { aptGetAfterUpdate, privateApt, type AptSources } from "./apt.js";
 import { progress } from "./log.js";
 import { cacheDir } from "./paths.js";
 
+/**
+ * apt-get options for the private apt state in `dir`/apt with an empty dpkg status: nothing installed, so nothing of
+ * the host's dpkg is read (apt adds the native architecture).
+ */
+async function aptForEmptySystem(
+  dir: string,
+  sources: AptSources | undefined,
+  settings: Readonly<Record<string, string | readonly string[]>>,
+): Promise<string[]> {
+  const state = join(dir, "apt");
+  const status = join(state, "status");
+  const apt = await privateApt(state, sources, { "Dir::State::status": status, ...settings });
+  await writeFile(status, "");
+  return apt;
+}
+
 async function cachedDeb(debs: string, pkg: string, arch: string): Promise<string | undefined> {
   const names = await readdir(debs).catch(() => [] as string[]);
   const found = names.filter((n) => n.startsWith(`${pkg}_`) && n.endsWith(`_${arch}.deb`)).sort().pop();
@@ -31,11 +47,7 @@ export async function debsFor(
   if (missing.length === 0) return found;
 
   await mkdir(debs, { recursive: true });
-  const state = join(dir, "apt");
-  // An empty dpkg status: nothing installed, so nothing of the host's dpkg is read; apt adds the native architecture.
-  const status = join(state, "status");
-  const apt = await privateApt(state, sources, { "Dir::State::status": status, "APT::Architectures": missing });
-  await writeFile(status, "");
+  const apt = await aptForEmptySystem(dir, sources, { "APT::Architectures": missing });
   const wanted = missing.map((arch) => `${pkg}:${arch}`);
   progress(`apt-get download ${wanted.join(" ")}`);
   await aptGetAfterUpdate(apt, ["download", ...wanted], debs);
@@ -65,15 +77,11 @@ export async function debClosure(
 
   await rm(archives, { recursive: true, force: true });
   await mkdir(join(archives, "partial"), { recursive: true });
-  const state = join(dir, "apt");
-  const status = join(state, "status");
-  const apt = await privateApt(state, sources, {
-    "Dir::State::status": status,
+  const apt = await aptForEmptySystem(dir, sources, {
     "Dir::Cache::archives": archives,
     "APT::Architecture": arch,
     "APT::Architectures": [arch],
   });
-  await writeFile(status, "");
   progress(`apt-get install --download-only ${wanted} (${arch})`);
   await aptGetAfterUpdate(apt, ["install", "--download-only", "-y", "-q", "--no-install-recommends", ...packages]);
   await writeFile(marker, wanted);

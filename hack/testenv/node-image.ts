@@ -11,18 +11,19 @@ import type { RegistryInfo } from "./env-file.js";
 import { run } from "./exec.js";
 import { elapsed, progress } from "./log.js";
 import { npmTarball } from "./npm-tarballs.js";
+import { tarRootfs } from "./rootfs.js";
 
 /** The Dockerfile's Node major (node:26-trixie-slim); Debian's userland is the host's release (apt sources). */
-export const nodeVersion = "26.12.1";
+const nodeVersion = "26.12.1";
 const npmVersion = "12.2.3";
-export const nodeImageRepository = "vmbuild/node";
+const nodeImageRepository = "vmbuild/node";
 
 /** OCI architecture → Debian's and Node's names for it. */
 const architectures: Readonly<Record<string, { debian: string; node: string }>> = {
   amd64: { debian: "amd64", node: "x64" },
   arm64: { debian: "arm64", node: "arm64" },
 };
-export const nodeImageArchitectures: readonly string[] = Object.keys(architectures);
+const nodeImageArchitectures: readonly string[] = Object.keys(architectures);
 
 /** The node binary's libraries, a shell for RUN steps, and what the controller runs (git, ssh). */
 const packages: readonly string[] = [
@@ -37,7 +38,7 @@ const packages: readonly string[] = [
   "ca-certificates",
 ];
 
-export function nodeImageRef(registry: RegistryInfo): string {
+function nodeImageRef(registry: RegistryInfo): string {
   return `${registry.host}/${nodeImageRepository}:${nodeVersion}`;
 }
 
@@ -90,9 +91,7 @@ async function nodeRootfsTar(o: { arch: string; debs: readonly string[]; node: s
   await writeFile(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
   await writeFile(join(root, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
 
-  const tar = join(o.workDir, `node-rootfs-${o.arch}.tar`);
-  await run("tar", ["-C", root, "--numeric-owner", "--owner=0", "--group=0", "-cf", tar, "."]);
-  return tar;
+  return tarRootfs(root, join(o.workDir, `node-rootfs-${o.arch}.tar`));
 }
 
 /** What ca-certificates' postinst (update-ca-certificates) makes: one bundle of every certificate it ships. */

@@ -30,10 +30,14 @@ export async function busyboxRootfsTar(deb: string, arch: string, workDir: strin
     await symlink("/bin/busybox", join(root, "usr/bin/env"));
     await writeFile(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
     await writeFile(join(root, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
-    const tarPath = join(workDir, `busybox-rootfs-${arch}.tar`);
-    await run("tar", ["-C", root, "--numeric-owner", "--owner=0", "--group=0", "-cf", tarPath, "."]);
-    return tarPath;
+    return await tarRootfs(root, join(workDir, `busybox-rootfs-${arch}.tar`));
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** Tars the root filesystem at `root` into `tarPath` (every file owned by root, as an image's layer is); returns it. */
+export async function tarRootfs(root: string, tarPath: string): Promise<string> {
+  await run("tar", ["-C", root, "--numeric-owner", "--owner=0", "--group=0", "-cf", tarPath, "."]);
+  return tarPath;
 }
