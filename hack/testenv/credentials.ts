@@ -1,6 +1,5 @@
 // Identities for the apiserver: a static token file (admin, the controller's service account, Tekton's controller, a
-// nobody), a client
-// certificate (alice, group devs) and the service-account signing key. Fresh per `up`.
+// nobody), a client certificate (alice, group devs) and the service-account signing key. Fresh per `up`.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
