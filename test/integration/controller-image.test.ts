@@ -15,7 +15,7 @@ import { runImageAsPod, type ImagePod, type PodTemplate } from "../support/image
 import { startNpmMirror, type NpmMirror } from "../support/npm-mirror.js";
 import { freePort } from "../support/ports.js";
 import { waitUntil } from "../support/processes.js";
-import { inspectRaw } from "../support/skopeo.js";
+import { inspectConfig, inspectRaw } from "../support/skopeo.js";
 
 const exec = promisify(execFile);
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -91,16 +91,13 @@ describe("the controller image, built by vmbuild for amd64 and arm64 and started
     expect(succeeded(run), JSON.stringify(run.status)).toMatchObject({ status: "True", reason: "Succeeded" });
     expect(result(run, "CHAINS-GIT_COMMIT")).toBe(commit);
     // npm ci on the build VM took the lockfile's packages from the mirror, not from a registry it cannot reach.
-    expect(mirror.served()).toContain("esbuild@" + (JSON.parse(await readFile(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { version: string }> }).packages["node_modules/esbuild"]?.version);
+    const lock = JSON.parse(await readFile(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { version: string }> };
+    expect(mirror.served()).toContain(`esbuild@${lock.packages["node_modules/esbuild"]?.version}`);
 
     const index = JSON.parse(await inspectRaw(env, image)) as Index;
     expect(index.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`).sort()).toEqual(["linux/amd64", "linux/arm64"]);
     for (const m of index.manifests) {
-      const { stdout } = await exec("skopeo", [
-        "inspect", "--config", "--tls-verify=false", "--creds", `${env.registry.username}:${env.registry.password}`,
-        `docker://${image.replace(/:[^:/]+$/, "")}@${m.digest}`,
-      ]);
-      const config = JSON.parse(stdout) as { architecture: string; config: { User?: string; Entrypoint?: string[] } };
+      const config = JSON.parse(await inspectConfig(env, `${image.replace(/:[^:/]+$/, "")}@${m.digest}`)) as { architecture: string; config: { User?: string; Entrypoint?: string[] } };
       expect(config.architecture).toBe(m.platform.architecture);
       expect(config.config.User).toBe("65532:65532");
       expect(config.config.Entrypoint?.at(-1)).toBe("dist/main.js");
