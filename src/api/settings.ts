@@ -124,7 +124,7 @@ export const settingsShape = {
       message: `expected a branch, tag or commit: ${GIT_REVISION_FORM}`,
     })
     .default("")
-    .describe("Branch, tag or commit to build; empty means the repository's default branch."),
+    .describe("Branch, tag or commit to build; empty means the repository's default branch. A name that is both a branch and a tag means the branch."),
   contextDir: relativePath("contextDir").default(".").describe("Directory inside the repository to use as build context."),
   dockerfile: relativePath("dockerfile")
     .default("Dockerfile")

@@ -69,6 +69,7 @@ const PATTERNS: readonly (readonly [GitFetchReason, readonly RegExp[]])[] = [
     "UnknownRevision",
     [
       /couldn't find remote ref/i,
+      /Remote branch \S+ not found in upstream/i,
       /not our ref/i,
       /unadvertised object/i,
       /no such remote ref/i,

@@ -1,8 +1,10 @@
 import { execFile } from "node:child_process";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitFetchError } from "../../src/source/git-errors.js";
 import { fetchSource } from "../../src/source/git.js";
+import { run } from "../support/exec.js";
 import { createFixtureRepo, type FixtureRepo } from "../support/git-repo.js";
 import { startGitHttpServer, type GitHttpServer } from "../support/git-http-server.js";
 import { freePort } from "../support/ports.js";
@@ -40,6 +42,8 @@ describe("fetchSource against real git servers on loopback", { timeout: 60_000 }
     { name: "lightweight tag", revision: () => "light", commit: () => repo.first },
     { name: "full commit (not a branch head)", revision: () => repo.first, commit: () => repo.first },
     { name: "empty revision = remote HEAD", revision: () => "", commit: () => repo.main },
+    { name: "full ref name", revision: () => "refs/heads/feature", commit: () => repo.feature },
+    { name: "HEAD", revision: () => "HEAD", commit: () => repo.main },
   ];
 
   it.each(revisions)("fetches $name anonymously", async ({ revision, commit }) => {
@@ -50,6 +54,39 @@ describe("fetchSource against real git servers on loopback", { timeout: 60_000 }
     expect(result.commit).toBe(commit());
     expect((await git(dir, ["rev-parse", "HEAD"])).trim()).toBe(commit());
     expect((await git(dir, ["rev-list", "--count", "HEAD"])).trim()).toBe("1");
+  });
+
+  it("runs one git process for a branch, a tag or the remote HEAD, three for a commit or a full ref name", async () => {
+    // A git on PATH that records its command and runs the real one: git's own helpers run from its exec path.
+    const real = (await run("sh", ["-c", "command -v git"])).trim();
+    const shim = join(temp.path, "shim");
+    await mkdir(shim, { recursive: true });
+    const calls = join(shim, "calls");
+    await writeFile(join(shim, "git"), `#!/bin/sh\necho "$1" >> '${calls}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${shim}:${path ?? ""}`;
+    try {
+      const commands = async (revision: string): Promise<string[]> => {
+        await writeFile(calls, "");
+        await fetchSource({ url: `${open.url}/app.git`, revision, dir: nextDir(), signal: signal() });
+        // The test's git server, in this process, runs `git http-backend` per request through the shim too.
+        return (await readFile(calls, "utf8")).split("\n").filter((line) => line !== "" && line !== "http-backend");
+      };
+      for (const revision of ["", "feature", "v1"]) expect(await commands(revision)).toEqual(["clone"]);
+      for (const revision of [repo.first, "refs/heads/feature"]) {
+        expect(await commands(revision)).toEqual(["init", "fetch", "checkout"]);
+      }
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it("fails with UnknownRevision for a repository without commits", async () => {
+    await run("git", ["init", "--quiet", "--bare", join(temp.path, "empty.git")]);
+    for (const revision of ["", repo.first]) {
+      const error = await fetchError({ url: `${open.url}/empty.git`, revision, dir: nextDir(), signal: signal() });
+      expect(error.reason).toBe("UnknownRevision");
+    }
   });
 
   it("keeps the fetched pack as received: one pack, no loose objects", async () => {

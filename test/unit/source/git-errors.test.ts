@@ -7,6 +7,7 @@ describe("classifyGitStderr", () => {
     ["fatal: Authentication failed for 'http://127.0.0.1:36517/app.git/'", "AuthFailed"],
     ["fatal: could not read Username for 'http://127.0.0.1:36517': terminal prompts disabled", "AuthFailed"],
     ["fatal: couldn't find remote ref nope", "UnknownRevision"],
+    ["warning: Could not find remote branch nope to clone.\nfatal: Remote branch nope not found in upstream origin", "UnknownRevision"],
     ["fatal: remote error: upload-pack: not our ref 0123456789012345678901234567890123456789", "UnknownRevision"],
     ["fatal: repository 'http://127.0.0.1:36517/nope.git/' not found", "RepositoryNotFound"],
     [
