@@ -68,6 +68,9 @@ export interface StoredLog {
   live: boolean;
 }
 
+/** Opens prune at most this often; a burst of builds within it adds at most their logs above maxBytes meanwhile. */
+export const PRUNE_SPACING_MS = 10_000;
+
 export const DEFAULT_RETENTION: RetentionLimits = { maxBytes: 1024 ** 3, maxAgeMs: 7 * 24 * 3_600_000 };
 
 // Kubernetes names: namespaces are DNS labels, CustomRun names DNS subdomains. Checked here too, because they
@@ -114,6 +117,9 @@ export class LogStore {
   private readonly writers = new Map<string, BuildLog>();
   private pruning: Promise<number> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last prune's start; the pending prune an open asked for, if any. */
+  private prunedAt = -Infinity;
+  private soon: NodeJS.Timeout | undefined;
 
   constructor(options: LogStoreOptions) {
     this.root = options.root;
@@ -143,7 +149,7 @@ export class LogStore {
     });
     mirror = this.mirrors?.open(run, attempt);
     this.writers.set(path, log);
-    void this.prune();
+    this.pruneSoon();
     return log;
   }
 
@@ -190,6 +196,7 @@ export class LogStore {
 
   /** Removes what retention says; resolves to the number of logs removed. One prune at a time. */
   prune(): Promise<number> {
+    if (!this.pruning) this.prunedAt = performance.now();
     this.pruning ??= this.pruneOnce()
       .catch((err: unknown) => {
         this.log?.warn({ err: String(err), root: this.root }, "pruning build logs failed");
@@ -199,6 +206,24 @@ export class LogStore {
         this.pruning = undefined;
       });
     return this.pruning;
+  }
+
+  /**
+   * A prune after an open, at most one per PRUNE_SPACING_MS: each scans every stored log, so one per build made a
+   * store of a week's logs cost more with every build.
+   */
+  private pruneSoon(): void {
+    if (this.soon) return;
+    const wait = this.prunedAt + PRUNE_SPACING_MS - performance.now();
+    if (wait <= 0) {
+      void this.prune();
+      return;
+    }
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      void this.prune();
+    }, wait);
+    this.soon.unref();
   }
 
   /** Prunes now and then every pruneEveryMs. */
@@ -211,7 +236,9 @@ export class LogStore {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.soon);
     this.timer = undefined;
+    this.soon = undefined;
   }
 
   private pathOf(run: RunRef, attempt: number): string {

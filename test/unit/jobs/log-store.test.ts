@@ -1,8 +1,16 @@
 import { readFile, stat, utimes, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { chooseExpired, latest, logLines, LogStore, maskSecrets, type LogEntry } from "../../../src/jobs/log-store.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  chooseExpired,
+  latest,
+  logLines,
+  LogStore,
+  maskSecrets,
+  PRUNE_SPACING_MS,
+  type LogEntry,
+} from "../../../src/jobs/log-store.js";
 import { makeTempDir } from "../../support/temp-dir.js";
 
 const run = { namespace: "team-a", name: "build-1", uid: "0b6c1f7e-2f0e-4c3e-9a59-4d1f0f6a1c2d" };
@@ -200,6 +208,30 @@ describe("LogStore", () => {
     await new Promise((resolve) => destroyed.once("close", resolve));
     log.line("after");
     await log.close();
+  });
+
+  it("prunes at an open, then at most once per PRUNE_SPACING_MS however many logs open meanwhile", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    const store = new LogStore({ root: dir.path });
+    const prune = vi.spyOn(store, "prune");
+    const logs = [];
+    try {
+      for (const attempt of [0, 1, 2]) logs.push(store.open(run, attempt));
+      expect(prune).toHaveBeenCalledTimes(1);
+      vi.advanceTimersByTime(PRUNE_SPACING_MS - 1);
+      expect(prune).toHaveBeenCalledTimes(1);
+      // The opens after the first get one prune, once the spacing has passed.
+      vi.advanceTimersByTime(1);
+      expect(prune).toHaveBeenCalledTimes(2);
+      vi.advanceTimersByTime(3 * PRUNE_SPACING_MS);
+      expect(prune).toHaveBeenCalledTimes(2);
+      logs.push(store.open(run, 3));
+      expect(prune).toHaveBeenCalledTimes(3);
+    } finally {
+      vi.useRealTimers();
+      for (const log of logs) await log.close();
+      await store.prune();
+    }
   });
 
   it("prunes the oldest finished logs by size and age, never a live one, and empty run directories", async () => {
