@@ -36,6 +36,7 @@ import type { BuildSettings } from "./api/settings.js";
 import { FINALIZER, runKey, type CustomRun } from "./tekton/customrun.js";
 import type { Caches } from "./cache/caches.js";
 import { PoolQueues } from "./cache/pool-queues.js";
+import { PoolWakes } from "./reconcile/pool-wakes.js";
 import { Replicas } from "./cache/replicas.js";
 import { deleteLapsedReplicaLease, readReplicaLease, startHeartbeat } from "./lease/replicas.js";
 import { readRunState } from "./tekton/run-state.js";
@@ -92,16 +93,18 @@ export async function startController(
   let queue: WorkQueue | undefined;
   let warmQueue: WorkQueue | undefined;
   const replicas = new Replicas(config.identity);
+  const poolWakes = new PoolWakes();
   // Nothing is reconciled before every cache has listed once (a half-filled cache would show leased VMs as free).
   // The leader schedules (queued runs, the warm sets, the sweeper) and adopts the runs of lost replicas; every
   // replica executes the runs it owns.
   let synced = false;
   let leading = !config.leaderElection;
   let draining = false;
-  const wake = ({ runs, pools }: Keys) => {
+  const wake = ({ runs, pools, waitingIn }: Keys) => {
     if (!synced) return;
     if (leading) for (const key of pools) warmQueue?.add(key);
-    for (const key of runs) if (replicas.actsOn(replicas.ownerOf(key), leading)) queue?.add(key);
+    const waiting = waitingIn.flatMap((pool) => poolWakes.changed(pool, caches));
+    for (const key of [...runs, ...waiting]) if (replicas.actsOn(replicas.ownerOf(key), leading)) queue?.add(key);
   };
 
   const informers = {
@@ -133,7 +136,7 @@ export async function startController(
   informers.leases.onDelete((obj) => {
     replicas.leaseDeleted(obj);
     // A replica handed its runs over (or was removed): the leader takes them at once.
-    if (readReplicaLease(obj)) wake({ runs: replicas.orphaned(), pools: [] });
+    if (readReplicaLease(obj)) wake({ runs: replicas.orphaned(), pools: [], waitingIn: [] });
   });
   const caches: Caches = {
     runs: informers.runs.cache,
@@ -151,10 +154,10 @@ export async function startController(
   informers.pools.onChange((obj) => wake(keysOfPool(obj, caches)));
   informers.vms.onChange((obj) => wake(keysOfVM(obj, caches)));
   informers.vmis.onChange((obj) => wake(keysOfVM(obj, caches)));
-  informers.leases.onChange((obj) => wake(keysOfLease(obj, caches)));
+  informers.leases.onChange((obj) => wake(keysOfLease(obj)));
   const all = Object.values(informers);
 
-  const jobs = new Jobs((key) => wake({ runs: [key], pools: [] }));
+  const jobs = new Jobs((key) => wake({ runs: [key], pools: [], waitingIn: [] }));
   const metrics = createMetrics(() => caches.runs);
   const jobDeps = { core: kube.core, caches: { pools: caches.pools }, log, ...config };
   const startJob = (run: CustomRun, settings: BuildSettings, attempt: number, vms: readonly JobVM[]) => {
@@ -239,13 +242,13 @@ export async function startController(
     onLost,
   });
 
-  const resyncTimer = setInterval(() => wake({ runs: unfinishedRuns(caches), pools: [] }), config.resyncEveryMs);
+  const resyncTimer = setInterval(() => wake({ runs: unfinishedRuns(caches), pools: [], waitingIn: [] }), config.resyncEveryMs);
   resyncTimer.unref();
   // A lost replica's Lease just stops changing (no event says so): the leader looks for its runs a few times per
   // lease duration.
   const orphanTimer = setInterval(() => {
     if (!synced || !leading) return;
-    wake({ runs: replicas.orphaned(), pools: [] });
+    wake({ runs: replicas.orphaned(), pools: [], waitingIn: [] });
     // A killed replica never deletes its Lease: the leader does, once it has lapsed.
     for (const lapsed of replicas.lapsed()) {
       void deleteLapsedReplicaLease(kube.coordination, config.namespace, lapsed).catch((err: unknown) =>

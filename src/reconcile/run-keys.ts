@@ -6,35 +6,47 @@ import { readVMLease } from "../lease/leases.js";
 import { isFinished, isOurs, parseRun } from "../tekton/customrun.js";
 import { readRunState } from "../tekton/run-state.js";
 
-// Which keys an informer event concerns: the CustomRuns to reconcile (NAMESPACE/NAME) and the pools whose warm set
-// to keep. Pure: reads the caches, enqueues nothing.
+// Which keys an informer event concerns: the CustomRuns to reconcile (NAMESPACE/NAME), the pools whose warm set
+// to keep, and the pools whose waiting runs may be concerned. Pure: reads the caches, enqueues nothing.
 
 export interface Keys {
   runs: string[];
   pools: string[];
+  /**
+   * Pools whose waiting runs this change may concern: those the pool's free VMs can serve are woken when those VMs
+   * or the runs ahead changed (PoolWakes), not at every VM, VMI or Lease event.
+   */
+  waitingIn: string[];
 }
 
-/** A CustomRun changed: it, if it is ours. */
+/**
+ * A CustomRun changed: it, if it is ours. A run that waits or has finished may also have moved others into its
+ * pools' rounds: one that waited for two VMs keeps the run behind it from a free VM until it leaves.
+ */
 export function keysOfRun(obj: KubernetesObject): Keys {
-  return { runs: isOurs(obj) ? [keyOf(obj)] : [], pools: [] };
+  if (!isOurs(obj)) return { runs: [], pools: [], waitingIn: [] };
+  const state = readRunState((obj as { status?: { extraFields?: unknown } }).status?.extraFields);
+  const moves = state?.phase === "Queued" || state?.phase === "Done";
+  return { runs: [keyOf(obj)], pools: [], waitingIn: moves ? [...new Set(state.slots.map((slot) => slot.pool))] : [] };
 }
 
 /** A VMBuild changed: our runs of its namespace, any of which may use it. */
 export function keysOfVMBuild(obj: KubernetesObject, caches: Pick<Caches, "runs">): Keys {
-  return { runs: caches.runs.list(obj.metadata?.namespace).filter(isOurs).map(keyOf), pools: [] };
+  return { runs: caches.runs.list(obj.metadata?.namespace).filter(isOurs).map(keyOf), pools: [], waitingIn: [] };
 }
 
-/** A VirtualMachinePool changed: its warm set and its first waiting runs. */
+/** A VirtualMachinePool changed (its annotations may decide anything): its warm set and its first waiting runs. */
 export function keysOfPool(obj: KubernetesObject, caches: Pick<Caches, "vms" | "queue">): Keys {
-  return waking(keyOf(obj), caches);
+  const pool = keyOf(obj);
+  return { runs: roundOf(pool, caches), pools: [pool], waitingIn: [] };
 }
 
 /**
- * A VM or its VMI (same name) changed: the run holding its lease, then its pool's first waiting runs. A VM with no
- * Lease at all (deleted by hand) wakes the unfinished runs whose status names it: such a run still owns the VM,
- * and would otherwise hear of its boot or its scratch only from a timer.
+ * A VM or its VMI (same name) changed: the run holding its lease, and its pool. A VM with no Lease at all (deleted
+ * by hand) wakes the unfinished runs whose status names it: such a run still owns the VM, and would otherwise hear
+ * of its boot or its scratch only from a timer.
  */
-export function keysOfVM(obj: KubernetesObject, caches: Pick<Caches, "runs" | "vms" | "leases" | "queue">): Keys {
+export function keysOfVM(obj: KubernetesObject, caches: Pick<Caches, "runs" | "vms" | "leases">): Keys {
   const namespace = obj.metadata?.namespace ?? "";
   const vm = obj.metadata?.name ?? "";
   const lease = caches.leases.get(leaseName(vm), namespace);
@@ -42,23 +54,23 @@ export function keysOfVM(obj: KubernetesObject, caches: Pick<Caches, "runs" | "v
   const owner = (caches.vms.get(vm, namespace) as Owned | undefined)?.metadata?.ownerReferences?.find(
     (o) => o.kind === "VirtualMachinePool",
   );
-  if (!owner) return { runs: holder, pools: [] };
-  const pool = waking(`${namespace}/${owner.name}`, caches);
-  return { runs: [...holder, ...pool.runs], pools: pool.pools };
+  if (!owner) return { runs: holder, pools: [], waitingIn: [] };
+  const pool = `${namespace}/${owner.name}`;
+  return { runs: holder, pools: [pool], waitingIn: [pool] };
 }
 
-/** A VM Lease changed: its holder, then its pool's first waiting runs. */
-export function keysOfLease(obj: KubernetesObject, caches: Pick<Caches, "vms" | "queue">): Keys {
+/** A VM Lease changed: its holder, and its pool. */
+export function keysOfLease(obj: KubernetesObject): Keys {
   const lease = readVMLease(obj);
   const holder = holderKeys(lease?.holder);
-  if (!lease?.pool) return { runs: holder, pools: [] };
-  const pool = waking(`${lease.namespace}/${lease.pool}`, caches);
-  return { runs: [...holder, ...pool.runs], pools: pool.pools };
+  if (!lease?.pool) return { runs: holder, pools: [], waitingIn: [] };
+  const pool = `${lease.namespace}/${lease.pool}`;
+  return { runs: holder, pools: [pool], waitingIn: [pool] };
 }
 
 /** On taking over: every run of ours (runs caught mid-flight by a restart are found so) and every pool. */
 export function allKeys(caches: Pick<Caches, "runs" | "pools">): Keys {
-  return { runs: caches.runs.list().filter(isOurs).map(keyOf), pools: caches.pools.list().map(keyOf) };
+  return { runs: caches.runs.list().filter(isOurs).map(keyOf), pools: caches.pools.list().map(keyOf), waitingIn: [] };
 }
 
 /** Every run of ours not finished yet: the periodic resync, in case an event that should have woken one was lost. */
@@ -67,11 +79,11 @@ export function unfinishedRuns(caches: Pick<Caches, "runs">): string[] {
 }
 
 /**
- * The pool, and those of its waiting runs within one round of its VMs: only they can take one or see their queue
- * message change (decide). Waking every waiting run at every VM change costs O(queue²) reconciles, each ranking
- * the whole queue; the others wake at their own queue timeout.
+ * The pool's waiting runs within one round of its VMs, woken when the pool itself changed. Waking every waiting run
+ * costs a reconcile each, ranking the whole queue; the others wake at their own queue timeout, or when the pool's
+ * free VMs can serve them (PoolWakes).
  */
-function waking(poolKey: string, caches: Pick<Caches, "vms" | "queue">): Keys {
+export function roundOf(poolKey: string, caches: Pick<Caches, "vms" | "queue">): string[] {
   const { namespace, name } = splitPoolKey(poolKey);
   const round = Math.max(1, poolMembers(caches, namespace, name).length);
   const runs: string[] = [];
@@ -81,7 +93,7 @@ function waking(poolKey: string, caches: Pick<Caches, "vms" | "queue">): Keys {
     runs.push(key);
     ahead += demand;
   }
-  return { runs, pools: [poolKey] };
+  return runs;
 }
 
 /** Our unfinished runs whose status names VM `vm` of `namespace` (their pool's namespace, not always theirs). */

@@ -10,6 +10,7 @@ import {
   keysOfRun,
   keysOfVM,
   keysOfVMBuild,
+  roundOf,
   unfinishedRuns,
 } from "../../../src/reconcile/run-keys.js";
 
@@ -65,16 +66,27 @@ describe("keysOfVM", () => {
     queues: { "ns/pool": waiting("ns/w1", "ns/w2", "ns/w3") },
   });
 
-  it("wakes the run holding the VM, then the pool's waiting runs within one round of its VMs", () => {
-    expect(keysOfVM(vm("vm-0", "pool"), pooled)).toEqual({ runs: ["ns/holder", "ns/w1", "ns/w2"], pools: ["ns/pool"] });
+  it("wakes the run holding the VM, and names its pool for the pool's waiting runs", () => {
+    expect(keysOfVM(vm("vm-0", "pool"), pooled)).toEqual({ runs: ["ns/holder"], pools: ["ns/pool"], waitingIn: ["ns/pool"] });
   });
 
   it("does the same for the VM's VMI, whose owner is read from the VM", () => {
-    expect(keysOfVM(vmi("vm-0"), pooled)).toEqual({ runs: ["ns/holder", "ns/w1", "ns/w2"], pools: ["ns/pool"] });
+    expect(keysOfVM(vmi("vm-0"), pooled)).toEqual({ runs: ["ns/holder"], pools: ["ns/pool"], waitingIn: ["ns/pool"] });
   });
 
-  it("wakes only the waiting runs of an unleased VM", () => {
-    expect(keysOfVM(vm("vm-1", "pool"), pooled)).toEqual({ runs: ["ns/w1", "ns/w2"], pools: ["ns/pool"] });
+  it("wakes no run itself for an unleased VM", () => {
+    expect(keysOfVM(vm("vm-1", "pool"), pooled)).toEqual({ runs: [], pools: ["ns/pool"], waitingIn: ["ns/pool"] });
+  });
+
+  it("wakes nothing for a VM of no pool that nobody holds", () => {
+    expect(keysOfVM(vm("lone"), pooled)).toEqual({ runs: [], pools: [], waitingIn: [] });
+  });
+});
+
+describe("roundOf and keysOfPool", () => {
+  it("takes the pool's waiting runs within one round of its VMs", () => {
+    const c = caches({ vms: [vm("vm-0", "pool"), vm("vm-1", "pool")], queues: { "ns/pool": waiting("ns/w1", "ns/w2", "ns/w3") } });
+    expect(roundOf("ns/pool", c)).toEqual(["ns/w1", "ns/w2"]);
   });
 
   it("counts a round in VMs, not runs: a run needing two fills a two-VM round", () => {
@@ -82,16 +94,12 @@ describe("keysOfVM", () => {
       vms: [vm("vm-0", "pool"), vm("vm-1", "pool")],
       queues: { "ns/pool": [{ key: "ns/big", demand: 2 }, ...waiting("ns/small")] },
     });
-    expect(keysOfVM(vm("vm-0", "pool"), c).runs).toEqual(["ns/big"]);
+    expect(roundOf("ns/pool", c)).toEqual(["ns/big"]);
   });
 
-  it("wakes the first waiting run of a pool whose VMs are all gone", () => {
+  it("wakes a changed pool's round at once (its annotations may decide anything), the first run when its VMs are all gone", () => {
     const c = caches({ queues: { "ns/pool": waiting("ns/w1", "ns/w2") } });
-    expect(keysOfPool(pool("pool"), c)).toEqual({ runs: ["ns/w1"], pools: ["ns/pool"] });
-  });
-
-  it("wakes nothing for a VM of no pool that nobody holds", () => {
-    expect(keysOfVM(vm("lone"), pooled)).toEqual({ runs: [], pools: [] });
+    expect(keysOfPool(pool("pool"), c)).toEqual({ runs: ["ns/w1"], pools: ["ns/pool"], waitingIn: [] });
   });
 });
 
@@ -122,30 +130,28 @@ describe("keysOfVM for a VM whose Lease was deleted", () => {
     queues: { "ns/pool": waiting("ns/w1") },
   });
 
-  it("wakes the unfinished runs whose status names it (of any namespace), then the pool's waiting runs", () => {
-    expect(keysOfVM(vm("vm-0", "pool"), c)).toEqual({ runs: ["team/owner", "ns/scratching", "ns/w1"], pools: ["ns/pool"] });
-    expect(keysOfVM(vmi("vm-0"), c).runs).toEqual(["team/owner", "ns/scratching", "ns/w1"]);
+  it("wakes the unfinished runs whose status names it (of any namespace)", () => {
+    expect(keysOfVM(vm("vm-0", "pool"), c)).toEqual({ runs: ["team/owner", "ns/scratching"], pools: ["ns/pool"], waitingIn: ["ns/pool"] });
+    expect(keysOfVM(vmi("vm-0"), c).runs).toEqual(["team/owner", "ns/scratching"]);
   });
 
   it("wakes only the holder while a Lease is there, whoever's it is", () => {
     const leased = { ...c, leases: cache([lease("vm-0", WARM_HOLDER)]) };
-    expect(keysOfVM(vm("vm-0", "pool"), leased).runs).toEqual(["ns/w1"]);
+    expect(keysOfVM(vm("vm-0", "pool"), leased).runs).toEqual([]);
   });
 });
 
 describe("keysOfLease", () => {
-  const c = caches({ vms: [vm("vm-0", "pool")], queues: { "ns/pool": waiting("ns/w1", "ns/w2") } });
-
-  it("wakes its holder, then the pool's waiting runs", () => {
-    expect(keysOfLease(lease("vm-0", "ns/holder/uid/3"), c)).toEqual({ runs: ["ns/holder", "ns/w1"], pools: ["ns/pool"] });
+  it("wakes its holder, and names its pool for the pool's waiting runs", () => {
+    expect(keysOfLease(lease("vm-0", "ns/holder/uid/3"))).toEqual({ runs: ["ns/holder"], pools: ["ns/pool"], waitingIn: ["ns/pool"] });
   });
 
-  it("wakes only the pool's waiting runs when the warm keeper holds it", () => {
-    expect(keysOfLease(lease("vm-0", WARM_HOLDER), c)).toEqual({ runs: ["ns/w1"], pools: ["ns/pool"] });
+  it("wakes no run itself when the warm keeper holds it", () => {
+    expect(keysOfLease(lease("vm-0", WARM_HOLDER))).toEqual({ runs: [], pools: ["ns/pool"], waitingIn: ["ns/pool"] });
   });
 
   it("wakes only its holder when it names no pool", () => {
-    expect(keysOfLease(lease("vm-0", "ns/holder/uid/0", ""), c)).toEqual({ runs: ["ns/holder"], pools: [] });
+    expect(keysOfLease(lease("vm-0", "ns/holder/uid/0", ""))).toEqual({ runs: ["ns/holder"], pools: [], waitingIn: [] });
   });
 });
 
@@ -153,19 +159,42 @@ describe("keysOfRun and keysOfVMBuild", () => {
   const runs = [run("ns", "a"), run("ns", "task", "Task"), run("ns", "b"), run("other", "c")];
 
   it("wakes a run that is ours, and no other", () => {
-    expect(keysOfRun(run("ns", "a"))).toEqual({ runs: ["ns/a"], pools: [] });
-    expect(keysOfRun(run("ns", "task", "Task"))).toEqual({ runs: [], pools: [] });
+    expect(keysOfRun(run("ns", "a"))).toEqual({ runs: ["ns/a"], pools: [], waitingIn: [] });
+    expect(keysOfRun(run("ns", "task", "Task"))).toEqual({ runs: [], pools: [], waitingIn: [] });
+  });
+
+  it("names the pools of a run that waits or has finished, whose waiting runs it may have moved up", () => {
+    const inPhase = (phase: string): KubernetesObject =>
+      ({
+        ...run("ns", "a"),
+        status: {
+          extraFields: {
+            phase,
+            attempt: 0,
+            slots: [
+              { platforms: ["linux/amd64"], pool: "ns/pool" },
+              { platforms: ["linux/arm64"], pool: "ns/pool" },
+              { platforms: ["linux/s390x"], pool: "other/big" },
+            ],
+            queuedAt: "2026-01-01T00:00:00Z",
+            phaseSince: "2026-01-01T00:00:00Z",
+          },
+        },
+      }) as KubernetesObject;
+    for (const phase of ["Queued", "Done"]) expect(keysOfRun(inPhase(phase)).waitingIn).toEqual(["ns/pool", "other/big"]);
+    for (const phase of ["Starting", "Building", "Scratching"]) expect(keysOfRun(inPhase(phase)).waitingIn).toEqual([]);
   });
 
   it("wakes the runs of the VMBuild's namespace that are ours", () => {
     const vmbuild = { metadata: { namespace: "ns", name: "build" } };
-    expect(keysOfVMBuild(vmbuild, caches({ runs }))).toEqual({ runs: ["ns/a", "ns/b"], pools: [] });
+    expect(keysOfVMBuild(vmbuild, caches({ runs }))).toEqual({ runs: ["ns/a", "ns/b"], pools: [], waitingIn: [] });
   });
 
   it("wakes every run of ours and every pool on taking over", () => {
     expect(allKeys(caches({ runs, pools: [pool("p1"), pool("p2")] }))).toEqual({
       runs: ["ns/a", "ns/b", "other/c"],
       pools: ["ns/p1", "ns/p2"],
+      waitingIn: [],
     });
   });
 });
