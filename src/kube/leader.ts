@@ -45,6 +45,8 @@ interface Observation {
   key?: string;
   at: number;
   holder?: string;
+  /** The Lease as our last write returned it, while that write made us the holder. */
+  ours?: V1Lease;
 }
 
 export function startLeaderElection(api: CoordinationV1Api, opts: LeaderElectionOptions): LeaderElector {
@@ -145,14 +147,25 @@ async function tryAcquireOrRenew(
     renewTime: stamp,
   };
   const write = async (request: () => Promise<V1Lease>): Promise<Outcome> => {
+    seen.ours = undefined;
     try {
-      observe(seen, await request(), now);
+      const written = await request();
+      observe(seen, written, now);
+      seen.ours = written;
       return "held";
     } catch (err) {
       if (isConflict(err)) return "conflict";
       throw err;
     }
   };
+  // The holder renews over its own last write without reading first: were the Lease changed since, the
+  // resourceVersion conflicts (409) and the next attempt reads it.
+  if (seen.ours) {
+    const ours = seen.ours;
+    return write(() =>
+      api.replaceNamespacedLease({ name: opts.name, namespace: opts.namespace, body: { ...ours, spec: { ...ours.spec, ...spec } } }),
+    );
+  }
   let lease: V1Lease;
   try {
     lease = await api.readNamespacedLease({ name: opts.name, namespace: opts.namespace });

@@ -18,7 +18,9 @@ class FakeLeaseStore {
   /** Every write: when (fake time) and for whom. */
   writes: { at: number; holder: string | undefined }[] = [];
   private version = 0;
+  reads = 0;
   read(): V1Lease {
+    this.reads += 1;
     if (!this.lease) throw apiError(404);
     return structuredClone(this.lease);
   }
@@ -216,14 +218,14 @@ describe("leader election with clocks that disagree", () => {
   });
 
   it("releases the lease also when stopped while a renewal is in flight (the release does not lose to it)", async () => {
-    const latencyMs = 2_000; // a renewal (read, then replace) takes 4 s: a stop lands inside one
+    const latencyMs = 2_000; // a renewal takes 2 s (a replace; 4 s with a read first): a stop lands inside one
     const a = startReplica("a", 0, latencyMs);
     await run(6_000);
     const b = startReplica("b", 30_000);
     await run(20_000);
     expect(a.elector.isLeader()).toBe(true);
-    // Just after the next renewal's read was sent (a renewal's write, its reply, a renew period): a release sent
-    // now reads the same version as that renewal, whose replace lands before the release's.
+    // Just after the next renewal was sent (a renewal's write, its reply, a renew period): a release sent now
+    // reads the version that renewal replaces, and the renewal lands before the release's replace.
     const writes = store.writes.length;
     while (store.writes.length === writes) await run(STEP_MS);
     await run(latencyMs / 2 + DEADLINE_MS / 4 + 100);
@@ -251,6 +253,24 @@ describe("leader election with clocks that disagree", () => {
       expect(store.lease?.spec?.holderIdentity).toBe("b");
     });
   }
+
+  it("renews over its own last write without reading the Lease first, and reads it once that write conflicts", async () => {
+    const a = startReplica("a", 0);
+    await run(1_000);
+    expect(a.elector.isLeader()).toBe(true);
+    const [reads, writes] = [store.reads, store.writes.length];
+    await run(10 * RENEW_MS);
+    expect(store.writes.length - writes).toBeGreaterThanOrEqual(9);
+    expect(store.reads).toBe(reads);
+    // Someone else writes it (an admin, a replica's stale copy): a's next renewal conflicts, then it reads.
+    store.replace({ ...store.read(), spec: { ...store.lease!.spec, leaseDurationSeconds: LEASE_MS / 1000 } });
+    const before = store.reads;
+    await run(2 * RENEW_MS);
+    expect(store.reads).toBeGreaterThan(before);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(store.lease?.spec?.holderIdentity).toBe("a");
+    expect(violations).toEqual([]);
+  });
 
   it("writes renewTime from its own wall clock, for information only", async () => {
     startReplica("a", 30_000);
