@@ -15,6 +15,7 @@ import { cachedVM, poolVMs, type Caches } from "../cache/caches.js";
 import type { VMView } from "../kubevirt/vm.js";
 import { readVMLease } from "../lease/leases.js";
 import type { Replicas } from "../cache/replicas.js";
+import { parseOnce } from "../kube/parse-once.js";
 
 // observe: read the caches (never the API) into the input of decide().
 
@@ -40,6 +41,13 @@ const PoolSchema = z.object({
     .default({ virtualMachineTemplate: { spec: { template: { spec: {} } } } }),
 });
 const VMBuildSchema = z.object({ spec: z.unknown().optional() });
+const parsePool = parseOnce(PoolSchema);
+
+/**
+ * A run's settings, per parsed run and the VMBuild object it names: a run is reconciled at every event that
+ * concerns it, its spec only changes with a new copy (and parseRun keeps one parse per copy).
+ */
+const resolved = new WeakMap<CustomRun, { vmbuild: unknown; settings: SettingsObservation }>();
 
 /** Where observe reads from: the caches, this process's build jobs, the time, and the controller's own address. */
 export interface ObserveSources {
@@ -115,18 +123,27 @@ function planOf(run: CustomRun, settings: BuildSettings, lookup: (key: string) =
 }
 
 function settingsOf(run: CustomRun, caches: Caches): SettingsObservation {
+  const { customRef } = run.spec;
+  const vmbuild = customRef?.name ? caches.vmbuilds.get(customRef.name, run.metadata.namespace) : undefined;
+  const known = resolved.get(run);
+  if (known && known.vmbuild === vmbuild) return known.settings;
+  const settings = resolveSettingsOf(run, vmbuild);
+  resolved.set(run, { vmbuild, settings });
+  return settings;
+}
+
+function resolveSettingsOf(run: CustomRun, vmbuild: unknown): SettingsObservation {
   const { customRef, customSpec } = run.spec;
   let spec: unknown = customSpec?.spec;
   if (customRef?.name) {
-    const raw = caches.vmbuilds.get(customRef.name, run.metadata.namespace);
-    if (!raw) {
+    if (!vmbuild) {
       return {
         ok: false,
         reason: "VMBuildNotFound",
         message: `VMBuild "${customRef.name}" not found in namespace ${run.metadata.namespace}.`,
       };
     }
-    spec = VMBuildSchema.parse(raw).spec;
+    spec = VMBuildSchema.parse(vmbuild).spec;
   }
   return resolveSettings(spec, run.spec.params);
 }
@@ -134,7 +151,7 @@ function settingsOf(run: CustomRun, caches: Caches): SettingsObservation {
 function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {
   const { namespace, name } = splitPoolKey(key);
   const raw = caches.pools.get(name, namespace);
-  const parsed = PoolSchema.safeParse(raw);
+  const parsed = parsePool(raw);
   if (!raw || !parsed.success) {
     return { found: false, reason: "PoolNotFound", message: `VirtualMachinePool ${namespace}/${name} not found.` };
   }
