@@ -37,6 +37,7 @@ import { FINALIZER, runKey, type CustomRun } from "./tekton/customrun.js";
 import type { Caches } from "./cache/caches.js";
 import { PoolQueues } from "./cache/pool-queues.js";
 import { PoolWakes } from "./reconcile/pool-wakes.js";
+import { PoolSecrets } from "./podman/pool-transport.js";
 import { Replicas } from "./cache/replicas.js";
 import { deleteLapsedReplicaLease, readReplicaLease, startHeartbeat } from "./lease/replicas.js";
 import { readRunState } from "./tekton/run-state.js";
@@ -159,7 +160,7 @@ export async function startController(
 
   const jobs = new Jobs((key) => wake({ runs: [key], pools: [], waitingIn: [] }));
   const metrics = createMetrics(() => caches.runs);
-  const jobDeps = { core: kube.core, caches: { pools: caches.pools }, log, ...config };
+  const jobDeps = { core: kube.core, caches: { pools: caches.pools }, poolSecrets: new PoolSecrets(kube.core), log, ...config };
   const startJob = (run: CustomRun, settings: BuildSettings, attempt: number, vms: readonly JobVM[]) => {
     const id = { uid: run.metadata.uid, attempt, vms: vms.map((vm) => vm.vm) };
     jobs.start(runKey(run), id, buildJob(jobDeps, run, attempt, settings, vms));

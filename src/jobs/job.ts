@@ -1,7 +1,7 @@
 import type { CoreV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { PodmanConnection } from "../podman/connection.js";
-import { knownPool, podmanConnectionFor, PoolTransportError } from "../podman/pool-transport.js";
+import { knownPool, podmanConnectionFor, PoolTransportError, type PoolSecrets } from "../podman/pool-transport.js";
 import { CredentialSourceError } from "../credentials/errors.js";
 import { gitCredentialFor, resolveCredentials, type ResolvedCredentials } from "../credentials/tekton.js";
 import type { BuildSettings } from "../api/settings.js";
@@ -27,6 +27,8 @@ export interface BuildJobDeps {
   podmanPort: number;
   /** The informer cache the VMs' pools are found in: their annotations choose tcp or ssh. */
   caches: { pools: Parameters<typeof knownPool>[0] };
+  /** The pools' ssh Secrets, shared by every build job of the controller. */
+  poolSecrets: PoolSecrets;
   workDir: string;
   maxContextBytes: number;
 }
@@ -70,7 +72,7 @@ export function buildJob(
       const addresses = await handle.addresses();
       try {
         return await connectAll(
-          vms.map((vm, i) => () => podmanConnectionFor(deps.core, knownPool(deps.caches.pools, vm.pool), addresses[i] ?? "", deps.podmanPort)),
+          vms.map((vm, i) => () => podmanConnectionFor(deps.poolSecrets, knownPool(deps.caches.pools, vm.pool), addresses[i] ?? "", deps.podmanPort)),
         );
       } catch (err) {
         throw new VMConnectionError(

@@ -1,10 +1,11 @@
-import type { CoreV1Api, KubernetesObject } from "@kubernetes/client-node";
+import type { CoreV1Api, KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import { z } from "zod";
 import { isNotFound } from "../kube/errors.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { connectEndpoint, type PodmanConnection } from "./connection.js";
+import { PodmanTransportError } from "./errors.js";
 import { KnownHostsError, parseKnownHosts } from "./known-hosts.js";
-import { connectSsh } from "./ssh.js";
+import { connectSsh, type SshTarget } from "./ssh.js";
 
 // How the controller reaches a VM's podman is a property of the pool (of the VM image), not of a pipeline:
 // annotations on the VirtualMachinePool choose ssh to podman's unix socket (the default: podman then listens on no
@@ -82,12 +83,40 @@ interface ObjectCacheLike {
   get(name: string, namespace?: string): KubernetesObject | undefined;
 }
 
+/** How long a pool's ssh Secret, once read, serves the builds after it (unless a connection with it fails). */
+export const POOL_SECRET_TTL_MS = 30_000;
+
+/**
+ * The pools' ssh Secrets as last read, so that a burst of builds on a pool reads its Secret once, not once per
+ * build. A copy serves for POOL_SECRET_TTL_MS; a build that fails with a kept copy (its key refused, its host keys
+ * not matching, its contents unusable: a rotation or a fix under way) reads the Secret again at once.
+ */
+export class PoolSecrets {
+  private readonly kept = new Map<string, { secret: V1Secret; at: number }>();
+
+  constructor(
+    private readonly core: Pick<CoreV1Api, "readNamespacedSecret">,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** The Secret, kept or read now; `fresh` reads it now. */
+  async read(namespace: string, name: string, fresh = false): Promise<{ secret: V1Secret; kept: boolean }> {
+    const key = `${namespace}/${name}`;
+    const kept = this.kept.get(key);
+    if (!fresh && kept && this.now() - kept.at < POOL_SECRET_TTL_MS) return { secret: kept.secret, kept: true };
+    this.kept.delete(key);
+    const secret = await this.core.readNamespacedSecret({ name, namespace });
+    this.kept.set(key, { secret, at: this.now() });
+    return { secret, kept: false };
+  }
+}
+
 /**
  * The connection to a VM's podman, as its pool says: `tcp://ADDRESS:PORT`, or an ssh session to ADDRESS with
- * the pool's Secret. Reads the Secret each time, so a rotated key applies to the next build.
+ * the pool's Secret (PoolSecrets: a rotated key applies to the next build that the old one fails).
  */
 export async function podmanConnectionFor(
-  core: Pick<CoreV1Api, "readNamespacedSecret">,
+  secrets: PoolSecrets,
   pool: { namespace: string; name: string; annotations: Readonly<Record<string, string>> },
   address: string,
   podmanPort: number,
@@ -95,31 +124,55 @@ export async function podmanConnectionFor(
   const transport = parsePoolTransport(`${pool.namespace}/${pool.name}`, pool.annotations);
   if (transport.kind === "tcp") return connectEndpoint(`tcp://${address.includes(":") ? `[${address}]` : address}:${podmanPort}`);
   const source = `Secret ${pool.namespace}/${transport.secret}`;
-  const secret = await core.readNamespacedSecret({ name: transport.secret, namespace: pool.namespace }).catch((err: unknown) => {
-    if (isNotFound(err)) {
-      throw new PoolTransportError(`${source}, named by pool ${pool.name}'s ${A.secret} annotation, does not exist`);
+  const readSecret = (fresh: boolean) =>
+    secrets.read(pool.namespace, transport.secret, fresh).catch((err: unknown) => {
+      if (isNotFound(err)) {
+        throw new PoolTransportError(`${source}, named by pool ${pool.name}'s ${A.secret} annotation, does not exist`);
+      }
+      throw err;
+    });
+  const targetOf = (secret: V1Secret): SshTarget => {
+    const read = (key: string): string => {
+      const value = secret.data?.[key];
+      if (value === undefined || value === "") throw new PoolTransportError(`${source} has no ${key} key`);
+      return Buffer.from(value, "base64").toString("utf8");
+    };
+    let knownHosts;
+    try {
+      knownHosts = parseKnownHosts(read(SSH_SECRET_KEYS.knownHosts));
+    } catch (err) {
+      if (err instanceof KnownHostsError) throw new PoolTransportError(`${source}: ${err.message}`);
+      throw err;
     }
-    throw err;
-  });
-  const read = (key: string): string => {
-    const value = secret.data?.[key];
-    if (value === undefined || value === "") throw new PoolTransportError(`${source} has no ${key} key`);
-    return Buffer.from(value, "base64").toString("utf8");
+    const privateKey = read(SSH_SECRET_KEYS.privateKey);
+    return { host: address, port: transport.port, username: transport.user, privateKey, knownHosts, socketPath: transport.socketPath, source };
   };
-  let knownHosts;
+  // A copy kept from an earlier build may be older than a rotation or a fix: what it fails with (its contents, its
+  // key refused, its host keys not matching) reads the Secret again, and only a newer Secret is tried.
+  const first = await readSecret(false);
+  const newer = async (): Promise<V1Secret | undefined> => {
+    const now = await readSecret(true);
+    return now.secret.metadata?.resourceVersion === first.secret.metadata?.resourceVersion ? undefined : now.secret;
+  };
+  let target: SshTarget;
   try {
-    knownHosts = parseKnownHosts(read(SSH_SECRET_KEYS.knownHosts));
+    target = targetOf(first.secret);
   } catch (err) {
-    if (err instanceof KnownHostsError) throw new PoolTransportError(`${source}: ${err.message}`);
-    throw err;
+    const secret = first.kept && err instanceof PoolTransportError ? await newer() : undefined;
+    if (!secret) throw err;
+    return connectSsh(targetOf(secret));
   }
-  return connectSsh({
-    host: address,
-    port: transport.port,
-    username: transport.user,
-    privateKey: read(SSH_SECRET_KEYS.privateKey),
-    knownHosts,
-    socketPath: transport.socketPath,
-    source,
+  if (!first.kept) return connectSsh(target);
+  return connectSsh(target, {
+    retarget: async () => {
+      try {
+        const secret = await newer();
+        return secret && targetOf(secret);
+      } catch (err) {
+        // Inside the session's handshake, what is wrong with the Secret now ends the build as the refusal would.
+        if (err instanceof PoolTransportError) throw new PodmanTransportError(err.message, true);
+        throw err;
+      }
+    },
   });
 }

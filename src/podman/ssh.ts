@@ -34,15 +34,40 @@ const SUPPORTED_HOST_KEYS: ReadonlySet<string> = new Set([
   "ssh-rsa",
 ]);
 
+export interface SshOptions {
+  readyTimeoutMs?: number;
+  /**
+   * Once, when the VM refuses the target's key or its host key does not match: where to get a newer key and
+   * known_hosts (the target's may be a copy kept from before a rotation), or undefined when there is none.
+   */
+  retarget?: () => Promise<SshTarget | undefined>;
+}
+
 /**
  * A podman connection tunnelled over ssh. The session opens with the first request and is shared by the
  * dispatcher's connections; if it drops, the next request opens a new one.
  */
-export function connectSsh(target: SshTarget, opts: { readyTimeoutMs?: number } = {}): PodmanConnection {
-  const where = `${target.username}@${hostName(target.host, target.port)}`;
+export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConnection {
+  const where = `${first.username}@${hostName(first.host, first.port)}`;
+  const readyTimeout = opts.readyTimeoutMs ?? 10_000;
+  let target = first;
+  let retarget = opts.retarget;
+  const handshakeOnce = async (): Promise<Client> => {
+    try {
+      return await handshake(target, where, readyTimeout);
+    } catch (err) {
+      const again = retarget;
+      retarget = undefined;
+      if (!again || !(err instanceof PodmanTransportError && err.permanent)) throw err;
+      const next = await again();
+      if (!next) throw err;
+      target = next;
+      return handshake(target, where, readyTimeout);
+    }
+  };
   let session: Promise<Client> | undefined;
   const open = (): Promise<Client> => {
-    session ??= handshake(target, where, opts.readyTimeoutMs ?? 10_000).then(
+    session ??= handshakeOnce().then(
       (client) => {
         client.once("close", () => {
           session = undefined;
@@ -58,7 +83,7 @@ export function connectSsh(target: SshTarget, opts: { readyTimeoutMs?: number } 
   };
   const connector: buildConnector.connector = (_options, callback) => {
     open()
-      .then((client) => forward(client, target.socketPath, where))
+      .then((client) => forward(client, first.socketPath, where))
       // undici needs only a duplex stream: an ssh channel is one.
       .then((channel) => callback(null, channel as unknown as Socket), (err: Error) => callback(err, null));
   };

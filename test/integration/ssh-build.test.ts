@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord } from "../../hack/kubevirt-sim/record.js";
-import { Cluster, result, succeeded } from "../support/cluster.js";
+import { mergePatch } from "../../src/kube/client.js";
+import { Cluster, result, succeeded, VM_SSH_SECRET } from "../support/cluster.js";
 import { createContextRepo } from "../support/context-repo.js";
 import { startController, type ControllerProcess } from "../support/controller.js";
 import { openHarness, type Harness } from "../support/harness.js";
@@ -89,6 +90,33 @@ describe("a build over ssh, the pool's default", () => {
     // It failed on the mismatch, not after readyTimeout; and the client key was never offered.
     expect(Date.now() - created).toBeLessThan(60_000);
     expect(vmLogs(ns)).not.toContain("Accepted publickey");
+    await h.everyVMScratched(ns);
+  });
+
+  it("a Secret fixed right after a build failed with it serves the very next build (the copy kept is read again)", async () => {
+    const ns = await cluster.namespace("ssh-fixed");
+    const [, other] = await keys.newKey("other-host");
+    const good = await cluster.core.readNamespacedSecret({ name: VM_SSH_SECRET, namespace: ns });
+    await cluster.core.createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: { name: "fixed-later" },
+        type: "kubernetes.io/ssh-auth",
+        stringData: { "ssh-privatekey": readFileSync(env.vmSsh.clientKeyFile, "utf8"), known_hosts: `* ${other}\n` },
+      },
+    });
+    await cluster.pool(ns, "builders", 1, {}, { annotations: { "vmbuild.dev/ssh-secret": "fixed-later" } });
+    await cluster.createRun(ns, "broken", params(ns, { readyTimeout: "5m" }));
+    const broken = await cluster.waitForRun(ns, "broken", 120_000);
+    expect(succeeded(broken)).toMatchObject({ status: "False", reason: "VMConnectionFailed" });
+    // Fixed well within the time a read of the Secret serves the builds after it.
+    await cluster.core.patchNamespacedSecret(
+      { name: "fixed-later", namespace: ns, body: { data: { known_hosts: good.data?.known_hosts ?? "" } } },
+      mergePatch,
+    );
+    await cluster.createRun(ns, "fixed", params(ns));
+    const fixed = await cluster.waitForRun(ns, "fixed", 180_000);
+    expect(succeeded(fixed)?.reason, succeeded(fixed)?.message).toBe("Succeeded");
     await h.everyVMScratched(ns);
   });
 

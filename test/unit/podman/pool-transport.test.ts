@@ -1,6 +1,12 @@
-import type { KubernetesObject } from "@kubernetes/client-node";
+import { ApiException, type KubernetesObject, type V1Secret } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { knownPool, parsePoolTransport, PoolTransportError } from "../../../src/podman/pool-transport.js";
+import {
+  knownPool,
+  parsePoolTransport,
+  POOL_SECRET_TTL_MS,
+  PoolSecrets,
+  PoolTransportError,
+} from "../../../src/podman/pool-transport.js";
 
 describe("parsePoolTransport: the pool's annotations choose how podman is reached", () => {
   it("is tcp only when the pool says so", () => {
@@ -66,5 +72,51 @@ describe("knownPool", () => {
   it("refuses a pool it does not know rather than guess the transport", () => {
     expect(() => knownPool(pools, "ns/gone")).toThrow(/VirtualMachinePool ns\/gone is not known/);
     expect(() => knownPool(pools, "ns/gone")).toThrow(PoolTransportError);
+  });
+});
+
+describe("PoolSecrets", () => {
+  const secret = (version: string): V1Secret => ({ metadata: { name: "vm-ssh", namespace: "ns", resourceVersion: version } });
+
+  it("reads a Secret once per POOL_SECRET_TTL_MS, and again at once when asked for a fresh copy", async () => {
+    let version = 1;
+    let now = 0;
+    const reads: string[] = [];
+    const core = {
+      readNamespacedSecret: async ({ name, namespace }: { name: string; namespace: string }) => {
+        reads.push(`${namespace}/${name}`);
+        return secret(String(version));
+      },
+    };
+    const secrets = new PoolSecrets(core, () => now);
+    expect(await secrets.read("ns", "vm-ssh")).toEqual({ secret: secret("1"), kept: false });
+    version = 2;
+    now = POOL_SECRET_TTL_MS - 1;
+    expect(await secrets.read("ns", "vm-ssh")).toEqual({ secret: secret("1"), kept: true });
+    expect(await secrets.read("ns", "vm-ssh", true)).toEqual({ secret: secret("2"), kept: false });
+    now += POOL_SECRET_TTL_MS - 1;
+    expect(await secrets.read("ns", "vm-ssh")).toEqual({ secret: secret("2"), kept: true });
+    version = 3;
+    now += 1;
+    expect(await secrets.read("ns", "vm-ssh")).toEqual({ secret: secret("3"), kept: false });
+    expect(await secrets.read("other", "vm-ssh")).toEqual({ secret: secret("3"), kept: false });
+    expect(reads).toEqual(["ns/vm-ssh", "ns/vm-ssh", "ns/vm-ssh", "other/vm-ssh"]);
+  });
+
+  it("keeps nothing of a read that failed: the next build reads again", async () => {
+    let missing = true;
+    const core = {
+      readNamespacedSecret: async () => {
+        if (missing) throw new ApiException(404, "not found", {}, {});
+        return secret("7");
+      },
+    };
+    const secrets = new PoolSecrets(core, () => 0);
+    await secrets.read("ns", "vm-ssh", false).then(
+      () => expect.unreachable(),
+      (err: unknown) => expect(err).toBeInstanceOf(ApiException),
+    );
+    missing = false;
+    expect(await secrets.read("ns", "vm-ssh")).toEqual({ secret: secret("7"), kept: false });
   });
 });
