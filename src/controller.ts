@@ -119,7 +119,8 @@ export async function startController(
   const expectations = new Expectations();
   const queues = new PoolQueues(informers.runs.cache);
   // First of the runs' handlers: whatever a change wakes reads the queues ranked afresh.
-  informers.runs.onChange(() => queues.runsChanged());
+  informers.runs.onChange((obj) => queues.runChanged(obj));
+  informers.runs.onDelete(() => queues.runsChanged());
   for (const kind of ["runs", "leases", "vms"] as const) {
     informers[kind].onChange((obj) => expectations.observed(kind, obj));
     informers[kind].onDelete((obj) => expectations.deleted(kind, obj));

@@ -35,17 +35,32 @@ export function poolQueue(pool: string, runs: Iterable<unknown>): QueueEntry[] {
 }
 
 /**
- * Each pool's queue, ranked once per change of the runs. Every VM, VMI and Lease event and every reconcile of a
- * waiting run asks for it, and a ranking walks every run in the cache, finished ones included.
+ * Each pool's queue, ranked once per change of its waiting runs. Every VM, VMI and Lease event and every reconcile
+ * of a waiting run asks for it, and a ranking walks every run in the cache, finished ones included.
  */
 export class PoolQueues {
   private readonly ranked = new Map<string, readonly QueueEntry[]>();
+  /** The runs in the rankings kept. */
+  private readonly ranks = new Set<string>();
 
   constructor(private readonly runs: Pick<ObjectCache<KubernetesObject>, "list">) {}
 
-  /** To be called on every add, update and delete of the runs cache, before anything reads a queue again. */
+  /**
+   * To be called on every add and update of the runs cache, before anything reads a queue again. Only a run that
+   * waits, or was in a queue, changes a ranking: a run that waits neither before nor after the change took no VM
+   * (which is what moves a pool's last-served time) and left no queue.
+   */
+  runChanged(obj: KubernetesObject): void {
+    const key = `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
+    const status = (obj as { status?: { extraFields?: unknown; completionTime?: string } }).status;
+    const waits = readRunState(status?.extraFields)?.phase === "Queued" && !status?.completionTime;
+    if (waits || this.ranks.has(key)) this.runsChanged();
+  }
+
+  /** Any change of the runs, e.g. a delete: every pool is ranked afresh. */
   runsChanged(): void {
     this.ranked.clear();
+    this.ranks.clear();
   }
 
   of(pool: string): readonly QueueEntry[] {
@@ -53,6 +68,7 @@ export class PoolQueues {
     if (queue === undefined) {
       queue = poolQueue(pool, this.runs.list());
       this.ranked.set(pool, queue);
+      for (const { key } of queue) this.ranks.add(key);
     }
     return queue;
   }

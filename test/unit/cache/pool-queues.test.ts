@@ -42,4 +42,30 @@ describe("PoolQueues", () => {
     expect(queues.of(POOL).map((w) => w.key)).toEqual(["team-a/first", "team-b/new"]);
     expect(cache.lists).toBe(3);
   });
+
+  it("keeps its rankings through changes of runs that neither wait nor were in a queue", () => {
+    const building = {
+      metadata: { namespace: "team-a", name: "building" },
+      status: { extraFields: { phase: "Building", attempt: 0, slots: [{ platforms: ["linux/amd64"], pool: POOL, vm: "vm-0" }] } },
+    } as KubernetesObject;
+    const first = queued("team-a", "first", 1);
+    const cache = cacheOf([building, first]);
+    const queues = new PoolQueues(cache);
+    expect(queues.of(POOL).map((w) => w.key)).toEqual(["team-a/first"]);
+    queues.runChanged(building);
+    queues.runChanged({ metadata: { namespace: "team-a", name: "just-created" } });
+    queues.of(POOL);
+    expect(cache.lists).toBe(1);
+
+    // A waiting run's change, and a run leaving the queue (it took a VM), rank afresh.
+    const second = queued("team-b", "second", 2);
+    cache.runs = [...cache.runs, second];
+    queues.runChanged(second);
+    expect(queues.of(POOL).map((w) => w.key)).toEqual(["team-a/first", "team-b/second"]);
+    const leased = { ...first, status: { extraFields: { ...(first as { status: { extraFields: object } }).status.extraFields, phase: "Starting" } } };
+    cache.runs = [building, leased, second];
+    queues.runChanged(leased);
+    expect(queues.of(POOL).map((w) => w.key)).toEqual(["team-b/second"]);
+    expect(cache.lists).toBe(3);
+  });
 });
