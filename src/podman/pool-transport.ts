@@ -144,8 +144,15 @@ export async function podmanConnectionFor(
       if (err instanceof KnownHostsError) throw new PoolTransportError(`${source}: ${err.message}`);
       throw err;
     }
-    const privateKey = read(SSH_SECRET_KEYS.privateKey);
-    return { host: address, port: transport.port, username: transport.user, privateKey, knownHosts, socketPath: transport.socketPath, source };
+    return {
+      host: address,
+      port: transport.port,
+      username: transport.user,
+      privateKey: read(SSH_SECRET_KEYS.privateKey),
+      knownHosts,
+      socketPath: transport.socketPath,
+      source,
+    };
   };
   // A copy kept from an earlier build may be older than a rotation or a fix: what it fails with (its contents, its
   // key refused, its host keys not matching) reads the Secret again, and only a newer Secret is tried.

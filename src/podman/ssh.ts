@@ -57,8 +57,9 @@ export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConne
       return await handshake(target, where, readyTimeout);
     } catch (err) {
       const again = retarget;
-      retarget = undefined;
+      // Only a refusal spends it: an sshd not up yet is tried again with the same target.
       if (!again || !(err instanceof PodmanTransportError && err.permanent)) throw err;
+      retarget = undefined;
       const next = await again();
       if (!next) throw err;
       target = next;

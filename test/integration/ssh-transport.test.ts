@@ -8,6 +8,7 @@ import { parseKnownHosts } from "../../src/podman/known-hosts.js";
 import { connectSsh, type SshTarget } from "../../src/podman/ssh.js";
 import { packContext } from "../../src/source/context-tar.js";
 import { startPodmanService, type PodmanService } from "../support/podman-service.js";
+import { freePort } from "../support/ports.js";
 import { startSshd, type Sshd } from "../support/sshd.js";
 import { makeTempDir } from "../support/temp-dir.js";
 
@@ -91,6 +92,25 @@ describe("podman over ssh: a real sshd tunnelling to podman's unix socket", { ti
     expect(cause?.message).toContain("known_hosts of Secret test/ssh");
     // No login happened: the host key is checked before the client key is offered.
     expect(logins()).toBe(before);
+  });
+
+  it("once a refusal: tries the newer target retarget gives, and none for an sshd that does not answer", async () => {
+    const [, otherHostKey] = await sshd.newKey("before-rotation");
+    const stale = { ...target, knownHosts: parseKnownHosts(`* ${otherHostKey}\n`) };
+    const asked: string[] = [];
+    const track = (c: PodmanClient) => (clients.push(c), c);
+    const rotated = track(createPodmanClient(connectSsh(stale, { retarget: async () => (asked.push("rotated"), target) })));
+    expect((await rotated.ping()).apiVersion).not.toBe("");
+    // Nothing newer: the refusal stands.
+    const unchanged = track(createPodmanClient(connectSsh(stale, { retarget: async () => (asked.push("unchanged"), undefined) })));
+    expect(permanentTransportError(await unchanged.ping().catch((e: unknown) => e))?.message).toContain("does not match known_hosts");
+    // Nothing listening is no refusal: the same target is tried again later, retarget is not spent.
+    const closed = await freePort("127.0.0.1");
+    const silent = track(createPodmanClient(connectSsh({ ...target, port: closed }, { retarget: async () => (asked.push("silent"), target) })));
+    const err = await silent.ping().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(permanentTransportError(err)).toBeUndefined();
+    expect(asked).toEqual(["rotated", "unchanged"]);
   });
 
   it("reports a known_hosts without an entry for the host", async () => {
