@@ -123,7 +123,9 @@ export async function fetchSource(opts: FetchSourceOptions): Promise<{ commit: s
  * and a full ref name (`refs/...`, `HEAD`) are fetched.
  */
 function clonesByName(revision: string): boolean {
-  return revision === "" || !(OBJECT_NAME.test(revision) || revision.startsWith("refs/") || revision === "HEAD");
+  // git takes a commit's name in either case.
+  const commit = OBJECT_NAME.test(revision.toLowerCase());
+  return revision === "" || !(commit || revision.startsWith("refs/") || revision === "HEAD");
 }
 
 const OBJECT_NAME = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;

@@ -41,6 +41,7 @@ describe("fetchSource against real git servers on loopback", { timeout: 60_000 }
     { name: "annotated tag", revision: () => "v1", commit: () => repo.first },
     { name: "lightweight tag", revision: () => "light", commit: () => repo.first },
     { name: "full commit (not a branch head)", revision: () => repo.first, commit: () => repo.first },
+    { name: "full commit in capitals", revision: () => repo.first.toUpperCase(), commit: () => repo.first },
     { name: "empty revision = remote HEAD", revision: () => "", commit: () => repo.main },
     { name: "full ref name", revision: () => "refs/heads/feature", commit: () => repo.feature },
     { name: "HEAD", revision: () => "HEAD", commit: () => repo.main },
