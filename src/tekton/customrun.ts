@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isObjectName } from "../api/names.js";
 import { VMBUILD_API_VERSION, VMBUILD_KIND } from "../api/vmbuild.js";
+import { oncePerObject } from "../kube/parse-once.js";
 
 /** Held on every run we started, so a deleted run still gets its VM scratched. */
 export const FINALIZER = "vmbuild.dev/scratch-vm";
@@ -112,23 +113,13 @@ export function runKey(run: { metadata: { namespace: string; name: string } }): 
 
 export type ParsedRun = { run: CustomRun; problem?: string } | { run?: undefined; problem: string };
 
-const parsedRuns = new WeakMap<object, ParsedRun>();
-
 /**
  * Validates a CustomRun at the edge. A run whose spec is malformed (e.g. params of the wrong type) is still
  * returned, without params, with the problem to report; only unreadable metadata or status makes it unusable.
- * One parse per object: informer caches replace a run on every change and never mutate it, and a run is
- * reconciled at every event that concerns it. The result is shared, so it is never to be changed in place.
+ * One parse per object (oncePerObject): a run is reconciled at every event that concerns it. The result is
+ * shared, so it is never to be changed in place.
  */
-export function parseRun(raw: unknown): ParsedRun {
-  if (typeof raw !== "object" || raw === null) return parseRunNow(raw);
-  let parsed = parsedRuns.get(raw);
-  if (!parsed) {
-    parsed = parseRunNow(raw);
-    parsedRuns.set(raw, parsed);
-  }
-  return parsed;
-}
+export const parseRun: (raw: unknown) => ParsedRun = oncePerObject(parseRunNow);
 
 function parseRunNow(raw: unknown): ParsedRun {
   const parsed = CustomRunSchema.safeParse(raw);
