@@ -2,6 +2,7 @@ import { poolVMs, type Caches } from "../cache/caches.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { isFree } from "../kubevirt/vm.js";
 import { isWarmReady } from "../pools/warm.js";
+import { queueHead } from "./run-keys.js";
 
 // A pool's waiting runs decide on two things (decide/queue.ts): which of its VMs are free to lease (free, or warm
 // and ready) and how many VMs the runs ahead of them need. Only the first of them, as many as those VMs serve, can
@@ -23,13 +24,7 @@ export class PoolWakes {
       .filter((vm) => isFree(vm) || isWarmReady(vm))
       .map((vm) => vm.name)
       .sort();
-    const served: string[] = [];
-    let ahead = 0;
-    for (const { key, demand } of caches.queue(pool)) {
-      if (ahead >= leasable.length) break;
-      served.push(key);
-      ahead += demand;
-    }
+    const served = queueHead(caches.queue(pool), leasable.length);
     const signature = `${served.join(" ")}|${leasable.join(" ")}`;
     if (this.seen.get(pool) === signature) return [];
     this.seen.set(pool, signature);

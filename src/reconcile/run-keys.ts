@@ -1,5 +1,6 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { poolMembers, type Caches } from "../cache/caches.js";
+import type { QueueEntry } from "../cache/pool-queues.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { leaseName, parseHolder } from "../lease/holder.js";
 import { readVMLease } from "../lease/leases.js";
@@ -85,11 +86,15 @@ export function unfinishedRuns(caches: Pick<Caches, "runs">): string[] {
  */
 export function roundOf(poolKey: string, caches: Pick<Caches, "vms" | "queue">): string[] {
   const { namespace, name } = splitPoolKey(poolKey);
-  const round = Math.max(1, poolMembers(caches, namespace, name).length);
+  return queueHead(caches.queue(poolKey), Math.max(1, poolMembers(caches, namespace, name).length));
+}
+
+/** The first waiting runs, in queue order, while the VMs the runs ahead of each need are fewer than `vms`. */
+export function queueHead(queue: readonly QueueEntry[], vms: number): string[] {
   const runs: string[] = [];
   let ahead = 0;
-  for (const { key, demand } of caches.queue(poolKey)) {
-    if (ahead >= round) break;
+  for (const { key, demand } of queue) {
+    if (ahead >= vms) break;
     runs.push(key);
     ahead += demand;
   }
