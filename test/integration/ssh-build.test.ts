@@ -45,6 +45,20 @@ describe("a build over ssh, the pool's default", () => {
     ...extra,
   });
 
+  /** Pool "builders" of `ns`, whose ssh Secret `secret` holds the VMs' client key and another host's key. */
+  async function poolExpectingOtherHost(ns: string, secret: string): Promise<void> {
+    const [, otherHostKey] = await keys.newKey(`${secret}-host`);
+    await cluster.core.createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: { name: secret },
+        type: "kubernetes.io/ssh-auth",
+        stringData: { "ssh-privatekey": readFileSync(env.vmSsh.clientKeyFile, "utf8"), known_hosts: `* ${otherHostKey}\n` },
+      },
+    });
+    await cluster.pool(ns, "builders", 1, {}, { annotations: { "vmbuild.dev/ssh-secret": secret } });
+  }
+
   /** What the stand-in's VMs of `ns` wrote: podman's and sshd's output share the VM's log. */
   function vmLogs(ns: string): string {
     const dir = join(env.simStateDir, "logs");
@@ -71,16 +85,7 @@ describe("a build over ssh, the pool's default", () => {
 
   it("a VM whose host key is not the Secret's fails at once with VMConnectionFailed, and is scratched", async () => {
     const ns = await cluster.namespace("ssh-impostor");
-    const [, expected] = await keys.newKey("expected-host");
-    await cluster.core.createNamespacedSecret({
-      namespace: ns,
-      body: {
-        metadata: { name: "expects-other-host" },
-        type: "kubernetes.io/ssh-auth",
-        stringData: { "ssh-privatekey": readFileSync(env.vmSsh.clientKeyFile, "utf8"), known_hosts: `* ${expected}\n` },
-      },
-    });
-    await cluster.pool(ns, "builders", 1, {}, { annotations: { "vmbuild.dev/ssh-secret": "expects-other-host" } });
+    await poolExpectingOtherHost(ns, "expects-other-host");
     const created = Date.now();
     await cluster.createRun(ns, "run", params(ns, { readyTimeout: "5m" }));
     const run = await cluster.waitForRun(ns, "run", 120_000);
@@ -95,17 +100,8 @@ describe("a build over ssh, the pool's default", () => {
 
   it("a Secret fixed right after a build failed with it serves the very next build (the copy kept is read again)", async () => {
     const ns = await cluster.namespace("ssh-fixed");
-    const [, other] = await keys.newKey("other-host");
     const good = await cluster.core.readNamespacedSecret({ name: VM_SSH_SECRET, namespace: ns });
-    await cluster.core.createNamespacedSecret({
-      namespace: ns,
-      body: {
-        metadata: { name: "fixed-later" },
-        type: "kubernetes.io/ssh-auth",
-        stringData: { "ssh-privatekey": readFileSync(env.vmSsh.clientKeyFile, "utf8"), known_hosts: `* ${other}\n` },
-      },
-    });
-    await cluster.pool(ns, "builders", 1, {}, { annotations: { "vmbuild.dev/ssh-secret": "fixed-later" } });
+    await poolExpectingOtherHost(ns, "fixed-later");
     await cluster.createRun(ns, "broken", params(ns, { readyTimeout: "5m" }));
     const broken = await cluster.waitForRun(ns, "broken", 120_000);
     expect(succeeded(broken)).toMatchObject({ status: "False", reason: "VMConnectionFailed" });

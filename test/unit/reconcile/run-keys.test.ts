@@ -40,6 +40,12 @@ const run = (namespace: string, name: string, kind = "VMBuild"): KubernetesObjec
   spec: { customRef: { apiVersion: kind === "VMBuild" ? "vmbuild.dev/v1alpha1" : "tekton.dev/v1", kind } },
 } as KubernetesObject);
 const pool = (name: string): KubernetesObject => ({ metadata: { namespace: "ns", name } });
+/** `r` with a run state of `phase` over `slots` in its status. */
+const withState = (r: KubernetesObject, phase: string, slots: { platforms: string[]; pool: string; vm?: string }[]): KubernetesObject =>
+  ({
+    ...r,
+    status: { extraFields: { phase, attempt: 0, slots, queuedAt: "2026-01-01T00:00:00Z", phaseSince: "2026-01-01T00:00:00Z" } },
+  }) as KubernetesObject;
 
 function caches(opts: {
   vms?: KubernetesObject[];
@@ -106,18 +112,7 @@ describe("roundOf and keysOfPool", () => {
 describe("keysOfVM for a VM whose Lease was deleted", () => {
   /** Our run whose status names `vmName` of pool `pool` (NAMESPACE/NAME), in `phase`. */
   const naming = (namespace: string, name: string, pool: string, vmName: string, phase = "Starting"): KubernetesObject =>
-    ({
-      ...run(namespace, name),
-      status: {
-        extraFields: {
-          phase,
-          attempt: 0,
-          slots: [{ platforms: ["linux/amd64"], pool, vm: vmName }],
-          queuedAt: "2026-01-01T00:00:00Z",
-          phaseSince: "2026-01-01T00:00:00Z",
-        },
-      },
-    }) as KubernetesObject;
+    withState(run(namespace, name), phase, [{ platforms: ["linux/amd64"], pool, vm: vmName }]);
   const c = caches({
     vms: [vm("vm-0", "pool"), vm("vm-1", "pool")],
     runs: [
@@ -165,22 +160,11 @@ describe("keysOfRun and keysOfVMBuild", () => {
 
   it("names the pools of a run that waits or has finished, whose waiting runs it may have moved up", () => {
     const inPhase = (phase: string): KubernetesObject =>
-      ({
-        ...run("ns", "a"),
-        status: {
-          extraFields: {
-            phase,
-            attempt: 0,
-            slots: [
-              { platforms: ["linux/amd64"], pool: "ns/pool" },
-              { platforms: ["linux/arm64"], pool: "ns/pool" },
-              { platforms: ["linux/s390x"], pool: "other/big" },
-            ],
-            queuedAt: "2026-01-01T00:00:00Z",
-            phaseSince: "2026-01-01T00:00:00Z",
-          },
-        },
-      }) as KubernetesObject;
+      withState(run("ns", "a"), phase, [
+        { platforms: ["linux/amd64"], pool: "ns/pool" },
+        { platforms: ["linux/arm64"], pool: "ns/pool" },
+        { platforms: ["linux/s390x"], pool: "other/big" },
+      ]);
     for (const phase of ["Queued", "Done"]) expect(keysOfRun(inPhase(phase)).waitingIn).toEqual(["ns/pool", "other/big"]);
     for (const phase of ["Starting", "Building", "Scratching"]) expect(keysOfRun(inPhase(phase)).waitingIn).toEqual([]);
   });
