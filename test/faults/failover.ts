@@ -28,6 +28,8 @@ export interface FailoverFigures {
   reasons: Record<string, number>;
   /** Runs that spent a retry (anything in retriesStatus): a lost replica must not cost one. */
   retried: number;
+  /** Why each spent retry's attempt ended, for whoever reads a failure: "run: reason: message". */
+  retriedWhy: string[];
   /** Runs run again transparently after their replica was lost (extraFields.recoveries). */
   recovered: number;
   /** Pairs of VM leases that overlapped in time on one VM. */
@@ -125,6 +127,12 @@ export async function failover(h: Harness, opts: { runs: number; vms: number }):
       inFlightAtKill: atKill.filter((r) => ["Building", "Pushing"].includes(succeeded(r)?.reason ?? "")).length,
       reasons,
       retried: done.filter((r) => (r.status?.retriesStatus ?? []).length > 0).length,
+      retriedWhy: done.flatMap((r) =>
+        (r.status?.retriesStatus ?? []).map((attempt) => {
+          const c = (attempt as { conditions?: { reason?: string; message?: string }[] }).conditions?.[0];
+          return `${r.metadata?.name}: ${c?.reason}: ${c?.message}`;
+        }),
+      ),
       recovered: done.filter((r) => ((r.status?.extraFields as { recoveries?: number } | undefined)?.recoveries ?? 0) > 0).length,
       doubleLeases: overlapping(intervals).length,
       withoutLease: runsWithoutTheirLease(done, intervals),
@@ -151,6 +159,7 @@ export function formatFailover(f: FailoverFigures): string {
   return [
     `${f.runs} runs over ${f.vms} VMs, leader SIGKILLed after ${f.doneAtKill} had finished (${f.inFlightAtKill} building or pushing)`,
     `outcomes: ${JSON.stringify(f.reasons)}; run again after their replica was lost: ${f.recovered}; retries spent: ${f.retried}`,
+    ...f.retriedWhy.map((why) => `  retry spent by ${why}`),
     `double leases: ${f.doubleLeases}; runs without their lease: ${f.withoutLease.length}; lost runs: ${f.lost.length}`,
     `VMs left unscratched: ${f.unscratched}; leases left: ${f.leasesLeft}; replica restarts besides the kill: ${f.unplannedRestarts}`,
     `takeover (leader killed → ${f.newLeader} holds the leader lease): ${(f.takeoverMs / 1000).toFixed(1)} s; first VM lease by the new leader: ${(f.firstLeaseMs / 1000).toFixed(1)} s`,
