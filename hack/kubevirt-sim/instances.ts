@@ -69,14 +69,16 @@ export class Instances {
     return inst === undefined || inst.abort.signal.aborted;
   }
 
-  /** True when the VMI's podman service was started and is still running. */
-  serviceAlive(uid: string): boolean {
-    const service = this.byUid.get(uid)?.service;
-    return service !== undefined && !service.hasExited;
+  /** True when the VMI's podman service was started and has exited (not while the guest still boots). */
+  serviceExited(uid: string): boolean {
+    return this.byUid.get(uid)?.service?.hasExited === true;
   }
 
-  /** Boots a VMI: delay, plug its network, start podman, wait until it answers _ping. Resolves with its address. */
-  boot(key: VMIKey, opts: BootOptions): Promise<string> {
+  /**
+   * Boots a VMI: plug its network, delay (the guest's boot), start podman, wait until it answers _ping. Resolves with
+   * its address; `addressed` hears it as soon as the network is plugged, while the guest still boots.
+   */
+  boot(key: VMIKey, opts: BootOptions, addressed: (ip: string) => void): Promise<string> {
     if (this.byUid.has(key.uid)) throw new Error(`VMI ${key.namespace}/${key.vm} (${key.uid}) is already booted here`);
     const inst: Instance = {
       facts: { namespace: key.namespace, vm: key.vm, uid: key.uid, ip: null, storageDir: null },
@@ -84,7 +86,7 @@ export class Instances {
       booted: Promise.resolve(),
     };
     this.byUid.set(key.uid, inst);
-    const task = this.runBoot(inst, key, opts);
+    const task = this.runBoot(inst, key, opts, addressed);
     inst.booted = task.then(
       () => undefined,
       () => undefined,
@@ -92,20 +94,22 @@ export class Instances {
     return task;
   }
 
-  private async runBoot(inst: Instance, key: VMIKey, opts: BootOptions): Promise<string> {
+  private async runBoot(inst: Instance, key: VMIKey, opts: BootOptions, addressed: (ip: string) => void): Promise<string> {
     const signal = inst.abort.signal;
+    const ip = this.cfg.addresses.allocate();
+    inst.facts.ip = ip;
+    inst.facts.storageDir = storageDirFor(this.cfg.layout, key);
+    const plugStarted = Date.now();
+    const netns = await plugVM(this.cfg.bridge, key.uid, ip);
+    const plugMs = Date.now() - plugStarted;
+    signal.throwIfAborted();
+    // Like KubeVirt: the pod's network, and so the VMI's address, exists while the guest still boots.
+    addressed(ip);
     if (opts.delayMs > 0) await sleep(opts.delayMs, undefined, { signal });
     if (opts.neverReady) {
       // Stays booting until deleted, like a VM whose guest never comes up.
       await new Promise<never>((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
     }
-    const ip = this.cfg.addresses.allocate();
-    inst.facts.ip = ip;
-    inst.facts.storageDir = storageDirFor(this.cfg.layout, key);
-    signal.throwIfAborted();
-    const plugStarted = Date.now();
-    const netns = await plugVM(this.cfg.bridge, key.uid, ip);
-    const plugMs = Date.now() - plugStarted;
     const listen: PodmanListen =
       opts.podmanListen === "tcp" ? { kind: "tcp", port: this.cfg.port } : { kind: "socket", sshDir: this.cfg.sshDir };
     const service = PodmanService.start({

@@ -59,7 +59,7 @@ export class VMIController {
 
     const phase = vmi.status?.phase ?? "";
     if (this.d.instances.has(uid)) {
-      if (phase === "Running" && !this.d.instances.serviceAlive(uid)) {
+      if (phase === "Running" && this.d.instances.serviceExited(uid)) {
         await this.markFailed(vmi, "podman service exited");
       }
       return;
@@ -77,22 +77,41 @@ export class VMIController {
     const key: VMIKey = { namespace, vm: name, uid };
     const opts = this.bootOptions(vmi);
     const started = Date.now();
+    let addressed: (ip: string) => void = () => {};
+    const address = new Promise<string>((resolve) => (addressed = resolve));
     // boot() registers the instance synchronously: a concurrent reconcile of this VMI will not boot it twice.
-    const booting = this.d.instances.boot(key, opts);
+    const booting = this.d.instances.boot(key, opts, addressed);
     log.info("booting", { namespace, vmi: name, uid, ...opts });
-    void this.completeBoot(vmi, booting, started);
+    void this.completeBoot(vmi, { address, booting }, started);
   }
 
-  private async completeBoot(vmi: VirtualMachineInstance, booting: Promise<string>, started: number): Promise<void> {
+  private async completeBoot(
+    vmi: VirtualMachineInstance,
+    boot: { address: Promise<string>; booting: Promise<string> },
+    started: number,
+  ): Promise<void> {
     const { namespace, name, uid } = vmi.metadata;
     try {
       await this.patchStatus(vmi, { phase: "Scheduling" });
     } catch (err) {
       log.warn("could not set phase Scheduling", { namespace, vmi: name, uid, error: errorMessage(err) });
     }
+    const interfaces = (ip: string) => [{ name: "default", ipAddress: ip, ipAddresses: [ip] }];
+    // Like virt-handler: Running with the pod network's address while the guest still boots, Ready only once it
+    // answers (the example pool's readiness probe).
+    const early = await Promise.race([boot.address, boot.booting.then(() => undefined, () => undefined)]);
+    if (early !== undefined && !this.d.instances.cancelled(uid)) {
+      const now = new Date().toISOString();
+      await this.reportStatus(vmi, "Running", {
+        phase: "Running",
+        nodeName: this.d.nodeName,
+        conditions: [{ type: "Ready", status: "False", reason: "PodNotReady", lastProbeTime: null, lastTransitionTime: now }],
+        interfaces: interfaces(early),
+      });
+    }
     let ip: string;
     try {
-      ip = await booting;
+      ip = await boot.booting;
     } catch (err) {
       if (this.d.instances.cancelled(uid)) return;
       log.error("boot failed", { namespace, vmi: name, uid, error: errorMessage(err) });
@@ -106,26 +125,31 @@ export class VMIController {
     const storageDir = this.d.instances.facts(uid)?.storageDir ?? null;
     this.d.recorder.ready({ namespace, vm: name, uid, ip, storageDir }, durationMs);
     const now = new Date().toISOString();
-    const status: VirtualMachineInstanceStatus = {
+    const reported = await this.reportStatus(vmi, "Ready", {
       phase: "Running",
       nodeName: this.d.nodeName,
       conditions: [{ type: "Ready", status: "True", lastProbeTime: null, lastTransitionTime: now }],
-      interfaces: [{ name: "default", ipAddress: ip, ipAddresses: [ip] }],
-    };
+      interfaces: interfaces(ip),
+    });
+    if (reported) log.info("ready", { namespace, vmi: name, uid, ip, ms: durationMs });
+  }
+
+  /** A boot's status patch, retried a few times; false when it could not be written (or the VMI went). */
+  private async reportStatus(vmi: VirtualMachineInstance, what: string, status: VirtualMachineInstanceStatus): Promise<boolean> {
+    const { namespace, name, uid } = vmi.metadata;
     for (let attempt = 1; ; attempt++) {
-      if (this.d.instances.cancelled(uid)) return;
+      if (this.d.instances.cancelled(uid)) return false;
       try {
         await this.patchStatus(vmi, status);
-        break;
+        return true;
       } catch (err) {
         if (isNotFound(err) || attempt >= STATUS_ATTEMPTS) {
-          log.error("could not report VMI Ready", { namespace, vmi: name, uid, error: errorMessage(err) });
-          return;
+          log.error(`could not report VMI ${what}`, { namespace, vmi: name, uid, error: errorMessage(err) });
+          return false;
         }
         await new Promise<void>((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
       }
     }
-    log.info("ready", { namespace, vmi: name, uid, ip, ms: durationMs });
   }
 
   /** Boot delay, never-ready, podman's listener: the VM's own annotations win over its template's (the VMI's). */

@@ -281,10 +281,19 @@ describe("kubevirt-sim", () => {
     await client.create<VirtualMachine>(VM, NAMESPACE, {
       apiVersion: `${VM.group}/${VM.version}`,
       kind: VM.kind,
-      metadata: { name: soloName, namespace: NAMESPACE },
+      metadata: { name: soloName, namespace: NAMESPACE, annotations: { "sim.vmbuild.dev/boot-delay-ms": "1500" } },
       spec: { running: true, template: { spec: { domain: { devices: {} } } } },
     });
+    // While the guest boots, as KubeVirt reports it: Running with the pod network's address, not Ready, nothing
+    // listening yet.
+    const booting = await waitForObject<VirtualMachineInstance>(client, VMI, NAMESPACE, soloName, (o) => o?.status?.phase === "Running", WAIT_MS);
+    const early = booting?.status?.interfaces?.[0]?.ipAddress;
+    expect(booting?.status?.conditions).toEqual([expect.objectContaining({ type: "Ready", status: "False", reason: "PodNotReady" })]);
+    expect(early).toBeTruthy();
+    expect(await accepts(early ?? "", 22, 1000)).toBe(false);
     const { vmi, ip } = await readyVMI(soloName);
+    expect(vmi.metadata.uid).toBe(booting?.metadata.uid);
+    expect(ip).toBe(early);
     // The protected default: no TCP listener for podman, sshd on 22.
     expect(await connectError(ip)).toBe("ECONNREFUSED");
     expect(await accepts(ip, 22, 5000)).toBe(true);
