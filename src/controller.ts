@@ -181,7 +181,7 @@ export async function startController(
     metrics,
     expectations,
     publicURL: config.publicURL,
-    connectJob: (id: JobId, addresses: readonly string[]) => jobs.connect(id, addresses),
+    connectJob: (id: JobId, addresses: readonly string[], ready: boolean) => jobs.connect(id, addresses, ready),
     cancelJob: (id: JobId) => jobs.cancel(id),
   };
   const keeperDeps = { kube, caches, expectations, log, now: deps.now, reported: new Map<string, string>() };

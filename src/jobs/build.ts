@@ -3,12 +3,9 @@ import type { Logger } from "pino";
 import { join, posix } from "node:path";
 import type { RunResult } from "../tekton/customrun.js";
 import type { BuildSettings } from "../api/settings.js";
-import type { FailureReason } from "../tekton/reasons.js";
 import { createPodmanClient, type PodmanClient } from "../podman/client.js";
 import type { PodmanConnection } from "../podman/connection.js";
 import { buildFailureMessage, withoutAutomaticArgs } from "../podman/build-events.js";
-import { permanentTransportError } from "../podman/errors.js";
-import { backoffMs } from "../timing/backoff.js";
 import { fetchSource, type GitFetchAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
 import { getManifest, inspectManifest, putManifest, resolveDigest, type ServedManifest } from "../registry/client.js";
@@ -17,8 +14,10 @@ import { z } from "zod";
 import { credentialsFor } from "../credentials/docker-config.js";
 import type { RegistryLogins } from "../credentials/tekton.js";
 import { buildRequest, pushRequest } from "./build-requests.js";
-import type { JobHandle, JobStage, JobView } from "./jobs.js";
+import type { JobHandle, JobView } from "./jobs.js";
 import type { BuildLog } from "./log.js";
+import { untilPodmanAnswers, untilReady } from "./podman-ready.js";
+import { StageError } from "./stage-error.js";
 import { withoutCredentials } from "../api/git-url.js";
 
 // One build, start to end: the source fetched while the VMs boot, podman answering, the context streamed into a
@@ -66,16 +65,6 @@ type Final = JobView & { state: "succeeded" | "failed" };
 
 const CHECKOUT_PREFIX = "src-";
 
-class StageError extends Error {
-  constructor(
-    readonly stage: JobStage,
-    readonly reason: FailureReason,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 interface Target extends BuildVM {
   endpoint: Endpoint;
 }
@@ -108,10 +97,15 @@ export async function runBuild(input: BuildInput, job: JobHandle): Promise<Final
     known.unshift({ name: "CHAINS-GIT_URL", value: withoutCredentials(settings.gitUrl) }, { name: "CHAINS-GIT_COMMIT", value: commit });
     input.log.line(`source ${withoutCredentials(settings.gitUrl)} at ${commit}`);
     job.progress("connecting", `Waiting for VM ${vms}`);
-    const endpoints = await connectStage(input, job.signal);
+    let endpoints = await connectStage(input, job.signal);
+    clients = endpoints.map((endpoint) => createPodmanClient(endpoint));
+    if (await untilReady(clients, job)) {
+      await Promise.all(clients.splice(0).map((c) => c.close()));
+      endpoints = await connectStage(input, job.signal);
+      clients = endpoints.map((endpoint) => createPodmanClient(endpoint));
+    }
+    await untilPodmanAnswers(clients, job.signal);
     const targets: Target[] = input.vms.map((vm, i) => ({ ...vm, endpoint: endpoints[i] as Endpoint }));
-    clients = targets.map((t) => createPodmanClient(t.endpoint));
-    await Promise.all(clients.map((podman) => waitForPodman(podman, job.signal)));
     const buildStart = Date.now();
     const fanout = targets.length > 1;
     let pushStart: number | undefined;
@@ -202,24 +196,6 @@ const IndexSchema = z.object({
   mediaType: z.string().optional(),
   manifests: z.array(z.object({ digest: z.string() }).passthrough()),
 });
-
-const PODMAN_BACKOFF = { baseMs: 100, maxMs: 2_000, maxExponent: 5 };
-
-/** podman may take a while after the VMI is Ready (without a readiness probe): retry until the caller gives up. */
-async function waitForPodman(podman: PodmanClient, signal: AbortSignal): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    if (signal.aborted) throw new StageError("connecting", "BuildFailed", "cancelled while waiting for podman");
-    try {
-      await podman.ping(AbortSignal.any([signal, AbortSignal.timeout(5_000)]));
-      return;
-    } catch (err) {
-      // A host key that does not match, a key the VM refuses: waiting cannot help.
-      const fatal = permanentTransportError(err);
-      if (fatal) throw new StageError("connecting", "VMConnectionFailed", fatal.message);
-      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, PODMAN_BACKOFF)));
-    }
-  }
-}
 
 async function connectStage(input: BuildInput, signal: AbortSignal): Promise<Endpoint[]> {
   try {

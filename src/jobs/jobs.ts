@@ -29,8 +29,13 @@ export interface JobVM {
 export interface JobHandle {
   readonly signal: AbortSignal;
   progress(stage: JobStage, detail: string): void;
-  /** The VMs' addresses, in the order the job was given its VMs, once every one is up. */
+  /** The VMs' addresses, in the order the job was given its VMs, once every one has one (it may still boot). */
   addresses(): Promise<readonly string[]>;
+  /**
+   * Resolves once every VM is Ready (after addresses): true when an address changed meanwhile (addresses() then
+   * gives the new ones), false when the sessions opened to the first ones serve.
+   */
+  ready(): Promise<boolean>;
 }
 
 export type JobBody = (handle: JobHandle) => Promise<JobView & { state: "succeeded" | "failed" }>;
@@ -48,6 +53,8 @@ interface Entry {
   done: Promise<void>;
   addresses?: readonly string[];
   addressed: () => void;
+  readied: (moved: boolean) => void;
+  wasReady?: true;
 }
 
 export class Jobs {
@@ -66,7 +73,9 @@ export class Jobs {
     const abort = new AbortController();
     let addressed = () => {};
     const reached = new Promise<void>((resolve) => (addressed = resolve));
-    const entry: Entry = { view: { state: "running", stage: "fetching", detail: "" }, abort, done: Promise.resolve(), addressed };
+    let readied = (_moved: boolean) => {};
+    const allReady = new Promise<boolean>((resolve) => (readied = resolve));
+    const entry: Entry = { view: { state: "running", stage: "fetching", detail: "" }, abort, done: Promise.resolve(), addressed, readied };
     this.entries.set(key, entry);
     let lastNotice = 0;
     let pending: NodeJS.Timeout | undefined;
@@ -90,6 +99,7 @@ export class Jobs {
         await untilAborted(reached, abort.signal);
         return entry.addresses ?? [];
       },
+      ready: () => untilAborted(allReady, abort.signal),
     };
     entry.done = body(handle).then(
       (final) => {
@@ -102,12 +112,23 @@ export class Jobs {
     ).finally(notify);
   }
 
-  /** Tells a job where its VMs answer; later calls (decide repeats itself until the job moves on) change nothing. */
-  connect(id: JobId, addresses: readonly string[]): void {
+  /**
+   * Tells a job where its VMs answer, and then whether they are all Ready. decide repeats itself until the job
+   * moves on: the first addresses stay until the VMs are Ready, when the addresses they have then win.
+   */
+  connect(id: JobId, addresses: readonly string[], ready: boolean): void {
     const entry = this.entries.get(jobKey(id));
-    if (!entry || entry.addresses) return;
-    entry.addresses = addresses;
-    entry.addressed();
+    if (!entry) return;
+    const first = entry.addresses;
+    if (!first) {
+      entry.addresses = addresses;
+      entry.addressed();
+    }
+    if (!ready || entry.wasReady) return;
+    entry.wasReady = true;
+    const moved = first !== undefined && first.some((address, i) => address !== addresses[i]);
+    if (moved) entry.addresses = addresses;
+    entry.readied(moved);
   }
 
   cancel(id: JobId): void {
@@ -144,14 +165,14 @@ export class Jobs {
   }
 }
 
-function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason as Error);
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason as Error);
     signal.addEventListener("abort", onAbort, { once: true });
-    void promise.then(() => {
+    void promise.then((value) => {
       signal.removeEventListener("abort", onAbort);
-      resolve();
+      resolve(value);
     });
   });
 }

@@ -60,6 +60,8 @@ export interface PodmanClient {
   manifestInspect(name: string, signal?: AbortSignal): Promise<ManifestList>;
   /** Pushes a manifest list; resolves with the digest podman reports for it. */
   manifestPush(name: string, destination: string, opts: PushOptions, signal: AbortSignal): Promise<string>;
+  /** Opens the transport's session (the ssh handshake) before the first request needs it; nothing over tcp. */
+  warm(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -152,6 +154,10 @@ export function createPodmanClient(endpoint: string | PodmanConnection): PodmanC
       };
       const reply = await http.json(call, pushReplySchema);
       return reply.Id;
+    },
+
+    async warm() {
+      await connection.warm?.();
     },
 
     async close() {

@@ -13,6 +13,8 @@ export interface PodmanConnection {
   readonly label: string;
   /** Frees what the transport holds besides the dispatcher's sockets (an ssh session). */
   readonly close?: () => Promise<void>;
+  /** Opens what the first request would (an ssh session) ahead of it; rejects like that request would. */
+  readonly warm?: () => Promise<void>;
 }
 
 // A build stream holds one connection for its whole length; a few more keep ping/inspect/push responsive.

@@ -34,8 +34,13 @@ const SUPPORTED_HOST_KEYS: ReadonlySet<string> = new Set([
   "ssh-rsa",
 ]);
 
+// Long enough for a handshake on a busy node; a request that joins a warm() still in flight waits at most this.
+const WARM_TIMEOUT_MS = 3_000;
+
 export interface SshOptions {
   readyTimeoutMs?: number;
+  /** The handshake timeout of a warm(), shorter: a guest still booting may drop the packets. */
+  warmTimeoutMs?: number;
   /**
    * Once, when the VM refuses the target's key or its host key does not match: where to get a newer key and
    * known_hosts (the target's may be a copy kept from before a rotation), or undefined when there is none.
@@ -52,9 +57,9 @@ export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConne
   const readyTimeout = opts.readyTimeoutMs ?? 10_000;
   let target = first;
   let retarget = opts.retarget;
-  const handshakeOnce = async (): Promise<Client> => {
+  const handshakeOnce = async (timeout: number): Promise<Client> => {
     try {
-      return await handshake(target, where, readyTimeout);
+      return await handshake(target, where, timeout);
     } catch (err) {
       const again = retarget;
       // Only a refusal spends it: an sshd not up yet is tried again with the same target.
@@ -63,12 +68,12 @@ export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConne
       const next = await again();
       if (!next) throw err;
       target = next;
-      return handshake(target, where, readyTimeout);
+      return handshake(target, where, timeout);
     }
   };
   let session: Promise<Client> | undefined;
-  const open = (): Promise<Client> => {
-    session ??= handshakeOnce().then(
+  const open = (timeout = readyTimeout): Promise<Client> => {
+    session ??= handshakeOnce(timeout).then(
       (client) => {
         client.once("close", () => {
           session = undefined;
@@ -91,6 +96,9 @@ export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConne
   const connection = connectWith(connector, `ssh://${where}${target.socketPath}`);
   return {
     ...connection,
+    async warm() {
+      await open(opts.warmTimeoutMs ?? WARM_TIMEOUT_MS);
+    },
     async close() {
       const client = await session?.catch(() => undefined);
       if (!client) return;

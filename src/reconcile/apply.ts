@@ -29,7 +29,7 @@ export interface ApplyDeps {
   caches: Caches;
   log: Logger;
   startJob: (run: CustomRun, settings: BuildSettings, attempt: number, vms: readonly JobVM[]) => void;
-  connectJob: (id: JobId, addresses: readonly string[]) => void;
+  connectJob: (id: JobId, addresses: readonly string[], ready: boolean) => void;
   cancelJob: (id: JobId) => void;
   metrics: Pick<Metrics, "scratchFailed">;
   /** Leases and runs written here: the next decisions see them before the informers have them. */
@@ -178,7 +178,7 @@ async function applyAction(
       deps.startJob(run, obs.settings.settings, action.job.attempt, action.vms);
       return;
     case "connectJob":
-      deps.connectJob({ uid: run.metadata.uid, ...action.job }, action.addresses);
+      deps.connectJob({ uid: run.metadata.uid, ...action.job }, action.addresses, action.ready);
       return;
     case "cancelJob":
       deps.cancelJob({ uid: run.metadata.uid, ...action.job });

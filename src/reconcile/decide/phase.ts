@@ -22,8 +22,8 @@ export type Action =
   | { kind: "deleteVMI"; pool: string; vm: string }
   /** Started as soon as the VMs are leased: the source is fetched while they boot. */
   | { kind: "startJob"; job: JobRef; vms: JobVM[] }
-  /** Every VM of the job is up: where each one answers, in the job's VM order. */
-  | { kind: "connectJob"; job: JobRef; addresses: string[] }
+  /** Every VM of the job has an address: where each one answers, in the job's VM order; ready once all are Ready. */
+  | { kind: "connectJob"; job: JobRef; addresses: string[]; ready: boolean }
   | { kind: "cancelJob"; job: JobRef };
 
 export interface Ctx {

@@ -6,8 +6,9 @@ import { elapsed, failure, progress } from "../../tekton/status.js";
 import { formatDuration } from "../../timing/duration.js";
 import { heldVM, seenVM, type Action, type Ctx, type Next } from "./phase.js";
 
-// Starting: the VMs are leased and boot while the job fetches the source; once every VM is up the job is told
-// where each answers, and the run builds once podman does.
+// Starting: the VMs are leased and boot while the job fetches the source; once every VM has an address the job is
+// told where each answers (and opens its sessions), once every one is Ready it is told so, and the run builds once
+// podman answers.
 
 export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Next<"building" | "beginScratch"> {
   const { obs } = ctx;
@@ -103,8 +104,10 @@ export function starting(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
       })),
     });
   }
-  const allUp = allReady && ready.every((vm) => vm.vmi?.address && !vm.vmi.deleting);
-  if (allUp) actions.push({ kind: "connectJob", job: ref, addresses: ready.map((vm) => vm.vmi?.address ?? "") });
+  // A VMI has its address before it is Ready (its guest still boots): the job opens its ssh sessions meanwhile.
+  const addressed = ready.every((vm) => vm.vmi?.address && !vm.vmi.deleting);
+  if (addressed) actions.push({ kind: "connectJob", job: ref, addresses: ready.map((vm) => vm.vmi?.address ?? ""), ready: allReady });
+  const allUp = allReady && addressed;
   // One message for the whole phase: each VMI transition, the VMs' addresses and the fetch ending are in the web
   // view and the log, not in a status write of their own (each would cost a write per run).
   return {

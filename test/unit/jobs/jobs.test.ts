@@ -42,14 +42,56 @@ describe("Jobs", () => {
     expect(woken).toHaveLength(4);
   });
 
-  it("hands the addresses of the first connect to the job; later ones change nothing", async () => {
+  it("hands the addresses of the first connect to the job; once the VMs are Ready, later ones change nothing", async () => {
     const jobs = new Jobs(() => {});
     const job = controllable();
     jobs.start("ns/run", ID, job.body);
     const addresses = job.handle().addresses();
-    jobs.connect(ID, ["10.0.0.1", "10.0.0.2"]);
-    jobs.connect(ID, ["10.9.9.9", "10.9.9.9"]);
+    jobs.connect(ID, ["10.0.0.1", "10.0.0.2"], false);
+    jobs.connect(ID, ["10.0.0.1", "10.0.0.2"], true);
+    jobs.connect(ID, ["10.9.9.9", "10.9.9.9"], true);
     await expect(addresses).resolves.toEqual(["10.0.0.1", "10.0.0.2"]);
+    await expect(job.handle().ready()).resolves.toBe(false);
+    await expect(job.handle().addresses()).resolves.toEqual(["10.0.0.1", "10.0.0.2"]);
+    job.finish();
+  });
+
+  it("an address that changed by the time the VMs are Ready wins, and ready() says so", async () => {
+    const jobs = new Jobs(() => {});
+    const job = controllable();
+    jobs.start("ns/run", ID, job.body);
+    jobs.connect(ID, ["10.0.0.1", "10.0.0.2"], false);
+    await expect(job.handle().addresses()).resolves.toEqual(["10.0.0.1", "10.0.0.2"]);
+    jobs.connect(ID, ["10.0.0.1", "10.0.0.7"], true);
+    await expect(job.handle().ready()).resolves.toBe(true);
+    await expect(job.handle().addresses()).resolves.toEqual(["10.0.0.1", "10.0.0.7"]);
+    job.finish();
+  });
+
+  it("tells the job its VMs are Ready with the first connect that says so, after their addresses", async () => {
+    const jobs = new Jobs(() => {});
+    const job = controllable();
+    jobs.start("ns/run", ID, job.body);
+    let ready = false;
+    void job.handle().ready().then(() => (ready = true));
+    jobs.connect(ID, ["10.0.0.1"], false);
+    jobs.connect(ID, ["10.0.0.1"], false);
+    await vi.runAllTimersAsync();
+    expect(ready).toBe(false);
+    jobs.connect(ID, ["10.0.0.1"], true);
+    await vi.runAllTimersAsync();
+    expect(ready).toBe(true);
+    job.finish();
+  });
+
+  it("a job waiting for its VMs to get Ready stops waiting when it is cancelled", async () => {
+    const jobs = new Jobs(() => {});
+    const job = controllable();
+    jobs.start("ns/run", ID, job.body);
+    jobs.connect(ID, ["10.0.0.1"], false);
+    const ready = job.handle().ready();
+    jobs.cancel(ID);
+    await expect(ready).rejects.toThrow("cancelled");
     job.finish();
   });
 

@@ -94,6 +94,13 @@ const ready = (name: string): VMView => ({
   leaseHolder: ME,
 });
 const halted = (name: string): VMView => ({ name, wantsRunning: false, leaseHolder: ME });
+/** Running with the pod network's address, its readiness probe not passed yet (the guest still boots). */
+const addressed = (name: string): VMView => ({
+  name,
+  wantsRunning: true,
+  vmi: { phase: "Running", ready: false, address: "127.0.0.10", deleting: false },
+  leaseHolder: ME,
+});
 
 interface ObservationExtra extends Partial<Omit<Observation, "held" | "extraLeases" | "demandAhead" | "pools">> {
   /** The VM whose lease the run's one slot holds. */
@@ -264,6 +271,23 @@ const rows: Row[] = [
     actions: [],
     reason: "StartingVM",
     message: /^Starting VM builders-0 of pool team-a\/builders\.$/,
+  },
+  {
+    name: "starting, VMI addressed but not Ready: the job is told where the VM answers, to open its session meanwhile",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(5, [addressed("builders-0")], { heldLease: "builders-0", job: fetching }),
+    actions: ["connectJob"],
+    reason: "StartingVM",
+    message: /^Starting VM builders-0 of pool team-a\/builders\.$/,
+  },
+  {
+    name: "starting, VMI addressed (the job connecting) but not Ready past readyTimeout: scratch it, try another VM",
+    run: run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),
+    obs: observe(61, [addressed("builders-0"), stopped("builders-1")], { heldLease: "builders-0", job: connecting }),
+    actions: ["cancelJob", "stopVM:builders-0"],
+    reason: "Scratching",
+    phase: "Scratching",
+    message: /builders-0 \(VMI Running, not ready at 127\.0\.0\.10\) did not get ready within 1m0s.*trying another VM/,
   },
   {
     name: "starting, VM up long ago but the fetch still going: not a VM that failed to get ready",
@@ -643,6 +667,24 @@ describe("decide: every phase × event", () => {
   }
 });
 
+describe("decide: the job hears where its VMs answer, then that they are Ready", () => {
+  const starting = () => run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") });
+  const connect = (vm: VMView) =>
+    decide(starting(), observe(5, [vm], { heldLease: "builders-0", job: connecting })).actions.find((a) => a.kind === "connectJob");
+
+  it("addressed, its readiness probe not passed: the address, not Ready", () => {
+    expect(connect(addressed("builders-0"))).toMatchObject({ addresses: ["127.0.0.10"], ready: false });
+  });
+
+  it("Ready: the address, and Ready", () => {
+    expect(connect(ready("builders-0"))).toMatchObject({ addresses: ["127.0.0.10"], ready: true });
+  });
+
+  it("no address yet: nothing", () => {
+    expect(connect(booting("builders-0"))).toBeUndefined();
+  });
+});
+
 describe("decide: status bookkeeping", () => {
   it("records the VM and its lease in extraFields when it leases one", () => {
     const d = decide(run(), observe(0, [stopped("builders-0")]));
@@ -925,7 +967,7 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
           { pool: ARM, vm: "arm-0", platforms: ["linux/arm64"] },
         ],
       },
-      { kind: "connectJob", job, addresses: ["127.0.0.10", "127.0.0.10"] },
+      { kind: "connectJob", job, addresses: ["127.0.0.10", "127.0.0.10"], ready: true },
     ]);
   });
 
@@ -975,7 +1017,7 @@ describe("decide: warm pools", () => {
     expect(d.actions).toEqual([
       { kind: "acquireLease", pool: POOL, vm: "builders-1", holder: ME, fromWarm: true },
       { kind: "startJob", job: { attempt: 0, vms: ["builders-1"] }, vms: [{ pool: POOL, vm: "builders-1", platforms: settings.platforms }] },
-      { kind: "connectJob", job: { attempt: 0, vms: ["builders-1"] }, addresses: ["127.0.0.10"] },
+      { kind: "connectJob", job: { attempt: 0, vms: ["builders-1"] }, addresses: ["127.0.0.10"], ready: true },
     ]);
   });
 
