@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { BuildEvent } from "../../src/podman/build-events.js";
 import { createPodmanClient, type PodmanClient } from "../../src/podman/client.js";
 import { permanentTransportError } from "../../src/podman/errors.js";
@@ -76,6 +76,26 @@ describe("podman over ssh: a real sshd tunnelling to podman's unix socket", { ti
     expect(JSON.stringify(events)).toContain("hello over ssh");
     const list = await podmanClient.manifestInspect(manifest);
     expect(list.entries.map((e) => e.platform)).toEqual(["linux/amd64"]);
+  });
+
+  it("warm() opens the session ahead of the first request, which then uses it: one login", async () => {
+    const logins = () => sshd.output().split("Accepted publickey").length;
+    const before = logins();
+    const warmed = client();
+    await warmed.warm();
+    await vi.waitFor(() => expect(logins()).toBe(before + 1));
+    expect((await warmed.ping()).apiVersion).not.toBe("");
+    expect(await warmed.info()).toMatchObject({ os: "linux" });
+    // sshd logs a login before it answers it: a second session would be in the log by now.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(logins()).toBe(before + 1);
+  });
+
+  it("warm() with nothing listening yet (a guest still booting) fails as transient: the job tries again", async () => {
+    const booting = client({ port: await freePort("127.0.0.1") });
+    const err = await booting.warm().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(permanentTransportError(err)).toBeUndefined();
   });
 
   it("accepts a wildcard known_hosts entry, as a pool whose VMs share the image's host key uses", async () => {
