@@ -14,6 +14,8 @@ export interface BenchContext {
   compiled: boolean;
   /** Overrides the run count of scenarios a and b (a quick look at a change before a full-size run). */
   runs?: number;
+  /** Scenario (a)'s stand-in boot delay; its target holds for 0. */
+  bootDelayMs?: number;
   /** Directory for the controller's V8 CPU profile (`--cpu-prof`), written when it exits. */
   cpuProfDir?: string;
   /** Extra flags for the controller's node. */

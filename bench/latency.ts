@@ -29,6 +29,7 @@ export interface LatencyResult {
   succeeded: number;
   /** Runs for which every hand-off could be read from the watches and the registry log. */
   measured: number;
+  bootDelayMs: number;
   handoffs: Record<Handoff, Distribution>;
   /** VM stop requested → VMI gone: stopping, the stand-in killing podman and removing the disk, the delete. */
   scratch: Distribution;
@@ -40,7 +41,8 @@ export interface LatencyResult {
 export async function latency(ctx: BenchContext, runs = ctx.runs ?? (ctx.smoke ? 3 : 200), inFlight = 2): Promise<LatencyResult> {
   const { h } = ctx;
   await createContextRepo(h.repos, "instant", { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=instant\n` });
-  const s = await stage(ctx, "latency", inFlight, { "sim.vmbuild.dev/boot-delay-ms": "0" });
+  const bootDelayMs = ctx.bootDelayMs ?? 0;
+  const s = await stage(ctx, "latency", inFlight, { "sim.vmbuild.dev/boot-delay-ms": String(bootDelayMs) });
   try {
     const names = runNames("lat", runs);
     const started = Date.now();
@@ -64,6 +66,7 @@ export async function latency(ctx: BenchContext, runs = ctx.runs ?? (ctx.smoke ?
     return {
       runs,
       inFlight,
+      bootDelayMs,
       succeeded: timelines.filter((t) => finalCondition(t.last)?.reason === "Succeeded").length,
       measured: complete.length,
       handoffs: {

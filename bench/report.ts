@@ -74,7 +74,10 @@ export function targets(r: Report): Target[] {
   if (r.latency) {
     for (const h of HANDOFFS) {
       const d = r.latency.handoffs[h];
-      out.push({ scenario: "a", target: `${h}: p99 < 200 ms`, measured: `p99 ${d.p99} ms (p50 ${d.p50} ms)`, met: d.count > 0 && d.p99 < 200 });
+      // The target is set for a stand-in that boots at once; another boot delay is reported, never met.
+      const delay = r.latency.bootDelayMs;
+      const target = `${h}: p99 < 200 ms${delay === 0 ? "" : ` (boot delay ${delay} ms, not the target's 0)`}`;
+      out.push({ scenario: "a", target, measured: `p99 ${d.p99} ms (p50 ${d.p50} ms)`, met: delay === 0 && d.count > 0 && d.p99 < 200 });
     }
   }
   if (r.throughput) {
@@ -132,7 +135,7 @@ export function markdown(r: Report): string {
   for (const e of r.errors) lines.push("", `Scenario ${e.scenario} failed: ${e.message}`);
   if (r.latency) {
     const l = r.latency;
-    lines.push("", `## (a) hand-off latency: ${l.runs} runs, ${l.inFlight} at a time, ${l.measured} fully measured`, "");
+    lines.push("", `## (a) hand-off latency: ${l.runs} runs, ${l.inFlight} at a time, stand-in boot delay ${l.bootDelayMs} ms, ${l.measured} fully measured`, "");
     lines.push("| hand-off | p50 ms | p99 ms | max ms |", "|---|---|---|---|");
     for (const h of HANDOFFS) lines.push(`| ${h} | ${l.handoffs[h].p50} | ${l.handoffs[h].p99} | ${l.handoffs[h].max} |`);
     lines.push(`| (VM stop requested → VMI gone: stand-in scratch) | ${l.scratch.p50} | ${l.scratch.p99} | ${l.scratch.max} |`);
