@@ -34,13 +34,12 @@ const SUPPORTED_HOST_KEYS: ReadonlySet<string> = new Set([
   "ssh-rsa",
 ]);
 
-// Long enough for a handshake on a busy node; a request that joins a warm() still in flight waits at most this.
+// The handshake timeout of a warm(): long enough on a busy node, short as a guest still booting may drop the
+// packets, and a request that joins a warm() still in flight waits at most this.
 const WARM_TIMEOUT_MS = 3_000;
 
 export interface SshOptions {
   readyTimeoutMs?: number;
-  /** The handshake timeout of a warm(), shorter: a guest still booting may drop the packets. */
-  warmTimeoutMs?: number;
   /**
    * Once, when the VM refuses the target's key or its host key does not match: where to get a newer key and
    * known_hosts (the target's may be a copy kept from before a rotation), or undefined when there is none.
@@ -97,7 +96,7 @@ export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConne
   return {
     ...connection,
     async warm() {
-      await open(opts.warmTimeoutMs ?? WARM_TIMEOUT_MS);
+      await open(WARM_TIMEOUT_MS);
     },
     async close() {
       const client = await session?.catch(() => undefined);
