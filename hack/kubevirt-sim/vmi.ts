@@ -96,19 +96,23 @@ export class VMIController {
     } catch (err) {
       log.warn("could not set phase Scheduling", { namespace, vmi: name, uid, error: errorMessage(err) });
     }
-    const interfaces = (ip: string) => [{ name: "default", ipAddress: ip, ipAddresses: [ip] }];
     // Like virt-handler: Running with the pod network's address while the guest still boots, Ready only once it
     // answers (the example pool's readiness probe).
+    const running = (ip: string, ready: boolean): VirtualMachineInstanceStatus => ({
+      phase: "Running",
+      nodeName: this.d.nodeName,
+      conditions: [
+        {
+          type: "Ready",
+          ...(ready ? { status: "True" } : { status: "False", reason: "PodNotReady" }),
+          lastProbeTime: null,
+          lastTransitionTime: new Date().toISOString(),
+        },
+      ],
+      interfaces: [{ name: "default", ipAddress: ip, ipAddresses: [ip] }],
+    });
     const early = await Promise.race([boot.address, boot.booting.then(() => undefined, () => undefined)]);
-    if (early !== undefined && !this.d.instances.cancelled(uid)) {
-      const now = new Date().toISOString();
-      await this.reportStatus(vmi, "Running", {
-        phase: "Running",
-        nodeName: this.d.nodeName,
-        conditions: [{ type: "Ready", status: "False", reason: "PodNotReady", lastProbeTime: null, lastTransitionTime: now }],
-        interfaces: interfaces(early),
-      });
-    }
+    if (early !== undefined && !this.d.instances.cancelled(uid)) await this.reportStatus(vmi, "Running", running(early, false));
     let ip: string;
     try {
       ip = await boot.booting;
@@ -124,13 +128,7 @@ export class VMIController {
     const durationMs = Date.now() - started;
     const storageDir = this.d.instances.facts(uid)?.storageDir ?? null;
     this.d.recorder.ready({ namespace, vm: name, uid, ip, storageDir }, durationMs);
-    const now = new Date().toISOString();
-    const reported = await this.reportStatus(vmi, "Ready", {
-      phase: "Running",
-      nodeName: this.d.nodeName,
-      conditions: [{ type: "Ready", status: "True", lastProbeTime: null, lastTransitionTime: now }],
-      interfaces: interfaces(ip),
-    });
+    const reported = await this.reportStatus(vmi, "Ready", running(ip, true));
     if (reported) log.info("ready", { namespace, vmi: name, uid, ip, ms: durationMs });
   }
 
