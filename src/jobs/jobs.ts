@@ -49,6 +49,11 @@ export const DETAIL_EVERY_MS = 10_000;
 
 interface Entry {
   view: JobView;
+  /**
+   * What reconciles read: the view as of the job's last wake-up. A reconcile woken by something else (the run's
+   * own status write coming back) would otherwise write a newer step of the same stage, past DETAIL_EVERY_MS.
+   */
+  shown: JobView;
   abort: AbortController;
   done: Promise<void>;
   addresses?: readonly string[];
@@ -64,7 +69,7 @@ export class Jobs {
   constructor(private readonly onChange: (runKey: string) => void) {}
 
   get(id: JobId): JobView | undefined {
-    return this.entries.get(jobKey(id))?.view;
+    return this.entries.get(jobKey(id))?.shown;
   }
 
   start(runKey: string, id: JobId, body: JobBody): void {
@@ -75,7 +80,8 @@ export class Jobs {
     const reached = new Promise<void>((resolve) => (addressed = resolve));
     let readied = (_moved: boolean) => {};
     const allReady = new Promise<boolean>((resolve) => (readied = resolve));
-    const entry: Entry = { view: { state: "running", stage: "fetching", detail: "" }, abort, done: Promise.resolve(), addressed, readied };
+    const initial: JobView = { state: "running", stage: "fetching", detail: "" };
+    const entry: Entry = { view: initial, shown: initial, abort, done: Promise.resolve(), addressed, readied };
     this.entries.set(key, entry);
     let lastNotice = 0;
     let pending: NodeJS.Timeout | undefined;
@@ -83,6 +89,7 @@ export class Jobs {
       clearTimeout(pending);
       pending = undefined;
       lastNotice = Date.now();
+      entry.shown = entry.view;
       this.onChange(runKey);
     };
     const handle: JobHandle = {
