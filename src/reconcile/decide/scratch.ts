@@ -36,12 +36,16 @@ export function scratching(ctx: Ctx, state: RunState): Next<"finish"> {
   state.slots.forEach((slot, i) => {
     const vm = heldVM(ctx, state, i);
     if (!vm) return;
-    const step = scratchStep(lastSeen(ctx.obs, slot.pool, vm), sinceStop);
+    const seen = lastSeen(ctx.obs, slot.pool, vm);
+    const step = scratchStep(seen, sinceStop);
     actions.push(...scratchActions(step, slot.pool, vm));
     if (step !== "gone" || jobRunning) {
       pending = true;
       return;
     }
+    // Seen without a Lease: released by an earlier pass (a fan-out's VMs go one by one) or by hand. Unseen, the
+    // Lease may still be there: the release reads it.
+    if (seen && !seen.leaseHolder && !ctx.held.leasedNow.has(vm)) return;
     const toWarm = rejoinsWarmSet(ctx.obs.pools[slot.pool], handedBack.get(slot.pool) ?? 0);
     if (toWarm) handedBack.set(slot.pool, (handedBack.get(slot.pool) ?? 0) + 1);
     actions.push({ kind: "releaseLease", pool: slot.pool, vm, holder, toWarm });
