@@ -73,7 +73,7 @@ export async function packContext(opts: PackContextOptions): Promise<PackedConte
   // cancelled before its request read the tar had the checkout removed under it (an uncaught ENOENT).
   async function* counting(): AsyncGenerator<Buffer> {
     const tarPack: Pack = packDirectory(paths.contextDir, options);
-    for await (const chunk of tarPack as AsyncIterable<Buffer>) {
+    for await (const chunk of batched(tarPack as AsyncIterable<Buffer>)) {
       read += chunk.length;
       yield chunk;
     }
@@ -83,6 +83,30 @@ export async function packContext(opts: PackContextOptions): Promise<PackedConte
     dockerfile: tarDockerfile,
     bytesRead: () => read,
   };
+}
+
+// tar-fs yields each header, padding and small file on its own: each would be an HTTP chunk of the build request
+// and, over ssh, a packet encrypted and written by itself (a checkout of a few files is a hundred of them).
+const BATCH_BYTES = 64 * 1024;
+
+/** The pieces of `source` joined up to BATCH_BYTES; a piece that size or larger passes through uncopied. */
+export async function* batched(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let pieces: Buffer[] = [];
+  let size = 0;
+  for await (const piece of source) {
+    if (size === 0 && piece.length >= BATCH_BYTES) {
+      yield piece;
+      continue;
+    }
+    pieces.push(piece);
+    size += piece.length;
+    if (size >= BATCH_BYTES) {
+      yield Buffer.concat(pieces, size);
+      pieces = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(pieces, size);
 }
 
 async function appendFile(
