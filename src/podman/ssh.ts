@@ -143,6 +143,8 @@ async function handshake(target: SshTarget, where: string, readyTimeout: number)
         port: target.port,
         username: target.username,
         privateKey: target.privateKey,
+        // Straight to the key: by default ssh2 first asks for "none", a round trip every VM refuses.
+        authHandler: ["publickey"],
         readyTimeout,
         keepaliveInterval: 15_000,
         hostVerifier: (key: Buffer) => {
