@@ -29,6 +29,7 @@ import {
   keysOfRun,
   keysOfVM,
   keysOfVMBuild,
+  poolChangeMatters,
   unfinishedRuns,
   type Keys,
 } from "./reconcile/run-keys.js";
@@ -153,7 +154,17 @@ export async function startController(
   // Every change wakes the runs it concerns and the pools whose warm set it may change.
   informers.runs.onChange((obj) => wake(keysOfRun(obj)));
   informers.vmbuilds.onChange((obj) => wake(keysOfVMBuild(obj, caches)));
-  informers.pools.onChange((obj) => wake(keysOfPool(obj, caches)));
+  // The last version of each pool: its status changes at every boot and scratch, which no decision reads.
+  const poolsSeen = new Map<string, KubernetesObject>();
+  informers.pools.onChange((obj) => {
+    const before = poolsSeen.get(keyOf(obj));
+    poolsSeen.set(keyOf(obj), obj);
+    if (poolChangeMatters(before, obj)) wake(keysOfPool(obj, caches));
+  });
+  informers.pools.onDelete((obj) => {
+    poolsSeen.delete(keyOf(obj));
+    wake(keysOfPool(obj, caches));
+  });
   informers.vms.onChange((obj) => wake(keysOfVM(obj, caches)));
   informers.vmis.onChange((obj) => wake(keysOfVM(obj, caches)));
   informers.leases.onChange((obj) => wake(keysOfLease(obj)));

@@ -1,4 +1,5 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
 import { poolMembers, type Caches } from "../cache/caches.js";
 import type { QueueEntry } from "../cache/pool-queues.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
@@ -40,6 +41,21 @@ export function keysOfVMBuild(obj: KubernetesObject, caches: Pick<Caches, "runs"
 export function keysOfPool(obj: KubernetesObject, caches: Pick<Caches, "vms" | "queue">): Keys {
   const pool = keyOf(obj);
   return { runs: roundOf(pool, caches), pools: [pool], waitingIn: [] };
+}
+
+/**
+ * Whether a pool's new version may concern a decision. Runs and the warm keeper read its spec, its annotations
+ * and which object it is, never its status, which the pool's controller rewrites at every boot and scratch of its
+ * VMs (what those change, the VM, VMI and Lease events bring).
+ */
+export function poolChangeMatters(before: KubernetesObject | undefined, after: KubernetesObject): boolean {
+  if (before === undefined) return true;
+  const spec = (obj: KubernetesObject) => (obj as { spec?: unknown }).spec;
+  return (
+    before.metadata?.uid !== after.metadata?.uid ||
+    !isDeepStrictEqual(before.metadata?.annotations ?? {}, after.metadata?.annotations ?? {}) ||
+    !isDeepStrictEqual(spec(before), spec(after))
+  );
 }
 
 /**

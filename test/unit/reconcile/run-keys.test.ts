@@ -10,6 +10,7 @@ import {
   keysOfRun,
   keysOfVM,
   keysOfVMBuild,
+  poolChangeMatters,
   roundOf,
   unfinishedRuns,
 } from "../../../src/reconcile/run-keys.js";
@@ -106,6 +107,27 @@ describe("roundOf and keysOfPool", () => {
   it("wakes a changed pool's round at once (its annotations may decide anything), the first run when its VMs are all gone", () => {
     const c = caches({ queues: { "ns/pool": waiting("ns/w1", "ns/w2") } });
     expect(keysOfPool(pool("pool"), c)).toEqual({ runs: ["ns/w1"], pools: ["ns/pool"], waitingIn: [] });
+  });
+});
+
+describe("poolChangeMatters", () => {
+  const version = (over: { uid?: string; annotations?: Record<string, string>; spec?: object; status?: object } = {}) =>
+    ({
+      metadata: { namespace: "ns", name: "pool", uid: over.uid ?? "u1", annotations: over.annotations ?? { "a": "1" } },
+      spec: over.spec ?? { replicas: 2, virtualMachineTemplate: { spec: { runStrategy: "Halted" } } },
+      status: over.status ?? { replicas: 2, readyReplicas: 0 },
+    }) as KubernetesObject;
+
+  it.each([
+    ["the first version seen", undefined, version(), true],
+    ["a status-only change (a VM became ready)", version(), version({ status: { replicas: 2, readyReplicas: 1 } }), false],
+    ["the same version again (a relist)", version(), version(), false],
+    ["an annotation changed", version(), version({ annotations: { a: "2" } }), true],
+    ["an annotation added", version(), version({ annotations: { a: "1", b: "x" } }), true],
+    ["the spec changed", version(), version({ spec: { replicas: 3 } }), true],
+    ["a pool deleted and created again under the same name", version(), version({ uid: "u2" }), true],
+  ])("%s", (_what, before, after, matters) => {
+    expect(poolChangeMatters(before, after)).toBe(matters);
   });
 });
 
