@@ -50,11 +50,14 @@ const commaList = (v: unknown) =>
         .filter((s) => s.length > 0)
     : v;
 const boolText = (v: unknown) => (v === "true" ? true : v === "false" ? false : v);
-const keyValueList = (v: unknown) => {
+const keyValueList = (v: unknown, ctx: z.RefinementCtx) => {
   if (!Array.isArray(v)) return v;
   const out: Record<string, unknown> = {};
-  for (const item of v) {
-    if (typeof item !== "string" || !item.includes("=")) return v; // let the record schema report it
+  for (const [i, item] of v.entries()) {
+    if (typeof item !== "string" || !item.includes("=")) {
+      ctx.addIssue({ code: "custom", message: 'expected "NAME=value"', path: [i], input: item });
+      return z.NEVER;
+    }
     const at = item.indexOf("=");
     out[item.slice(0, at)] = item.slice(at + 1);
   }
@@ -132,10 +135,14 @@ export const settingsShape = {
   buildArgs: z
     .preprocess(
       keyValueList,
-      z.record(
-        z.string().regex(BUILD_ARG_KEY, { message: "build arg names are letters, digits and _" }),
-        z.string().max(4096),
-      ),
+      z.record(z.string().regex(BUILD_ARG_KEY), z.string().max(4096), {
+        error: (issue) =>
+          issue.code === "invalid_type"
+            ? 'expected a map, or a list of "NAME=value" strings'
+            : issue.code === "invalid_key"
+              ? "build arg names are letters, digits and _, and do not start with a digit"
+              : undefined,
+      }),
     )
     .default({})
     .describe('Build arguments: a map, or a list of "NAME=value" strings.'),
@@ -146,7 +153,7 @@ export const settingsShape = {
     "Secret (kubernetes.io/dockerconfigjson) in the run's namespace with logins for pulling base images during the build; by default the build pulls anonymously. Name the registrySecret here to pull with the push login too (the build's RUN steps then share the VM with that login; see SECURITY.md).",
   ),
   tlsVerify: z
-    .preprocess(boolText, z.boolean())
+    .preprocess(boolText, z.boolean({ message: 'expected "true" or "false"' }))
     .default(true)
     .describe('Verify the registry\'s TLS certificate. Set "false" only for a registry you trust on an insecure network.'),
   queueTimeout: duration("30m").describe("How long a run may wait for a free VM before it fails."),

@@ -48,9 +48,12 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     [[{ name: "gitUrl", value: "file:///etc" }], /param "gitUrl": expected an http/],
     [[{ name: "gitUrl", value: "ext::sh -c touch% /tmp/pwned" }], /param "gitUrl"/],
     [[{ name: "gitRevision", value: "--upload-pack=evil" }], /param "gitRevision"/],
-    [[{ name: "buildArgs", value: ["A B=1"] }], /param "buildArgs"/],
+    [[{ name: "buildArgs", value: ["A B=1"] }], /param "buildArgs"\["A B"\]: build arg names are letters, digits and _/],
+    [[{ name: "buildArgs", value: ["A=1", "B"] }], /param "buildArgs"\[1\]: expected "NAME=value" \(got "B"\)/],
+    [[{ name: "buildArgs", value: "A=1" }], /param "buildArgs": expected a map, or a list of "NAME=value" strings/],
     [[{ name: "queueTimeout", value: "ten minutes" }], /param "queueTimeout": expected a duration/],
-    [[{ name: "tlsVerify", value: "yes" }], /param "tlsVerify"/],
+    [[{ name: "tlsVerify", value: "yes" }], /param "tlsVerify": expected "true" or "false" \(got "yes"\)/],
+    [[{ name: "tlsVerify", value: "TRUE" }], /param "tlsVerify": expected "true" or "false" \(got "TRUE"\)/],
     [[{ name: "pool", value: "a/b/c" }], /param "pool": expected NAME or NAMESPACE\/NAME/],
     [[{ name: "pullSecret", value: "Base_Images" }], /param "pullSecret": expected the name of a Secret/],
     [[{ name: "pullSecret", value: "team/base-images" }], /param "pullSecret": expected the name of a Secret/],
@@ -73,6 +76,13 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
   it("names the VMBuild field when the bad value came from there", () => {
     const r = resolveSettings({ ...base, platforms: "windows" }, []);
     expect(r.ok || r.message).toMatch(/^VMBuild spec.platforms\[0\]/);
+  });
+
+  it("names the build arg whose value is not a string, or too long", () => {
+    const number = resolveSettings({ ...base, buildArgs: { VERSION: 1.2 } }, []);
+    expect(number.ok || number.message).toMatch(/^VMBuild spec.buildArgs\["VERSION"\]: .*expected string, received number/);
+    const long = resolveSettings(base, [{ name: "buildArgs", value: { NOTE: "x".repeat(4097) } }]);
+    expect(long.ok || long.message).toMatch(/^param "buildArgs"\["NOTE"\]: .*<=4096 characters/);
   });
 
   it("says which required field is missing", () => {
