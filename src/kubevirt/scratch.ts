@@ -26,3 +26,19 @@ export function scratchStep(vm: VMView | undefined, sinceStopMs = Number.POSITIV
   if (vm?.vmi) return vm.vmi.deleting || sinceStopMs < VMI_DELETE_GRACE_MS ? "wait" : "deleteVMI";
   return "gone";
 }
+
+/**
+ * How long a Lease on a VM not started yet may be a start on its way: whoever leases a VM creates its Lease, then
+ * starts it. Releasing such a Lease in between would leave the VM running with no Lease.
+ */
+export const LEASE_START_GRACE_MS = 5_000;
+
+/**
+ * scratchStep for a VM another decision leased (a racing replica's, a leaked one): a stopped VM whose Lease is
+ * younger than LEASE_START_GRACE_MS is waited for, not called gone.
+ */
+export function strayScratchStep(vm: VMView | undefined, now: Date): ScratchStep {
+  const step = scratchStep(vm);
+  if (step !== "gone" || !vm?.leasedSince) return step;
+  return now.getTime() - Date.parse(vm.leasedSince) < LEASE_START_GRACE_MS ? "wait" : "gone";
+}

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Kube } from "../kube/client.js";
 import { describeApiError } from "../kube/errors.js";
 import { deleteVMI, setRunning } from "../kubevirt/client.js";
-import { scratchStep } from "../kubevirt/scratch.js";
+import { strayScratchStep } from "../kubevirt/scratch.js";
 import { VirtualMachineSchema } from "../kubevirt/vm.js";
 import { readRunState } from "../tekton/run-state.js";
 import { CustomRunSchema, isFinished } from "../tekton/customrun.js";
@@ -51,7 +51,7 @@ export async function sweep(
 
 /** Takes the VM's next scratch step; true once it is gone and the lease may go. */
 async function scratch(kube: Kube, caches: Caches, lease: HeldLease): Promise<boolean> {
-  const step = scratchStep(cachedVM(caches, lease.namespace, lease.vm));
+  const step = strayScratchStep(cachedVM(caches, lease.namespace, lease.vm), new Date());
   if (step === "stop") await setRunning(kube, VirtualMachineSchema.parse(caches.vms.get(lease.vm, lease.namespace)), false);
   else if (step === "deleteVMI") await deleteVMI(kube, lease.namespace, lease.vm);
   return step === "gone";

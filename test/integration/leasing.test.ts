@@ -1,7 +1,11 @@
+import { V1MicroTime } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mergePatch } from "../../src/kube/client.js";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
+import { holderIdentity, LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "../../src/lease/holder.js";
+import { LEASE_LABEL_MANAGED, LEASE_MANAGED_VALUE } from "../../src/lease/leases.js";
+import { poll } from "../../hack/testenv/wait.js";
 import { Cluster, succeeded, type CustomRunObject } from "../support/cluster.js";
 import { startController } from "../support/controller.js";
 import type { GitHttpServer } from "../support/git-http-server.js";
@@ -43,7 +47,11 @@ describe("leasing under load", () => {
     expect(runsWithoutTheirLease(runs, leases)).toEqual([]);
   };
 
-  const raceOver = async (name: string, runs: number, extraEnv: NodeJS.ProcessEnv) => {
+  /**
+   * `settleMs`: how long the VMs leased after their run ended (by a replica deciding on an older copy of it) may take
+   * to be scratched and their leases released, by the replicas still running, before the record is read.
+   */
+  const raceOver = async (name: string, runs: number, extraEnv: NodeJS.ProcessEnv, settleMs = 0) => {
     const pair = [
       await startController(env, { name: `${name}-a`, extraEnv }),
       await startController(env, { name: `${name}-b`, extraEnv }),
@@ -55,6 +63,10 @@ describe("leasing under load", () => {
       const names = Array.from({ length: runs }, (_, i) => `run-${String(i).padStart(2, "0")}`);
       await Promise.all(names.map((n) => cluster.createRun(ns, n, params("builders", `${ns}-${n}`))));
       const done = await Promise.all(names.map((n) => cluster.waitForRun(ns, n, 400_000)));
+      if (settleMs > 0) {
+        const gone = async () => ((await cluster.leases(ns)).length === 0 ? true : undefined);
+        await poll(gone, { timeoutMs: settleMs, intervalMs: 200, what: "every lease released after the runs ended" });
+      }
       const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
       watch.stop();
       return { ns, done, record, leases: watch.intervals() };
@@ -73,12 +85,60 @@ describe("leasing under load", () => {
   });
 
   it("the safety net: two replicas that both act (no leader election) still never lease one VM to two runs", { timeout: 600_000 }, async () => {
-    const { ns, done, record, leases } = await raceOver("unled", 20, { VMBUILD_LEADER_ELECTION: "false" });
+    // The sweeper (at most hourly here) is not what scratches a VM leased for a run that had already ended: the run
+    // gives it back itself, in seconds.
+    const { ns, done, record, leases } = await raceOver(
+      "unled",
+      20,
+      { VMBUILD_LEADER_ELECTION: "false", VMBUILD_SWEEP_SECONDS: "3600" },
+      20_000,
+    );
     // Both replicas drive the same runs, so some may fail; none may share a VM, and every VM is scratched.
     expect(done.every((r) => ["True", "False"].includes(succeeded(r)?.status ?? ""))).toBe(true);
     noDoubleLeases(done, leases);
     expect(unscratchedVMIs(record)).toEqual([]);
     expect(await cluster.leases(ns)).toEqual([]);
+  });
+
+  it("a VM leased for a run after it ended (by a replica behind) is scratched by the run itself, not left to the sweeper", { timeout: 120_000 }, async () => {
+    const controller = await startController(env, { name: "behind", extraEnv: { VMBUILD_SWEEP_SECONDS: "3600" } });
+    try {
+      const ns = await cluster.namespace("behind");
+      await cluster.pool(ns, "builders", 2);
+      await cluster.createRun(ns, "done", params("builders", `${ns}-done`));
+      const done = await cluster.waitForRun(ns, "done", 120_000);
+      expect(succeeded(done)?.reason).toBe("Succeeded");
+      const built = (done.status?.extraFields as { slots?: { vm?: string }[] } | undefined)?.slots?.[0]?.vm;
+      const stray = built === "builders-0" ? "builders-1" : "builders-0";
+      // What a replica deciding on a copy of the run from before it ended does: lease a VM for it, then start it.
+      const holder = holderIdentity({ namespace: ns, name: "done", uid: done.metadata?.uid ?? "" }, 0);
+      await cluster.coordination.createNamespacedLease({
+        namespace: ns,
+        body: {
+          metadata: {
+            name: leaseName(stray),
+            labels: { [LEASE_LABEL_MANAGED]: LEASE_MANAGED_VALUE, [LEASE_LABEL_POOL]: "builders", [LEASE_LABEL_VM]: stray },
+          },
+          spec: { holderIdentity: holder, acquireTime: new V1MicroTime(Date.now()) },
+        },
+      });
+      await cluster.custom.patchNamespacedCustomObject(
+        { group: "kubevirt.io", version: "v1", plural: "virtualmachines", namespace: ns, name: stray, body: { spec: { runStrategy: "Always" } } },
+        mergePatch,
+      );
+      await poll(async () => ((await cluster.leases(ns)).length === 0 ? true : undefined), {
+        timeoutMs: 30_000,
+        what: "the stray VM's lease released",
+      });
+      expect(unscratchedVMIs(readRecord(env.simStateDir).filter((e) => e.namespace === ns))).toEqual([]);
+      expect(await cluster.vmis(ns)).toEqual([]);
+      const vms = (await cluster.vms(ns)) as { metadata?: { name?: string }; spec?: { runStrategy?: string } }[];
+      expect(vms.find((vm) => vm.metadata?.name === stray)?.spec?.runStrategy).toBe("Halted");
+      const after = await cluster.getRun(ns, "done");
+      expect(after.status).toEqual(done.status);
+    } finally {
+      await controller.stop();
+    }
   });
 
   it("fairness: after namespace A queues 20 runs, namespace B's one run gets a VM within two lease turns", { timeout: 600_000 }, async () => {

@@ -8,6 +8,7 @@ import { building } from "./build.js";
 import { endingResults, observedHeld, type Action, type Ctx, type HandOn, type Next, type Step } from "./phase.js";
 import { queued } from "./queue.js";
 import { beginScratch, finish, giveBackExtraLeases, scratching } from "./scratch.js";
+import { LEASE_START_GRACE_MS } from "../../kubevirt/scratch.js";
 import { adopt, ownedElsewhere } from "./recover.js";
 import { starting } from "./start.js";
 
@@ -50,8 +51,11 @@ export interface Decision {
 export function decide(run: CustomRun, obs: Observation): Decision {
   const current = run.status ?? {};
   if (isFinished(current)) {
-    // Never rewrite a finished run; only let go of it.
-    return { actions: [], removeFinalizer: hasFinalizer(run), events: [] };
+    // Never rewrite a finished run; only let go of it, and of any VM leased for it by a replica that was behind.
+    const strays = giveBackExtraLeases(run, obs, current);
+    if (!strays.pending && strays.actions.length === 0) return { actions: [], removeFinalizer: hasFinalizer(run), events: [] };
+    // Held until they are gone; the release wakes the run, and the recheck covers a VM whose events name no run.
+    return { actions: strays.actions, removeFinalizer: false, events: [], requeueAfterMs: LEASE_START_GRACE_MS };
   }
   const state = readRunState(current.extraFields);
   const ctx: Ctx = { run, obs, nowIso: obs.now.toISOString(), base: current, held: observedHeld(obs) };
@@ -208,9 +212,14 @@ function toDecision(ctx: Ctx, step: Step): Decision {
   const events: EventNote[] = type ? [{ type, reason: step.condition.reason ?? "", message: step.condition.message ?? "" }] : [];
   // Once scratching, the run's timeout has nothing more to stop (it would requeue at once, again and again).
   const timeoutMatters = !step.final && step.state?.phase !== "Scratching";
-  const requeueAfterMs = minDefined(step.requeueAfterMs, timeoutMatters ? timeoutRemaining(run, status, ctx.obs.now) : undefined);
+  const strays = giveBackExtraLeases(run, ctx.obs, base);
+  const requeueAfterMs = minDefined(
+    step.requeueAfterMs,
+    timeoutMatters ? timeoutRemaining(run, status, ctx.obs.now) : undefined,
+    strays.pending ? LEASE_START_GRACE_MS : undefined,
+  );
   return {
-    actions: [...giveBackExtraLeases(ctx), ...step.actions],
+    actions: [...strays.actions, ...step.actions],
     status,
     removeFinalizer: step.final === true && hasFinalizer(run),
     events,

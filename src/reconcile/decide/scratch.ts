@@ -1,10 +1,10 @@
-import { scratchStep, VMI_DELETE_GRACE_MS, type ScratchStep } from "../../kubevirt/scratch.js";
+import { scratchStep, strayScratchStep, VMI_DELETE_GRACE_MS, type ScratchStep } from "../../kubevirt/scratch.js";
 import { holderIdentity } from "../../lease/holder.js";
 import { warmCount } from "../../pools/warm.js";
-import type { Condition } from "../../tekton/customrun.js";
+import { isFinished, type Condition, type CustomRun, type RunStatus } from "../../tekton/customrun.js";
 import { readRunState, stateVMs, type Outcome, type RunState, type SlotState } from "../../tekton/run-state.js";
 import { condition, elapsed, failure, progress, retryEntry } from "../../tekton/status.js";
-import type { PoolObservation } from "../observation.js";
+import type { Observation, PoolObservation } from "../observation.js";
 import { endingResults, heldVM, lastSeen, RELEASED, vmsOf, type Action, type Ctx, type Next } from "./phase.js";
 
 // Scratching: every way a run ends goes through here. Cancel the job, scratch each VM (kubevirt/scratch.ts),
@@ -135,14 +135,30 @@ function freshSlot(slot: SlotState): SlotState {
   return { platforms: slot.platforms, pool: slot.pool };
 }
 
-/** Leases the attempt holds beyond its slots (two replicas raced) are scratched and given back. */
-export function giveBackExtraLeases(ctx: Ctx): Action[] {
-  const { extraLeases } = ctx.obs;
-  if (!extraLeases) return [];
-  const holder = holderIdentity(ctx.run.metadata, readRunState(ctx.base.extraFields)?.attempt ?? 0);
-  return extraLeases.flatMap(({ pool, vm }): Action[] => {
-    const step = scratchStep(lastSeen(ctx.obs, pool, vm));
-    return step === "gone" ? [{ kind: "releaseLease", pool, vm, holder, toWarm: false }] : scratchActions(step, pool, vm);
+/**
+ * Leases the attempt holds beyond its slots are scratched and given back: two replicas raced, or one decided on a
+ * copy of the run older than the other's writes. A finished run gives back its leases on VMs its final status does
+ * not name (a racing replica may lease one for it after it ended); its named VMs its own scratch released.
+ * `pending`: some are not given back yet.
+ */
+export function giveBackExtraLeases(run: CustomRun, obs: Observation, status: RunStatus): { actions: Action[]; pending: boolean } {
+  const state = readRunState(status.extraFields);
+  const unnamed = isFinished(status) ? unnamedHeld(state, obs.held) : [];
+  const extra = [...(obs.extraLeases ?? []), ...unnamed];
+  if (extra.length === 0) return { actions: [], pending: false };
+  const holder = holderIdentity(run.metadata, state?.attempt ?? 0);
+  const steps = extra.map(({ pool, vm }) => ({ pool, vm, step: strayScratchStep(lastSeen(obs, pool, vm), obs.now) }));
+  const actions = steps.flatMap(({ pool, vm, step }): Action[] =>
+    step === "gone" ? [{ kind: "releaseLease", pool, vm, holder, toWarm: false }] : scratchActions(step, pool, vm),
+  );
+  return { actions, pending: steps.some(({ step }) => step !== "gone") };
+}
+
+/** Leases observe matched to slots that name no VM: a finished run's slot that never got one. */
+function unnamedHeld(state: RunState | undefined, held: Observation["held"]): { pool: string; vm: string }[] {
+  return (state?.slots ?? []).flatMap((slot, i) => {
+    const vm = held[i];
+    return vm && !slot.vm ? [{ pool: slot.pool, vm }] : [];
   });
 }
 

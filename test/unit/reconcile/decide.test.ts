@@ -76,6 +76,15 @@ function status(st: RunState, reason = "Started"): RunStatus {
   };
 }
 
+function finished(st: RunState): RunStatus {
+  return {
+    startTime: T0,
+    completionTime: T0,
+    conditions: [{ type: "Succeeded", status: "True", reason: "Succeeded", message: "ok", lastTransitionTime: T0 }],
+    extraFields: st,
+  };
+}
+
 const stopped = (name: string, leaseHolder?: string): VMView => ({
   name,
   wantsRunning: false,
@@ -653,6 +662,42 @@ const rows: Row[] = [
       status: { startTime: T0, conditions: [{ type: "Succeeded", status: "True", reason: "Succeeded" }] },
     }),
     obs: observe(100, []),
+    actions: [],
+    reason: "none",
+    removeFinalizer: true,
+  },
+  {
+    name: "finished run still holding a VM its status does not name (a replica behind leased it): stopped, finalizer kept",
+    run: run({ status: finished(state("Done", { vm: "builders-0" })) }),
+    obs: observe(100, [halted("builders-0"), ready("builders-1")], { extraLeases: ["builders-1"] }),
+    actions: ["stopVM:builders-1"],
+    reason: "none",
+  },
+  {
+    name: "…and once its instance is gone, its lease is released",
+    run: run({ status: finished(state("Done", { vm: "builders-0" })) }),
+    obs: observe(101, [stopped("builders-0"), halted("builders-1")], { extraLeases: ["builders-1"] }),
+    actions: ["releaseLease:builders-1"],
+    reason: "none",
+  },
+  {
+    name: "finished run, a VM leased for it just now and not started yet: waited for (its start may be on the way)",
+    run: run({ status: finished(state("Done", { vm: "builders-0" })) }),
+    obs: observe(100, [stopped("builders-0"), { ...halted("builders-1"), leasedSince: iso(99) }], { extraLeases: ["builders-1"] }),
+    actions: [],
+    reason: "none",
+  },
+  {
+    name: "finished run that never got a VM, a lease found for its slot: the VM is scratched",
+    run: run({ status: finished(state("Done")) }),
+    obs: observe(100, [ready("builders-1")], { heldLease: "builders-1" }),
+    actions: ["stopVM:builders-1"],
+    reason: "none",
+  },
+  {
+    name: "finished run whose named VM still shows its lease (a cache behind its own release): left alone",
+    run: run({ status: finished(state("Done", { vm: "builders-0" })) }),
+    obs: observe(100, [ready("builders-0")], { heldLease: "builders-0" }),
     actions: [],
     reason: "none",
     removeFinalizer: true,
