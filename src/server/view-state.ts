@@ -122,7 +122,8 @@ export function vmState(vm: VMView, holderPhase: Phase | undefined): VMState {
     if (!vm.vmi?.ready) return "booting";
     return holderPhase === "Building" ? "building" : "leased";
   }
-  // Running without a lease: a leak (or a VM someone started by hand) that the sweeper will stop.
+  // Running without a lease: started by hand, or leaked. Not stopped by vmbuild, which only scratches VMs it holds a
+  // Lease on (a pool may serve others too); shown so that an operator sees it.
   return vm.wantsRunning || vm.vmi ? "running-unleased" : "free";
 }
 
