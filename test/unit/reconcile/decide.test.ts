@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decide, type Action, type Decision } from "../../../src/reconcile/decide/index.js";
 import { SCRATCH_RECHECK_MS } from "../../../src/reconcile/decide/scratch.js";
-import { VMI_DELETE_GRACE_MS } from "../../../src/kubevirt/scratch.js";
+import { LEASE_START_GRACE_MS, VMI_DELETE_GRACE_MS } from "../../../src/kubevirt/scratch.js";
 import type { Observation, PoolObservation } from "../../../src/reconcile/observation.js";
 import type { RunState } from "../../../src/tekton/run-state.js";
 import { FINALIZER, type CustomRun, type RunStatus } from "../../../src/tekton/customrun.js";
@@ -741,6 +741,14 @@ describe("decide: the job hears where its VMs answer, then that they are Ready",
 });
 
 describe("decide: status bookkeeping", () => {
+  it("a finished run giving back a VM leased for it looks again after LEASE_START_GRACE_MS; with none, it never requeues", () => {
+    const done = run({ status: finished(state("Done", { vm: "builders-0" })) });
+    const young = { ...halted("builders-1"), leasedSince: iso(99) };
+    expect(decide(done, observe(100, [stopped("builders-0"), young], { extraLeases: ["builders-1"] })).requeueAfterMs).toBe(LEASE_START_GRACE_MS);
+    expect(decide(done, observe(100, [stopped("builders-0"), ready("builders-1")], { extraLeases: ["builders-1"] })).requeueAfterMs).toBe(LEASE_START_GRACE_MS);
+    expect(decide(done, observe(100, [stopped("builders-0")])).requeueAfterMs).toBeUndefined();
+  });
+
   it("records the VM and its lease in extraFields when it leases one", () => {
     const d = decide(run(), observe(0, [stopped("builders-0")]));
     expect(d.status?.extraFields).toMatchObject({
