@@ -7,7 +7,9 @@ import { statePools, type RunState, type SlotState } from "../../tekton/run-stat
 import { elapsed, failure, progress } from "../../tekton/status.js";
 import { formatDuration } from "../../timing/duration.js";
 import type { Observation, PoolObservation } from "../observation.js";
-import { heldVM, withLeased, type Action, type Ctx, type Next } from "./phase.js";
+import { heldVM, lastSeen, withLeased, type Action, type Ctx, type Next, type Step } from "./phase.js";
+import { succeededCondition, type Condition } from "../../tekton/customrun.js";
+import { LEASE_START_GRACE_MS, strayScratchStep } from "../../kubevirt/scratch.js";
 
 // Queued: waiting for free VMs, in fair-queue order, and taking them.
 
@@ -27,9 +29,14 @@ export function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Next
     }),
   };
   const holdsSome = found.slots.some((slot) => slot.vm);
+  // Whoever leased a found VM starts it next: a give-back that released its Lease first would leave it running.
+  const startOnTheWay = found.slots.some(
+    (slot, i) => !state.slots[i]?.vm && slot.vm && strayScratchStep(lastSeen(obs, slot.pool, slot.vm), obs.now) === "wait",
+  );
 
   const waited = elapsed(obs.now, state.queuedAt);
   if (waited >= settings.queueTimeout) {
+    if (startOnTheWay) return holdForStart(state, succeededCondition(ctx.base) ?? progress(ctx, "WaitingForVM", "Queued."));
     const pools = statePools(state);
     return {
       to: "beginScratch",
@@ -67,8 +74,14 @@ export function queued(ctx: Ctx, state: RunState, settings: BuildSettings): Next
     return { to: "starting", state: next, settings, actions: acquire, held };
   }
   const waiting = progress(ctx, "WaitingForVM", waitingMessage(chosen.lacking));
+  if (startOnTheWay) return holdForStart(state, waiting);
   if (holdsSome) return { to: "beginScratch", state: found, outcome: { condition: waiting, results: [], next: "requeue" } };
   return { actions: [], state, condition: waiting, requeueAfterMs: settings.queueTimeout - waited };
+}
+
+/** Queued as it was (the found VMs not written down), looked at again once a start on its way has landed. */
+function holdForStart(state: RunState, condition: Condition): Step {
+  return { actions: [], state, condition, requeueAfterMs: LEASE_START_GRACE_MS };
 }
 
 function leasedSlot(slot: SlotState, vm: string): Pick<SlotState, "vm" | "lease"> {

@@ -1017,6 +1017,24 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
     expect(cond(d)?.reason).toBe("WaitingForVM");
   });
 
+  it("waits before giving back a found lease whose VM is not started yet and was leased just now: its start may be on the way", () => {
+    const st = status(fanState("Queued", []), "WaitingForVM");
+    const young = { ...halted("emu-0"), leasedSince: iso(4) };
+    const full = [stopped("arm-0", "team-b/x/uid-9/0")];
+    const d = decide(run({ status: st }), fanObserve(5, [young], full, { held: ["emu-0", undefined] }));
+    expect(kinds(d)).toEqual([]);
+    expect(phase(d)).toBe("Queued");
+    expect(d.requeueAfterMs).toBe(LEASE_START_GRACE_MS);
+    // Started meanwhile: scratched as usual.
+    const started = decide(run({ status: st }), fanObserve(6, [{ ...ready("emu-0"), leasedSince: iso(4) }], full, { held: ["emu-0", undefined] }));
+    expect(kinds(started)).toEqual(["stopVM:emu-0"]);
+    // Past its queue timeout: the timeout too waits for the start to land, the status unchanged.
+    const late = decide(run({ status: st }), fanObserve(1801, [{ ...young, leasedSince: iso(1800) }], full, { held: ["emu-0", undefined] }));
+    expect(kinds(late)).toEqual([]);
+    expect(cond(late)).toEqual(st.conditions?.[0]);
+    expect(late.status?.extraFields).toEqual(st.extraFields);
+  });
+
   it("starts one job for both VMs, each with its platform, and tells it both addresses once both are ready", () => {
     const st = status(fanState("Starting", ["emu-0", "arm-0"]), "StartingVM");
     const d = decide(run({ status: st }), fanObserve(5, [ready("emu-0")], [ready("arm-0")], { held: ["emu-0", "arm-0"] }));
