@@ -37,7 +37,8 @@ export function scratching(ctx: Ctx, state: RunState): Next<"finish"> {
     const vm = heldVM(ctx, state, i);
     if (!vm) return;
     const seen = lastSeen(ctx.obs, slot.pool, vm);
-    const step = scratchStep(seen, sinceStop);
+    // A VM the status does not name was found by its Lease: whoever leased it may be about to start it.
+    const step = slot.vm ? scratchStep(seen, sinceStop) : strayScratchStep(seen, ctx.obs.now);
     actions.push(...scratchActions(step, slot.pool, vm));
     if (step !== "gone" || jobRunning) {
       pending = true;

@@ -540,6 +540,22 @@ const rows: Row[] = [
       },
     ];
   }),
+  {
+    name: "cancel while queued, a lease of its own found on a VM not started yet, leased just now: scratching waits for its start",
+    run: run({ status: status(state("Queued")), spec: { status: "RunCancelled" } }),
+    obs: observe(10, [{ ...halted("builders-0"), leasedSince: iso(9) }], { heldLease: "builders-0" }),
+    actions: [],
+    reason: "Scratching",
+  },
+  {
+    name: "…and once the lease is older than the grace, it is released and the run ends",
+    run: run({ status: status(state("Queued")), spec: { status: "RunCancelled" } }),
+    obs: observe(15, [{ ...halted("builders-0"), leasedSince: iso(9) }], { heldLease: "builders-0" }),
+    actions: ["releaseLease:builders-0"],
+    reason: "CustomRunCancelled",
+    status: "False",
+    removeFinalizer: true,
+  },
   // Scratching
   {
     name: "scratching: VM seen stopped, its instance still there past the grace KubeVirt gets: delete it with grace 0",
