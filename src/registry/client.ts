@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { Agent, type Dispatcher } from "undici";
+import { Agent, RetryAgent, type Dispatcher, type RetryHandler } from "undici";
 import { z } from "zod";
 import type { RegistryLogin } from "./login.js";
 import { RegistryError, type RegistryFailure } from "./errors.js";
@@ -76,6 +76,20 @@ export async function inspectManifest(
   return withSession(imageRef, creds, opts, (session) => session.inspect());
 }
 
+/**
+ * A GET the registry answers with a 5xx is tried again: a registry serving a tag that another push is writing (a
+ * shared `:latest`) may answer 500 for a moment. After the last try the response is handed on as it came.
+ */
+const READ_RETRIES: RetryHandler.RetryOptions = {
+  methods: ["GET"],
+  statusCodes: [500, 502, 503, 504],
+  errorCodes: [],
+  maxRetries: 3,
+  minTimeout: 200,
+  maxTimeout: 1000,
+  throwOnError: false,
+};
+
 async function withSession<T>(
   imageRef: string,
   creds: RegistryLogin | undefined,
@@ -84,7 +98,7 @@ async function withSession<T>(
 ): Promise<T> {
   const ref = parseImageReference(imageRef);
   const image = formatImageReference(ref);
-  const dispatcher = new Agent({ connect: { rejectUnauthorized: opts.tlsVerify } });
+  const dispatcher = new RetryAgent(new Agent({ connect: { rejectUnauthorized: opts.tlsVerify } }), READ_RETRIES);
   try {
     const schemes = opts.tlsVerify ? ["https"] : ["https", "http"];
     let lastError: unknown;
@@ -148,6 +162,8 @@ class Session {
     const res = await this.manifest("HEAD");
     const header = res.headers["docker-content-digest"];
     await res.body.dump();
+    // Read again with GET, which is tried again (undici's retry handler never stops retrying a HEAD).
+    if (res.statusCode >= 500) return (await this.inspect()).digest;
     this.check("HEAD", res.statusCode);
     if (typeof header === "string" && DIGEST.test(header)) return header;
     // Some registries omit the header on HEAD: the digest is the hash of the manifest bytes.

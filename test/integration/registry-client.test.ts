@@ -1,5 +1,7 @@
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveDigest } from "../../src/registry/client.js";
+import { inspectManifest, resolveDigest } from "../../src/registry/client.js";
 import { RegistryError } from "../../src/registry/errors.js";
 import { freePort } from "../support/ports.js";
 import { pushTestImage, type PushedImage } from "../support/registry-push.js";
@@ -114,5 +116,76 @@ describe("resolveDigest against a real registry with a token service (Bearer)", 
     const error = await resolveError(`${registry.host}/demo/bearer:v2`, WRONG, { tlsVerify: false });
     expect(error).toMatchObject({ reason: "AuthFailed", status: 401 });
     expect(error.message).not.toContain(WRONG.password);
+  });
+});
+
+/**
+ * A proxy on loopback in front of the real registry that answers 500 to the first `failing` manifest requests, as
+ * a registry does while another push writes the same tag.
+ */
+async function flakyProxy(target: string): Promise<{ host: string; failing: number; manifestRequests: string[]; close(): Promise<void> }> {
+  const [targetHost = "", targetPort = ""] = target.split(":");
+  const state = { failing: 0, manifestRequests: [] as string[] };
+  const server: Server = createServer((req, res) => {
+    if (req.url?.includes("/manifests/")) {
+      state.manifestRequests.push(req.method ?? "");
+      if (state.failing > 0) {
+        state.failing -= 1;
+        res.writeHead(500, { "content-type": "application/json" }).end('{"errors":[{"code":"UNKNOWN"}]}');
+        return;
+      }
+    }
+    const upstream = request(
+      { host: targetHost, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    host: `127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  });
+}
+
+describe("registry reads through a registry answering 500 for a moment", { timeout: 60_000 }, () => {
+  let registry: TestRegistry;
+  let image: PushedImage;
+  let proxy: Awaited<ReturnType<typeof flakyProxy>>;
+
+  beforeAll(async () => {
+    registry = await startRegistry({ auth: { kind: "htpasswd", ...LOGIN } });
+    image = await pushTestImage(registry.host, "demo/flaky", "v1", LOGIN);
+    proxy = await flakyProxy(registry.host);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await registry?.stop();
+  });
+
+  it("reads the digest with GET after a HEAD's 500, tries the GET again after its 500, and serves the digest", async () => {
+    proxy.manifestRequests.length = 0;
+    proxy.failing = 2;
+    expect(await resolveDigest(`${proxy.host}/demo/flaky:v1`, LOGIN, { tlsVerify: false })).toBe(image.indexDigest);
+    // The HEAD's 500, the GET's 500, the GET's 401 challenge, the answer.
+    expect(proxy.manifestRequests).toEqual(["HEAD", "GET", "GET", "GET"]);
+    proxy.manifestRequests.length = 0;
+    proxy.failing = 1;
+    expect((await inspectManifest(`${proxy.host}/demo/flaky:v1`, LOGIN, { tlsVerify: false })).digest).toBe(image.indexDigest);
+    expect(proxy.manifestRequests).toEqual(["GET", "GET", "GET"]);
+  });
+
+  it("after three more tries of the GET, fails with the registry's status", async () => {
+    proxy.manifestRequests.length = 0;
+    proxy.failing = 100;
+    const error = await resolveError(`${proxy.host}/demo/flaky:v1`, LOGIN, { tlsVerify: false });
+    proxy.failing = 0;
+    expect(error).toMatchObject({ reason: "Failed", status: 500 });
+    expect(proxy.manifestRequests).toEqual(["HEAD", "GET", "GET", "GET", "GET"]);
   });
 });
