@@ -1,10 +1,8 @@
-import { V1MicroTime } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mergePatch } from "../../src/kube/client.js";
 import type { Testenv } from "../../hack/testenv/index.js";
 import { readRecord, unscratchedVMIs } from "../../hack/kubevirt-sim/record.js";
-import { holderIdentity, LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "../../src/lease/holder.js";
-import { LEASE_LABEL_MANAGED, LEASE_MANAGED_VALUE } from "../../src/lease/leases.js";
+import { holderIdentity } from "../../src/lease/holder.js";
 import { poll } from "../../hack/testenv/wait.js";
 import { Cluster, succeeded, type CustomRunObject } from "../support/cluster.js";
 import { startController } from "../support/controller.js";
@@ -47,6 +45,9 @@ describe("leasing under load", () => {
     expect(runsWithoutTheirLease(runs, leases)).toEqual([]);
   };
 
+  const leasesReleased = (ns: string, timeoutMs: number, what: string) =>
+    poll(async () => ((await cluster.leases(ns)).length === 0 ? true : undefined), { timeoutMs, intervalMs: 200, what });
+
   /**
    * `settleMs`: how long the VMs leased after their run ended (by a replica deciding on an older copy of it) may take
    * to be scratched and their leases released, by the replicas still running, before the record is read.
@@ -63,10 +64,7 @@ describe("leasing under load", () => {
       const names = Array.from({ length: runs }, (_, i) => `run-${String(i).padStart(2, "0")}`);
       await Promise.all(names.map((n) => cluster.createRun(ns, n, params("builders", `${ns}-${n}`))));
       const done = await Promise.all(names.map((n) => cluster.waitForRun(ns, n, 400_000)));
-      if (settleMs > 0) {
-        const gone = async () => ((await cluster.leases(ns)).length === 0 ? true : undefined);
-        await poll(gone, { timeoutMs: settleMs, intervalMs: 200, what: "every lease released after the runs ended" });
-      }
+      if (settleMs > 0) await leasesReleased(ns, settleMs, "every lease released after the runs ended");
       const record = readRecord(env.simStateDir).filter((e) => e.namespace === ns);
       watch.stop();
       return { ns, done, record, leases: watch.intervals() };
@@ -112,24 +110,12 @@ describe("leasing under load", () => {
       const stray = built === "builders-0" ? "builders-1" : "builders-0";
       // What a replica deciding on a copy of the run from before it ended does: lease a VM for it, then start it.
       const holder = holderIdentity({ namespace: ns, name: "done", uid: done.metadata?.uid ?? "" }, 0);
-      await cluster.coordination.createNamespacedLease({
-        namespace: ns,
-        body: {
-          metadata: {
-            name: leaseName(stray),
-            labels: { [LEASE_LABEL_MANAGED]: LEASE_MANAGED_VALUE, [LEASE_LABEL_POOL]: "builders", [LEASE_LABEL_VM]: stray },
-          },
-          spec: { holderIdentity: holder, acquireTime: new V1MicroTime(Date.now()) },
-        },
-      });
+      await cluster.createVMLease(ns, "builders", stray, holder);
       await cluster.custom.patchNamespacedCustomObject(
         { group: "kubevirt.io", version: "v1", plural: "virtualmachines", namespace: ns, name: stray, body: { spec: { runStrategy: "Always" } } },
         mergePatch,
       );
-      await poll(async () => ((await cluster.leases(ns)).length === 0 ? true : undefined), {
-        timeoutMs: 30_000,
-        what: "the stray VM's lease released",
-      });
+      await leasesReleased(ns, 30_000, "the stray VM's lease released");
       expect(unscratchedVMIs(readRecord(env.simStateDir).filter((e) => e.namespace === ns))).toEqual([]);
       expect(await cluster.vmis(ns)).toEqual([]);
       const vms = (await cluster.vms(ns)) as { metadata?: { name?: string }; spec?: { runStrategy?: string } }[];

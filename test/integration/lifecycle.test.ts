@@ -238,16 +238,7 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
         },
         mergePatch,
       );
-      await cluster.coordination.createNamespacedLease({
-        namespace: ns,
-        body: {
-          metadata: {
-            name: "vmbuild-vm-builders-0",
-            labels: { "app.kubernetes.io/managed-by": "vmbuild", "vmbuild.dev/pool": "builders", "vmbuild.dev/vm": "builders-0" },
-          },
-          spec: { holderIdentity: `${ns}/ghost/00000000-0000-0000-0000-000000000000/0` },
-        },
-      });
+      await cluster.createVMLease(ns, "builders", "builders-0", `${ns}/ghost/00000000-0000-0000-0000-000000000000/0`);
       await waitUntil(async () => h.vmisCreated(ns) === 1, 10_000, () => "VM did not start");
       await h.everyVMScratched(ns);
       const vm = (await cluster.vms(ns))[0] as { spec?: { runStrategy?: string } };

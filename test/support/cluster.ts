@@ -1,4 +1,5 @@
 import {
+  V1MicroTime,
   Watch,
   type KubeConfig,
   type CoordinationV1Api,
@@ -9,6 +10,8 @@ import {
 import { readFileSync } from "node:fs";
 import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
 import { loadKube, mergePatch } from "../../src/kube/client.js";
+import { LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "../../src/lease/holder.js";
+import { LEASE_LABEL_MANAGED, LEASE_MANAGED_VALUE } from "../../src/lease/leases.js";
 import { waitUntil } from "./processes.js";
 
 // What a test does as the cluster admin: namespaces, pools, secrets, CustomRuns as Tekton would create them.
@@ -139,6 +142,20 @@ export class Cluster {
 
   async leases(namespace: string): Promise<KubernetesObject[]> {
     return (await this.coordination.listNamespacedLease({ namespace, labelSelector: "app.kubernetes.io/managed-by=vmbuild" })).items;
+  }
+
+  /** A VM's Lease as vmbuild writes it, held by `holder` from now on: what whoever leases the VM creates first. */
+  async createVMLease(namespace: string, pool: string, vm: string, holder: string): Promise<void> {
+    await this.coordination.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: {
+          name: leaseName(vm),
+          labels: { [LEASE_LABEL_MANAGED]: LEASE_MANAGED_VALUE, [LEASE_LABEL_POOL]: pool, [LEASE_LABEL_VM]: vm },
+        },
+        spec: { holderIdentity: holder, acquireTime: new V1MicroTime(Date.now()) },
+      },
+    });
   }
 
   /** A CustomRun as Tekton creates it for `taskRef: {apiVersion: vmbuild.dev/v1alpha1, kind: VMBuild}`. */
