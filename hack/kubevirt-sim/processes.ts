@@ -34,7 +34,8 @@ export function commandLine(pid: number): string | undefined {
   }
 }
 
-function descendants(root: number): number[] {
+/** Every process under `root`, read from /proc (none of them need be our children). */
+export function descendants(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;

@@ -191,7 +191,7 @@ async function* buildEvents(http: Http, opts: BuildOptions, signal: AbortSignal)
     } catch (error) {
       if (signal.aborted) throw error;
       // The stream broke off (the VM's podman died, the connection was cut): say where, not just undici's words.
-      throw http.error(call, res.statusCode, `the build's output broke off: ${describeCause(error)}`, error);
+      throw http.error(call, res.statusCode, `the build's output broke off: ${describeCause(error)}`, error, true);
     }
   } finally {
     // Early exit by the consumer: drop the connection so podman stops the build, and free the context's files.
@@ -251,6 +251,7 @@ class Http {
         path: call.path,
         endpoint: this.connection.label,
         cause: error,
+        transportLost: this.connection.lost?.(),
       });
     }
   }
@@ -279,11 +280,12 @@ class Http {
       return await res.body.text();
     } catch (error) {
       if (call.signal?.aborted === true) throw call.signal.reason;
-      throw this.error(call, res.statusCode, "reply could not be read", error);
+      throw this.error(call, res.statusCode, "reply could not be read", error, true);
     }
   }
 
-  error(call: Call, status: number, message: string, cause?: unknown): PodmanError {
+  /** `brokeOff`: the reply stopped midway, perhaps with the transport under it. */
+  error(call: Call, status: number, message: string, cause?: unknown, brokeOff = false): PodmanError {
     return new PodmanError({
       status,
       method: call.method,
@@ -291,6 +293,7 @@ class Http {
       endpoint: this.connection.label,
       podmanMessage: message,
       cause,
+      transportLost: brokeOff ? this.connection.lost?.() : undefined,
     });
   }
 }

@@ -15,6 +15,11 @@ export interface PodmanConnection {
   readonly close?: () => Promise<void>;
   /** Opens what the first request would (an ssh session) ahead of it; rejects like that request would. */
   readonly warm?: () => Promise<void>;
+  /**
+   * Why the session requests ride on (an ssh session) last ended after it was up, until a new one is: what
+   * a request cut off with it says beside undici's bare "socket closed".
+   */
+  readonly lost?: () => string | undefined;
 }
 
 // A build stream holds one connection for its whole length; a few more keep ping/inspect/push responsive.

@@ -22,10 +22,13 @@ export class PodmanError extends Error {
     podmanCause?: string | undefined;
     podmanMessage?: string | undefined;
     cause?: unknown;
+    /** Why the transport's session under the request ended, when the request broke off with it. */
+    transportLost?: string | undefined;
   }) {
     const detail = init.podmanMessage ?? init.podmanCause ?? describeCause(init.cause);
     const status = init.status === undefined ? "no response" : `HTTP ${init.status}`;
-    super(`podman ${init.method} ${init.path} at ${init.endpoint}: ${status}: ${detail}`, { cause: init.cause });
+    const lost = init.transportLost === undefined ? "" : `; ${init.transportLost}`;
+    super(`podman ${init.method} ${init.path} at ${init.endpoint}: ${status}: ${detail}${lost}`, { cause: init.cause });
     this.status = init.status;
     this.method = init.method;
     this.path = init.path;

@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import type { Client, ClientChannel, ServerHostKeyAlgorithm } from "ssh2";
 import type { buildConnector } from "undici";
 import { connectWith, type PodmanConnection } from "./connection.js";
-import { PodmanTransportError } from "./errors.js";
+import { describeCause, PodmanTransportError } from "./errors.js";
 import { checkHostKey, hostKeyAlgorithms, hostName, type KnownHost } from "./known-hosts.js";
 
 // podman remote's ssh mode: one ssh session to the VM, and for each HTTP connection a stream forwarded to
@@ -71,11 +71,20 @@ export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConne
     }
   };
   let session: Promise<Client> | undefined;
+  let lost: string | undefined;
   const open = (timeout = readyTimeout): Promise<Client> => {
-    session ??= handshakeOnce(timeout).then(
+    if (session) return session;
+    // A new session's own failure says what went wrong with it; the one before it no longer matters.
+    lost = undefined;
+    session = handshakeOnce(timeout).then(
       (client) => {
+        // ssh2 emits these before it closes the session's channels, so a request they cut off finds them set.
+        client.on("error", (err: Error) => {
+          lost ??= `the ssh session to ${where} ended: ${describeCause(err)}`;
+        });
         client.once("close", () => {
           session = undefined;
+          lost ??= `the ssh session to ${where} closed`;
         });
         return client;
       },
@@ -98,6 +107,7 @@ export function connectSsh(first: SshTarget, opts: SshOptions = {}): PodmanConne
     async warm() {
       await open(WARM_TIMEOUT_MS);
     },
+    lost: () => lost,
     async close() {
       const client = await session?.catch(() => undefined);
       if (!client) return;
@@ -121,7 +131,8 @@ async function handshake(target: SshTarget, where: string, readyTimeout: number)
       ready = true;
       resolve(client);
     });
-    // Always listened to: an 'error' without a listener would crash the controller.
+    // Always listened to: an 'error' without a listener would crash the controller. Once ready, connectSsh's own
+    // listener keeps it as the reason the session ended.
     client.on("error", (err: Error & { level?: string }) => {
       if (ready) return;
       if (hostKeyProblem !== undefined) {

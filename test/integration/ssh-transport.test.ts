@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { BuildEvent } from "../../src/podman/build-events.js";
 import { createPodmanClient, type PodmanClient } from "../../src/podman/client.js";
-import { permanentTransportError } from "../../src/podman/errors.js";
+import { PodmanError, permanentTransportError } from "../../src/podman/errors.js";
 import { parseKnownHosts } from "../../src/podman/known-hosts.js";
 import { connectSsh, type SshTarget } from "../../src/podman/ssh.js";
 import { packContext } from "../../src/source/context-tar.js";
@@ -76,6 +76,30 @@ describe("podman over ssh: a real sshd tunnelling to podman's unix socket", { ti
     expect(JSON.stringify(events)).toContain("hello over ssh");
     const list = await podmanClient.manifestInspect(manifest);
     expect(list.entries.map((e) => e.platform)).toEqual(["linux/amd64"]);
+  });
+
+  it("a build cut off with its ssh session says how the session ended, beside undici's bare words", async () => {
+    const podmanClient = client();
+    const root = join(temp.path, "cut");
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, "Dockerfile"), "FROM localhost/busybox:amd64\nRUN echo started && sleep 20\n");
+    const context = await packContext({ root, contextDir: ".", dockerfile: "Dockerfile", maxBytes: 1 << 20 });
+    let cut = 0;
+    const err = await (async () => {
+      for await (const event of podmanClient.build(
+        { context: context.tar, dockerfile: context.dockerfile, platforms: ["linux/amd64"], manifest: "localhost/vmbuild-test/cut:latest" },
+        AbortSignal.timeout(120_000),
+      )) {
+        if (cut === 0 && event.kind === "output" && event.text.includes("started")) cut = sshd.cutSessions();
+      }
+    })().catch((e: unknown) => e);
+    expect(cut).toBeGreaterThan(0);
+    expect(err).toBeInstanceOf(PodmanError);
+    expect((err as PodmanError).message).toMatch(
+      /: HTTP 200: the build's output broke off: .+; the ssh session to \S+@\[127\.0\.0\.1\]:\d+ (closed|ended: .+)$/,
+    );
+    // The next request opens a new session, and its errors no longer speak of the old one.
+    expect((await podmanClient.ping()).apiVersion).not.toBe("");
   });
 
   it("warm() opens the session ahead of the first request, which then uses it: one login", async () => {

@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { accepts, hardenedSshdConfig } from "../../hack/kubevirt-sim/podman-service.js";
+import { descendants } from "../../hack/kubevirt-sim/processes.js";
 import { run } from "./exec.js";
 import { freePort } from "./ports.js";
 import { startProcess, waitUntil } from "./processes.js";
@@ -40,6 +41,8 @@ export interface Sshd extends SshKeys {
   port: number;
   username: string;
   output(): string;
+  /** SIGKILLs the session processes sshd forked, not sshd itself, as a VM's crash cuts its sessions; how many. */
+  cutSessions(): number;
   /** Stops sshd; removes the keys too unless they were passed in. */
   stop(): Promise<void>;
 }
@@ -91,5 +94,17 @@ export async function startSshd(
     await stop();
     throw err;
   }
-  return { ...keys, host, port, username: userInfo().username, output: () => proc.output(), stop };
+  const cutSessions = (): number => {
+    const sessions = descendants(proc.pid);
+    for (const pid of sessions) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch (err) {
+        // A process of the session may have ended with the one killed before it.
+        if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+      }
+    }
+    return sessions.length;
+  };
+  return { ...keys, host, port, username: userInfo().username, output: () => proc.output(), cutSessions, stop };
 }
