@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from "node:util";
 //   that pass's actions, so it waits for the newer copy.
 // - A VM we started or stopped is shown as we wrote it: a run that ends a moment after starting its VM would
 //   otherwise see it stopped, call it scratched, and leave it booting without a Lease.
+// - A Lease we deleted is hidden: a run whose VMs go one by one would otherwise give the first one back again.
 // An expectation ends when the cache catches up (seen on read or in an informer event), when the informer deletes
 // the object, when we release it, or after EXPECTATION_TTL_MS: memory holds at most the last TTL's writes.
 
@@ -21,6 +22,7 @@ export type ExpectedKind = "runs" | "leases" | "vms";
 /** What we wait to see: our Lease or VM as we wrote it, or the run's versions we wrote over. */
 type Expected =
   | { kind: "leases"; lease: KubernetesObject }
+  | { kind: "leaseDeleted"; uid: string }
   | { kind: "runs"; versions: readonly string[] }
   | { kind: "vms"; vm: KubernetesObject };
 
@@ -63,8 +65,17 @@ export class Expectations {
   }
 
   /**
-   * `cache` (the Leases') with our Leases in place of older copies, for get (what decide reads); list is the
-   * cache's own.
+   * Our release of a Lease: `uid`, the Lease we deleted (or found gone), is hidden until the informer drops it;
+   * without one (the Lease was not ours any more), nothing of ours is claimed.
+   */
+  deletedLease(namespace: string, name: string, uid: string | undefined): void {
+    if (uid === undefined) this.released(namespace, name);
+    else this.set(keyOf("leases", namespace, name), { kind: "leaseDeleted", uid });
+  }
+
+  /**
+   * `cache` (the Leases') with our Leases in place of older copies and without those we deleted, for get (what
+   * decide reads); list is the cache's own.
    */
   overLeases(cache: ObjectCache<KubernetesObject>): ObjectCache<KubernetesObject> {
     return {
@@ -72,6 +83,7 @@ export class Expectations {
       get: (name: string, namespace?: string) => {
         const cached = cache.get(name, namespace);
         const pending = this.pending(keyOf("leases", namespace, name), cached);
+        if (pending?.kind === "leaseDeleted") return undefined;
         return pending?.kind === "leases" ? pending.lease : cached;
       },
     };
@@ -163,6 +175,7 @@ function met(expected: Expected, cached: KubernetesObject | undefined): boolean 
   }
   // A VM no longer cached was deleted: nothing of ours to show.
   if (expected.kind === "vms") return cached === undefined || vmCaughtUp(cached, expected.vm);
+  if (expected.kind === "leaseDeleted") return cached?.metadata?.uid !== expected.uid;
   return cached !== undefined && caughtUp(cached, expected.lease);
 }
 

@@ -80,19 +80,23 @@ export async function acquireVMLease(
 /**
  * Releases the VM's lease only if `holder` still holds it. `cached` (the informer's copy) saves the read when it is
  * current: the delete carries its uid and resourceVersion, so a stale copy fails with a conflict, never deletes
- * another holder's lease, and the lease is read afresh.
+ * another holder's lease, and the lease is read afresh. Returns the uid of the Lease deleted (or found gone), or
+ * undefined when there was none of `holder`'s.
  */
 export async function releaseVMLease(
   api: CoordinationV1Api,
   target: { namespace: string; vm: string },
   holder: string,
   cached?: V1Lease,
-): Promise<void> {
-  const versioned = cached?.metadata?.uid !== undefined && cached.metadata.resourceVersion !== undefined;
-  if (versioned && cached?.spec?.holderIdentity === holder && (await deleteLease(api, target, cached))) return;
+): Promise<string | undefined> {
+  const uid = cached?.metadata?.uid;
+  if (uid !== undefined && cached?.metadata?.resourceVersion !== undefined && cached.spec?.holderIdentity === holder) {
+    if (await deleteLease(api, target, cached)) return uid;
+  }
   const lease = await readLease(api, target);
-  if (lease?.spec?.holderIdentity !== holder) return;
+  if (lease?.spec?.holderIdentity !== holder) return undefined;
   if (!(await deleteLease(api, target, lease))) throw new Error(`the Lease of VM ${target.vm} changed while being released`);
+  return lease.metadata?.uid;
 }
 
 /** False when the lease changed since `seen` (the precondition failed); `seen` carries a uid and resourceVersion. */

@@ -80,10 +80,11 @@ async function carryOut(deps: KeeperDeps, namespace: string, pool: string, actio
     case "deleteVMI":
       await deleteVMI(kube, namespace, action.vm);
       return;
-    case "release":
-      await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, RETIRING_HOLDER);
-      deps.expectations.released(namespace, leaseName(action.vm));
+    case "release": {
+      const gone = await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, RETIRING_HOLDER);
+      deps.expectations.deletedLease(namespace, leaseName(action.vm), gone);
       log.info("warm VM retired");
       return;
+    }
   }
 }

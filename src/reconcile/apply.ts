@@ -147,8 +147,8 @@ async function applyAction(
         );
       } else {
         const cached = deps.caches.leases.get(leaseName(action.vm), namespace) as V1Lease | undefined;
-        await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, action.holder, cached);
-        deps.expectations.released(namespace, leaseName(action.vm));
+        const gone = await releaseVMLease(kube.coordination, { namespace, vm: action.vm }, action.holder, cached);
+        deps.expectations.deletedLease(namespace, leaseName(action.vm), gone);
       }
       log.info({ vm: action.vm, warm: action.toWarm }, action.toWarm ? "handed VM back to the warm set" : "released VM");
       return;

@@ -57,6 +57,31 @@ describe("Expectations of our Lease writes", () => {
     now += 1;
     expect(view.get(NAME, "ns")).toBeUndefined();
   });
+
+  it("hides a Lease we deleted while the informer still has it, but not a new Lease of that name", () => {
+    const claims = new Expectations();
+    const inf = informer();
+    const view = claims.overLeases(inf.cache);
+    inf.set(lease("u1", "10", "ns/run/uid/0"));
+    claims.deletedLease("ns", NAME, "u1");
+    // A run whose VMs go one by one, reconciled again before the delete event: it must not give vm-0 back twice.
+    expect(view.get(NAME, "ns")).toBeUndefined();
+    expect(claims.size).toBe(1);
+    inf.set(lease("u2", "14", "ns/next/uid/0"));
+    expect(view.get(NAME, "ns")?.metadata?.uid).toBe("u2");
+    expect(claims.size).toBe(0);
+  });
+
+  it("after a release that found the Lease another's, shows the informer's copy", () => {
+    const claims = new Expectations();
+    const inf = informer();
+    const view = claims.overLeases(inf.cache);
+    claims.wrote(lease("u1", "10", "ns/run/uid/0"));
+    inf.set(lease("u1", "11", "ns/other/uid/0"));
+    claims.deletedLease("ns", NAME, undefined);
+    expect(view.get(NAME, "ns")?.metadata?.resourceVersion).toBe("11");
+    expect(claims.size).toBe(0);
+  });
 });
 
 describe("Expectations of a Lease write in flight", () => {

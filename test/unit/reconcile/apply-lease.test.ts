@@ -31,7 +31,15 @@ function apiserver() {
   let version = 100;
   let gate: Promise<void> | undefined;
   let creates = 0;
+  let deletes = 0;
   const coordination = {
+    deleteNamespacedLease: async ({ namespace, name, body }: { namespace: string; name: string; body: { preconditions?: { uid?: string } } }) => {
+      deletes += 1;
+      const key = `${namespace}/${name}`;
+      if (!stored.has(key)) throw new ApiException(404, "NotFound", {}, {});
+      if (stored.get(key)?.metadata?.uid !== body.preconditions?.uid) throw new ApiException(409, "Conflict", {}, {});
+      stored.delete(key);
+    },
     createNamespacedLease: async ({ namespace, body }: { namespace: string; body: V1Lease }) => {
       creates += 1;
       if (gate) await gate;
@@ -46,6 +54,7 @@ function apiserver() {
     kube: { coordination } as unknown as Kube,
     stored: (name: string) => stored.get(`${NS}/${name}`),
     creates: () => creates,
+    deletes: () => deletes,
     hold: () => {
       let open!: () => void;
       gate = new Promise<void>((resolve) => (open = resolve));
@@ -91,9 +100,17 @@ function setup() {
     const obs = { now: new Date(0) } as Observation;
     return apply(deps, run as unknown as KubernetesObject, run, obs, decision);
   };
+  const release = (run: CustomRun, holder: string) => {
+    const decision: Decision = {
+      actions: [{ kind: "releaseLease", pool: POOL, vm: VM, holder, toWarm: false }],
+      removeFinalizer: false,
+      events: [],
+    };
+    return apply(deps, run as unknown as KubernetesObject, run, { now: new Date(0) } as Observation, decision);
+  };
   /** Who holds vm-0 as every decision reads it (heldLeases, heldVM): A's pass must see A. */
   const holderSeen = () => (leases.get(LEASE, NS) as V1Lease | undefined)?.spec?.holderIdentity;
-  return { api, inf, acquire, holderSeen };
+  return { api, inf, acquire, release, holderSeen };
 }
 
 describe("apply: a Lease create racing another run's, before the informer has the winner's Lease", () => {
@@ -134,5 +151,23 @@ describe("apply: a Lease create racing another run's, before the informer has th
     expect(api.creates()).toBe(1);
     expect(await acquire(B, HOLDER_B)).toBe("leaseTaken");
     expect(api.creates()).toBe(1);
+  });
+});
+
+describe("apply: releasing a Lease the informer still shows", () => {
+  it("hides it from the passes after the delete (a run whose VMs go one by one gives each back once), not a new one", async () => {
+    const { api, inf, acquire, release, holderSeen } = setup();
+    await acquire(A, HOLDER_A);
+    inf.deliver(api.stored(LEASE));
+    await release(A, HOLDER_A);
+    expect(api.deletes()).toBe(1);
+    expect(api.stored(LEASE)).toBeUndefined();
+    // The informer has not delivered the delete: every later pass still sees vm-0 free.
+    expect(holderSeen()).toBeUndefined();
+    // B takes vm-0 at once; its new Lease shows, though the informer still holds A's old copy.
+    await acquire(B, HOLDER_B);
+    expect(holderSeen()).toBe(HOLDER_B);
+    inf.deliver(api.stored(LEASE));
+    expect(holderSeen()).toBe(HOLDER_B);
   });
 });
