@@ -1,4 +1,4 @@
-// npm run bench [-- --scenarios a,b,c,d,e,t] [--smoke] [--runs N] [--boot-delay-ms N] [--replicas N] [--cpu-prof] [--node-args "FLAGS"] [--out bench/results]: the benchmark suite against the testenv
+// npm run bench [-- --scenarios a,b,c,d,e,t] [--smoke] [--runs N] [--boot-delay-ms N] [--replicas N] [--cpu-prof] [--node-args="FLAGS"] [--out bench/results]: the benchmark suite against the testenv
 // (issue #6). Progress on stderr; the report's paths on stdout. Brings the testenv up if it is down, and down again.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   });
   const parsed = Options.safeParse(values);
   if (!parsed.success) {
-    throw new Error(`usage: npm run bench -- [--scenarios a,b,c,d,e,t] [--smoke] [--runs N] [--boot-delay-ms N] [--replicas N] [--cpu-prof] [--node-args "FLAGS"] [--out DIR]: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+    throw new Error(`usage: npm run bench -- [--scenarios a,b,c,d,e,t] [--smoke] [--runs N] [--boot-delay-ms N] [--replicas N] [--cpu-prof] [--node-args="FLAGS"] [--out DIR]: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   }
   const opts = parsed.data;
   const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
