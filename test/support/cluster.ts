@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { registrySecretManifest, type Testenv } from "../../hack/testenv/index.js";
 import { loadKube, mergePatch } from "../../src/kube/client.js";
 import { LEASE_LABEL_POOL, LEASE_LABEL_VM, leaseName } from "../../src/lease/holder.js";
-import { LEASE_LABEL_MANAGED, LEASE_MANAGED_VALUE } from "../../src/lease/leases.js";
+import { LEASE_LABEL_MANAGED, LEASE_MANAGED_VALUE, LEASE_SELECTOR } from "../../src/lease/leases.js";
 import { waitUntil } from "./processes.js";
 
 // What a test does as the cluster admin: namespaces, pools, secrets, CustomRuns as Tekton would create them.
@@ -141,7 +141,7 @@ export class Cluster {
   }
 
   async leases(namespace: string): Promise<KubernetesObject[]> {
-    return (await this.coordination.listNamespacedLease({ namespace, labelSelector: "app.kubernetes.io/managed-by=vmbuild" })).items;
+    return (await this.coordination.listNamespacedLease({ namespace, labelSelector: LEASE_SELECTOR })).items;
   }
 
   /** A VM's Lease as vmbuild writes it, held by `holder` from now on: what whoever leases the VM creates first. */

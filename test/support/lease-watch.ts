@@ -1,4 +1,5 @@
 import { KubeConfig, Watch } from "@kubernetes/client-node";
+import { LEASE_SELECTOR } from "../../src/lease/leases.js";
 import { readRunState } from "../../src/tekton/run-state.js";
 import { succeeded, type CustomRunObject } from "./cluster.js";
 
@@ -19,7 +20,7 @@ export async function watchLeases(kubeconfig: string, namespace: string): Promis
   const open = new Map<string, LeaseInterval>();
   const request = await new Watch(kc).watch(
     `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
-    { labelSelector: "app.kubernetes.io/managed-by=vmbuild" },
+    { labelSelector: LEASE_SELECTOR },
     (type: string, obj: { metadata?: { name?: string; labels?: Record<string, string> }; spec?: { holderIdentity?: string } }) => {
       const name = obj.metadata?.name ?? "";
       const now = Date.now();
