@@ -20,15 +20,17 @@ export function renderParameterReference(): string {
     required?: string[];
   };
   const required = new Set(schema.required ?? []);
-  // Defaults behind a preprocess step do not reach the JSON schema: read them off a parse of a minimal spec.
-  const parsed = SettingsSchema.parse({ pool: "p", image: "registry.test/i", gitUrl: "https://git.test/r" }) as Record<string, unknown>;
+  // Defaults behind a preprocess step do not reach the JSON schema: read them off a parse of a minimal spec,
+  // whose own fields have none.
+  const minimal: Record<string, unknown> = { pool: "p", image: "registry.test/i", gitUrl: "https://git.test/r" };
+  const parsed = SettingsSchema.parse(minimal) as Record<string, unknown>;
   const shown = (value: unknown) =>
     value === undefined || value === "" || (typeof value === "object" && value !== null && Object.keys(value).length === 0)
       ? "none"
       : `\`${Array.isArray(value) ? value.join(",") : String(value)}\``;
   const rows = Object.entries(schema.properties).map(([name, field]) => {
     const type = field.type === "array" ? `list of ${field.items?.type ?? "string"}` : field.additionalProperties ? "map" : (field.type ?? "string");
-    const fallback = required.has(name) ? "(required)" : shown(field.default ?? parsed[name]);
+    const fallback = required.has(name) ? "(required)" : shown(field.default ?? (name in minimal ? undefined : parsed[name]));
     return `| \`${name}\` | ${type} | ${fallback} | ${(field.description ?? "").replace(/\|/g, "\\|")} |`;
   });
   return [
@@ -39,6 +41,8 @@ export function renderParameterReference(): string {
     "The same fields are CustomRun params and `VMBuild` spec fields. Precedence: **params > VMBuild > defaults**.",
     "A param's value is a string (lists comma-separated, booleans `\"true\"`/`\"false\"`, durations like `\"10m\"`),",
     "or a Tekton array or object param where that fits; a VMBuild uses plain YAML types.",
+    "An empty string is a field not given (the VMBuild's value or the default applies), so a Pipeline can pass an",
+    "optional param through as `$(params.x)` with a default of `\"\"`.",
     "An unknown or invalid field ends the run with reason `InvalidParams` and a message naming it.",
     "",
     "| name | type | default | meaning |",

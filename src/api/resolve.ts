@@ -15,7 +15,8 @@ const SpecObject = z.record(z.string(), z.unknown());
 
 /**
  * Merges defaults < VMBuild spec < params and validates the result. Tekton substitutes variables only in params,
- * so this merge is ours to do. Messages name the field and where it came from.
+ * so this merge is ours to do. Messages name the field and where it came from. An empty string is a field not
+ * given: a Pipeline passes an optional param through as `$(params.x)` with a default of "".
  */
 export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]): Resolution {
   const spec = SpecObject.safeParse(vmbuildSpec ?? {});
@@ -24,18 +25,22 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
   const source = new Map<string, "spec" | "param">();
   const merged: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(spec.data)) {
-    merged[key] = value;
     source.set(key, "spec");
+    if (value !== "") merged[key] = value;
   }
   const seen = new Set<string>();
   for (const param of params) {
     if (seen.has(param.name)) return invalid(`param "${truncate(param.name)}" is given twice`);
     seen.add(param.name);
+    if (param.value === "") {
+      if (!(param.name in merged)) source.set(param.name, "param");
+      continue;
+    }
     merged[param.name] = param.value;
     source.set(param.name, "param");
   }
 
-  const unknown = Object.keys(merged).filter((k) => !(SETTING_NAMES as string[]).includes(k));
+  const unknown = [...source.keys()].filter((k) => !(SETTING_NAMES as string[]).includes(k));
   if (unknown.length > 0) {
     // Names come from the user: quote a few, shortened, so the message stays readable whatever they are.
     const shown = unknown.slice(0, 3).map((k) => label(source.get(k), truncate(k)));
@@ -51,7 +56,7 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
       .slice(1)
       .map((p) => `[${typeof p === "number" ? p : JSON.stringify(truncate(String(p)))}]`)
       .join("");
-    if (issue.input === undefined) return `${where} is required`;
+    if (issue.input === undefined) return source.has(key) ? `${where} is empty, and it is required` : `${where} is required`;
     const got = typeof issue.input === "string" ? ` (got ${JSON.stringify(truncate(issue.input))})` : "";
     return `${where}: ${issue.message}${got}`;
   });

@@ -89,4 +89,32 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     const r = resolveSettings({ pool: "builders" }, []);
     expect(r.ok || r.message).toMatch(/"image" is required; "gitUrl" is required/);
   });
+
+  it("takes an empty param as not given: the VMBuild's value or the default applies", () => {
+    const spec = { ...base, registrySecret: "push-login", platforms: ["linux/arm64"] };
+    const empty = ["pool", "platforms", "strategy", "registrySecret", "pullSecret", "tlsVerify", "queueTimeout", "contextDir", "dockerfile", "buildArgs"];
+    const r = resolveSettings(spec, empty.map((name) => ({ name, value: "" })));
+    expect(r).toMatchObject({
+      ok: true,
+      settings: {
+        pool: "builders",
+        platforms: ["linux/arm64"],
+        strategy: "single",
+        registrySecret: "push-login",
+        tlsVerify: true,
+        queueTimeout: 1_800_000,
+        contextDir: ".",
+        dockerfile: "Dockerfile",
+        buildArgs: {},
+      },
+    });
+    expect(r.ok && r.settings.pullSecret).toBeUndefined();
+  });
+
+  it("says a required field given empty is empty, and where; an unknown one stays unknown", () => {
+    const params = resolveSettings({ pool: "builders", gitUrl: "" }, [{ name: "image", value: "" }]);
+    expect(params.ok || params.message).toBe('param "image" is empty, and it is required; VMBuild spec.gitUrl is empty, and it is required');
+    const unknown = resolveSettings(base, [{ name: "colour", value: "" }]);
+    expect(unknown.ok || unknown.message).toMatch(/^unknown param "colour"/);
+  });
 });
