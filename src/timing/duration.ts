@@ -10,11 +10,14 @@ const UNIT_MS: Record<string, number> = {
 };
 /** Go's longest duration (2^63-1 ns, about 292 years): Go, and so Tekton, refuses anything longer. */
 const MAX_MS = 9_223_372_036_854.775;
-const WHOLE = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
-const PART = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+// Go's number forms: "5", "5.5", "5." and ".5"; a leading "+" is allowed, a "-" is refused (no timeout is negative).
+const NUMBER = String.raw`(?:\d+\.?\d*|\.\d+)`;
+const WHOLE = new RegExp(`^(?:${NUMBER}(?:ns|us|µs|ms|s|m|h))+$`);
+const PART = new RegExp(`(${NUMBER})(ns|us|µs|ms|s|m|h)`, "g");
 
 /** Milliseconds in a Go duration string, or undefined if it is not one. */
-export function parseDuration(text: string): number | undefined {
+export function parseDuration(given: string): number | undefined {
+  const text = given.startsWith("+") ? given.slice(1) : given;
   if (text === "0") return 0;
   if (!WHOLE.test(text)) return undefined;
   let total = 0;

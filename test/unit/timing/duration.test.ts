@@ -12,9 +12,14 @@ describe("Go durations", () => {
     ["1m0s", 60_000],
     ["1000h", 3_600_000_000],
     ["2562047h", 9_223_369_200_000],
+    [".5h", 1_800_000],
+    ["5.m", 300_000],
+    ["+1m", 60_000],
+    ["+0", 0],
+    ["1h2m3.5s", 3_723_500],
   ])("parses %s", (text, ms) => expect(parseDuration(text)).toBe(ms));
 
-  it.each(["", "10", "10 minutes", "-5s", "1d", "s", "2562048h", "99999999999999999999h"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
+  it.each(["", "10", "10 minutes", "-5s", "1d", "s", "2562048h", "99999999999999999999h", ".h", "+", "+-1s", "1..5s"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
 
   it.each([
     [350, "350ms"],
