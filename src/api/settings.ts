@@ -7,6 +7,15 @@ import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
 // controller uses inside, and the parameter reference in the docs. Precedence: params > VMBuild > defaults.
 
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
+// The architecture names uname and Debian use, under the ones images and KubeVirt's architecture field use
+// (containerd's normalization): "linux/aarch64" must find an arm64 native pool and repeat "linux/arm64".
+const ARCH_ALIASES: Record<string, string> = { x86_64: "amd64", aarch64: "arm64", i386: "386", armhf: "arm/v7", armel: "arm/v6" };
+const canonicalPlatform = (platform: string) => {
+  const [os, arch = "", variant] = platform.split("/");
+  const alias = ARCH_ALIASES[arch];
+  if (alias === undefined) return platform;
+  return alias.includes("/") ? `${os}/${alias}` : [os, alias, variant].filter(Boolean).join("/");
+};
 // Docker's reference grammar, a tag but no digest: we push to it.
 const IMAGE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/;
@@ -92,13 +101,16 @@ export const settingsShape = {
     .preprocess(
       commaList,
       z
-        .array(z.string().regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }))
+        .array(z.string().regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }).transform(canonicalPlatform))
         .min(1, { message: "at least one platform is required" })
         .max(16)
-        .refine((ps) => new Set(ps).size === ps.length, { message: "platforms must not repeat" }),
+        .superRefine((ps, ctx) => {
+          const twice = ps.find((p, i) => ps.indexOf(p) !== i);
+          if (twice) ctx.addIssue({ code: "custom", message: `platforms must not repeat: ${twice} is given twice` });
+        }),
     )
     .default(["linux/amd64"])
-    .describe('Platforms to build, as a list or a comma-separated string: "linux/amd64,linux/arm64".'),
+    .describe('Platforms to build, as a list or a comma-separated string: "linux/amd64,linux/arm64". Architecture aliases are taken as their image names: x86_64 as amd64, aarch64 as arm64, i386 as 386, armhf as arm/v7, armel as arm/v6.'),
   image: z
     .string()
     .max(512)

@@ -30,6 +30,11 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     });
   });
 
+  it("takes architecture aliases as the names images and KubeVirt use", () => {
+    const r = resolveSettings(base, [{ name: "platforms", value: "linux/x86_64,linux/aarch64/v8,linux/armhf,linux/i386,linux/s390x" }]);
+    expect(r).toMatchObject({ ok: true, settings: { platforms: ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/386", "linux/s390x"] } });
+  });
+
   it("takes a pullSecret apart from the registrySecret; without one, none", () => {
     const none = resolveSettings(base, []);
     expect(none.ok ? none.settings.pullSecret : none.message).toBeUndefined();
@@ -40,7 +45,8 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
   it.each([
     [[{ name: "colour", value: "blue" }], /unknown param "colour"; allowed: pool, nativePools, strategy, platforms/],
     [[{ name: "platforms", value: "linux/arm 64" }], /param "platforms"\[0\]: expected OS\/ARCH.*got "linux\/arm 64"/],
-    [[{ name: "platforms", value: "linux/amd64,linux/amd64" }], /param "platforms": platforms must not repeat/],
+    [[{ name: "platforms", value: "linux/amd64,linux/amd64" }], /param "platforms": platforms must not repeat: linux\/amd64 is given twice/],
+    [[{ name: "platforms", value: "linux/arm64,linux/aarch64" }], /param "platforms": platforms must not repeat: linux\/arm64 is given twice/],
     [[{ name: "dockerfile", value: "../../etc/passwd" }], /param "dockerfile": dockerfile must be a relative path/],
     [[{ name: "contextDir", value: "/etc" }], /param "contextDir": contextDir must be a relative path/],
     [[{ name: "image", value: "Registry.test/UPPER:1" }], /param "image": expected an image reference/],
