@@ -2,6 +2,7 @@ import { z } from "zod";
 import { isObjectName } from "../api/names.js";
 import { VMBUILD_API_VERSION, VMBUILD_KIND } from "../api/vmbuild.js";
 import { oncePerObject } from "../kube/parse-once.js";
+import { parseDuration } from "../timing/duration.js";
 
 /** Held on every run we started, so a deleted run still gets its VM scratched. */
 export const FINALIZER = "vmbuild.dev/scratch-vm";
@@ -68,7 +69,11 @@ export const CustomRunSchema = z.object({
       .optional(),
     params: z.array(z.object({ name: z.string(), value: ParamValue })).default([]),
     serviceAccountName: z.string().optional(),
-    timeout: z.string().optional(),
+    // Tekton's webhook refuses a bad one; without the webhook, a run must not fall back to the default silently.
+    timeout: z
+      .string()
+      .refine((t) => parseDuration(t) !== undefined, { message: 'expected a duration such as "1h0m0s", "90m" or "0s" (none)' })
+      .optional(),
     retries: z.number().int().min(0).optional(),
     status: z.string().optional(),
     statusMessage: z.string().optional(),
@@ -138,7 +143,7 @@ function parseRunNow(raw: unknown): ParsedRun {
       customSpec: spec.customSpec,
       ...pick("status"),
       ...pick("statusMessage"),
-      ...pick("timeout"),
+      ...(typeof spec.timeout === "string" && parseDuration(spec.timeout) !== undefined ? pick("timeout") : {}),
     },
   });
   return salvaged.success ? { run: salvaged.data, problem } : { problem };

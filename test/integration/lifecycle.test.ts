@@ -150,6 +150,16 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     expect(h.vmisCreated(ns)).toBe(0);
   });
 
+  it("a spec.timeout that is no duration fails at once, naming the field, instead of taking the default", async () => {
+    const ns = await cluster.namespace("bad-timeout");
+    await cluster.pool(ns, "builders", 1);
+    await cluster.createRun(ns, "run", params("quick"), { timeout: "1d" });
+    const run = await cluster.waitForRun(ns, "run", 30_000);
+    expect(succeeded(run)).toMatchObject({ status: "False", reason: "InvalidParams" });
+    expect(succeeded(run)?.message).toMatch(/spec is malformed: spec\.timeout: expected a duration/);
+    expect(h.vmisCreated(ns)).toBe(0);
+  });
+
   describe("controller crash", () => {
     it("SIGKILL mid-build: the replica that starts next runs the attempt again on a fresh VM, the first one scratched", async () => {
       const ns = await cluster.namespace("crash");

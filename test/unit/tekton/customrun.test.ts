@@ -20,3 +20,20 @@ describe("parseRun: a workspace bound to a Secret", () => {
     expect(parsed.run?.metadata.name).toBe("build");
   });
 });
+
+describe("parseRun: spec.timeout", () => {
+  const timed = (timeout: unknown) => ({ ...run([]), spec: { ...run([]).spec, timeout } });
+
+  it.each(["1h0m0s", "0s", "90m"])("takes %j", (timeout) => {
+    const parsed = parseRun(timed(timeout));
+    expect(parsed.problem).toBeUndefined();
+    expect(parsed.run?.spec.timeout).toBe(timeout);
+  });
+
+  it.each(["1d", "-5m", "soon", 60])("refuses %j, naming the field, and keeps the run readable without it", (timeout) => {
+    const parsed = parseRun(timed(timeout));
+    expect(parsed.problem).toMatch(/^spec\.timeout: /);
+    expect(parsed.run?.metadata.name).toBe("build");
+    expect(parsed.run?.spec.timeout).toBeUndefined();
+  });
+});
