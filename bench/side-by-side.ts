@@ -57,7 +57,11 @@ export async function sideBySide(ctx: BenchContext, runs = ctx.runs ?? (ctx.smok
   const repo = "instant-t";
   await createContextRepo(h.repos, repo, { Dockerfile: `FROM ${h.env.baseImage}\nLABEL vmbuild.dev/bench=side-by-side\n` });
   const s = await stage(ctx, "tekton", vms, { "sim.vmbuild.dev/boot-delay-ms": "0" });
-  const tekton = await startTektonController(h.env);
+  // Tekton's controller may never get ready: the stage's vmbuild controller is stopped all the same.
+  const tekton = await startTektonController(h.env).catch(async (err: unknown) => {
+    await s.stop();
+    throw err;
+  });
   try {
     await createTekton(h.cluster, "Pipeline", s.ns, "build", pipelineSpec(ctx, s.ns, repo));
     const names = runNames("pr", runs);
