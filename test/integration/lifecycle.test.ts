@@ -158,6 +158,10 @@ describe("run lifecycle: cancel, timeout, deletion, restart — the VM is always
     expect(succeeded(run)).toMatchObject({ status: "False", reason: "InvalidParams" });
     expect(succeeded(run)?.message).toMatch(/spec is malformed: spec\.timeout: expected a duration/);
     expect(h.vmisCreated(ns)).toBe(0);
+    // Tekton's webhook refuses such a run; without it, Tekton's own controller cannot list any CustomRun while
+    // this one exists (Go's "unknown unit" error), which later suites that start that controller would meet.
+    await cluster.deleteRun(ns, "run");
+    await cluster.waitForRunGone(ns, "run", 30_000);
   });
 
   describe("controller crash", () => {
