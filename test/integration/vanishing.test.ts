@@ -41,6 +41,9 @@ interface Cell {
   message?: RegExp;
 }
 
+const BUILD_CUT_OFF =
+  /^(VM builders-0('s instance (is being deleted|was deleted)| was deleted) during the build: )?podman \S+ \S+ at ssh:\/\/root@[\d.]+\/run\/podman\/podman\.sock: /;
+
 /** Every cell that applies, with how the run ends. */
 const MATRIX: Record<Phase, Cell[]> = {
   Queued: [
@@ -60,9 +63,10 @@ const MATRIX: Record<Phase, Cell[]> = {
   ],
   Building: [
     { dependency: "Lease", ends: ["Succeeded"] },
-    // The build's podman dies with its instance.
-    { dependency: "VM", ends: ["BuildFailed"], message: /^podman \S+ \S+ at ssh:\/\/root@[\d.]+\/run\/podman\/podman\.sock: / },
-    { dependency: "VMI", ends: ["BuildFailed"], message: /^podman \S+ \S+ at ssh:\/\/root@[\d.]+\/run\/podman\/podman\.sock: / },
+    // The build's podman dies with its instance. The message names the deletion first when the informer has
+    // shown it by the time the job's failure is decided on (the stand-in kills podman as it sees the deletion).
+    { dependency: "VM", ends: ["BuildFailed"], message: BUILD_CUT_OFF },
+    { dependency: "VMI", ends: ["BuildFailed"], message: BUILD_CUT_OFF },
     { dependency: "pool", ends: ["PoolNotFound"], message: /builders not found/ },
     { dependency: "Secret", ends: ["Succeeded"] },
   ],

@@ -3,7 +3,7 @@ import type { Reason } from "../../tekton/reasons.js";
 import type { RunState } from "../../tekton/run-state.js";
 import { condition, elapsed, failure, progress } from "../../tekton/status.js";
 import { formatDuration } from "../../timing/duration.js";
-import type { Ctx, Next } from "./phase.js";
+import { lastSeen, type Ctx, type Next } from "./phase.js";
 import { recover } from "./recover.js";
 
 // Building: the job builds and pushes; its end, whatever it is, begins the scratch.
@@ -20,7 +20,11 @@ export function building(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
       outcome: { condition: condition(ctx, "True", "Succeeded", job.summary), results: job.results, next: "finish" },
     };
   }
-  if (job.state === "failed") return { to: "beginScratch", state, outcome: { ...failure(job.reason, job.message), results: job.results } };
+  if (job.state === "failed") {
+    const gone = vmsGone(ctx, state);
+    const message = gone ? `${gone} during the build: ${job.message}` : job.message;
+    return { to: "beginScratch", state, outcome: { ...failure(job.reason, message), results: job.results } };
+  }
   const waited = elapsed(ctx.obs.now, state.phaseSince);
   if (settings.buildTimeout > 0 && waited >= settings.buildTimeout) {
     return {
@@ -36,4 +40,21 @@ export function building(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
     condition: progress(ctx, reason, job.detail),
     ...(settings.buildTimeout > 0 ? { requeueAfterMs: settings.buildTimeout - waited } : {}),
   };
+}
+
+/**
+ * The run's VMs that the caches show gone or going: a build cut off with its VM fails on a closed connection,
+ * which says nothing of why. Someone deleted or stopped the VM, or its instance failed.
+ */
+function vmsGone(ctx: Ctx, state: RunState): string | undefined {
+  const gone = state.slots.flatMap((slot) => {
+    if (!slot.vm) return [];
+    const seen = lastSeen(ctx.obs, slot.pool, slot.vm);
+    if (!seen) return [`VM ${slot.vm} was deleted`];
+    if (!seen.vmi) return [`VM ${slot.vm}'s instance was deleted`];
+    if (seen.vmi.deleting) return [`VM ${slot.vm}'s instance is being deleted`];
+    if (seen.vmi.phase === "Failed") return [`VM ${slot.vm}'s instance failed`];
+    return [];
+  });
+  return gone.length > 0 ? gone.join(", ") : undefined;
 }

@@ -469,6 +469,32 @@ const rows: Row[] = [
     message: /BuildFailed/,
   },
   {
+    name: "build failed as its VM's instance went away: the message says so before the closed connection",
+    run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
+    obs: observe(9, [{ name: "builders-0", wantsRunning: true, leaseHolder: ME }], { heldLease: "builders-0", job: buildFailed }),
+    actions: ["stopVM:builders-0"],
+    reason: "Scratching",
+    message: /\(BuildFailed\): VM builders-0's instance was deleted during the build: RUN false: exit 1$/,
+  },
+  {
+    name: "build failed as its VM was deleted: nothing left to scratch, and the message says so",
+    run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
+    obs: observe(9, [], { heldLease: "builders-0", job: buildFailed }),
+    actions: ["releaseLease:builders-0"],
+    reason: "BuildFailed",
+    status: "False",
+    message: /^VM builders-0 was deleted during the build: RUN false: exit 1$/,
+    removeFinalizer: true,
+  },
+  {
+    name: "build failed, its VM still up: the job's message alone",
+    run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
+    obs: observe(9, [ready("builders-0")], { heldLease: "builders-0", job: buildFailed }),
+    actions: ["stopVM:builders-0"],
+    reason: "Scratching",
+    message: /\(BuildFailed\): RUN false: exit 1$/,
+  },
+  {
     name: "push failed: scratch",
     run: run({ status: status(state("Building", { vm: "builders-0" }), "Pushing") }),
     obs: observe(9, [ready("builders-0")], {
