@@ -22,7 +22,7 @@ export function building(ctx: Ctx, state: RunState, settings: BuildSettings): Ne
   }
   if (job.state === "failed") {
     const gone = vmsGone(ctx, state);
-    const message = gone ? `${gone} during the build: ${job.message}` : job.message;
+    const message = gone ? `${gone} during the ${job.stage === "pushing" ? "push" : "build"}: ${job.message}` : job.message;
     return { to: "beginScratch", state, outcome: { ...failure(job.reason, message), results: job.results } };
   }
   const waited = elapsed(ctx.obs.now, state.phaseSince);

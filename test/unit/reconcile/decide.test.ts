@@ -487,6 +487,17 @@ const rows: Row[] = [
     removeFinalizer: true,
   },
   {
+    name: "push cut off as its VM's instance failed: the message says so",
+    run: run({ status: status(state("Building", { vm: "builders-0" }), "Pushing") }),
+    obs: observe(9, [{ ...ready("builders-0"), vmi: { phase: "Failed", ready: false, deleting: false } }], {
+      heldLease: "builders-0",
+      job: { state: "failed", stage: "pushing", reason: "PushFailed", message: "socket closed", results: [] },
+    }),
+    actions: ["stopVM:builders-0"],
+    reason: "Scratching",
+    message: /\(PushFailed\): VM builders-0's instance failed during the push: socket closed$/,
+  },
+  {
     name: "build failed, its VM still up: the job's message alone",
     run: run({ status: status(state("Building", { vm: "builders-0" }), "Building") }),
     obs: observe(9, [ready("builders-0")], { heldLease: "builders-0", job: buildFailed }),
