@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseDuration } from "../timing/duration.js";
 import { GIT_REVISION_FORM, GIT_URL, GIT_URL_FORMS, isGitRevision, parseGitUrl, withoutCredentials } from "./git-url.js";
 import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
+import { InvalidImageReferenceError, parseImageReference } from "../registry/image-reference.js";
 
 // The build settings of one run: the single source for the VMBuild spec, the CustomRun params, the types the
 // controller uses inside, and the parameter reference in the docs. Precedence: params > VMBuild > defaults.
@@ -49,6 +50,19 @@ const duration = (fallback: string) =>
     .refine((d) => parseDuration(d) !== undefined, { message: 'expected a duration such as "90s", "10m" or "1h30m"' })
     .default(fallback)
     .transform((d) => parseDuration(d) ?? 0);
+
+/** What the reference grammar says is wrong with an image the pattern refused, as ": why" (or nothing). */
+function imageProblem(input: unknown): string {
+  if (typeof input !== "string") return "";
+  if (input.includes("://")) return ": an image reference has no URL scheme, e.g. quay.example.com/team/app:1.2";
+  if (input.includes("@")) return ": a digest names content, so nothing can be pushed to it; name a tag";
+  try {
+    parseImageReference(input);
+  } catch (err) {
+    if (err instanceof InvalidImageReferenceError) return `: ${err.why}`;
+  }
+  return "";
+}
 
 /** Params are strings; the VMBuild spec is typed YAML. Both forms are accepted for the same field. */
 const commaList = (v: unknown) =>
@@ -114,7 +128,7 @@ export const settingsShape = {
   image: z
     .string()
     .max(512)
-    .regex(IMAGE, { message: "expected an image reference REGISTRY/REPOSITORY[:TAG] (no digest)" })
+    .regex(IMAGE, { error: (issue) => `expected an image reference REGISTRY/REPOSITORY[:TAG] (no digest)${imageProblem(issue.input)}` })
     .describe("Where to push the manifest list, e.g. quay.example.com/team/app:1.2. Defaults to tag latest."),
   gitUrl: z
     .string()

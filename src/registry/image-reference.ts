@@ -11,9 +11,12 @@ export interface ImageReference {
 export class InvalidImageReferenceError extends Error {
   override readonly name = "InvalidImageReferenceError";
   readonly reference: string;
+  /** What is wrong with it, without the reference. */
+  readonly why: string;
   constructor(reference: string, why: string) {
     super(`invalid image reference ${JSON.stringify(reference)}: ${why}`);
     this.reference = reference;
+    this.why = why;
   }
 }
 
