@@ -2,7 +2,7 @@ import { z } from "zod";
 import { parseDuration } from "../timing/duration.js";
 import { GIT_REVISION_FORM, GIT_URL, GIT_URL_FORMS, isGitRevision, parseGitUrl, withoutCredentials } from "./git-url.js";
 import { DNS_LABEL, DNS_SUBDOMAIN } from "./names.js";
-import { InvalidImageReferenceError, parseImageReference } from "../registry/image-reference.js";
+import { InvalidImageReferenceError, parseImageReference } from "./image-reference.js";
 
 // The build settings of one run: the single source for the VMBuild spec, the CustomRun params, the types the
 // controller uses inside, and the parameter reference in the docs. Precedence: params > VMBuild > defaults.

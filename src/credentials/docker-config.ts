@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { normalizeRegistryHost, parseImageReference } from "../registry/image-reference.js";
+import { normalizeRegistryHost, parseImageReference } from "../api/image-reference.js";
 import type { RegistryLogin } from "../registry/login.js";
 
 /** Logins keyed by registry host (`host[:port]`, `docker.io`), or by `host/namespace` for narrower ones. */

@@ -9,7 +9,7 @@ import { buildFailureMessage, withoutAutomaticArgs } from "../podman/build-event
 import { fetchSource, type GitFetchAuth } from "../source/git.js";
 import { packContext } from "../source/context-tar.js";
 import { getManifest, inspectManifest, putManifest, resolveDigest, type ServedManifest } from "../registry/client.js";
-import { parseImageReference, withDigest } from "../registry/image-reference.js";
+import { parseImageReference, withDigest } from "../api/image-reference.js";
 import { z } from "zod";
 import { credentialsFor } from "../credentials/docker-config.js";
 import type { RegistryLogins } from "../credentials/tekton.js";

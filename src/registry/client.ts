@@ -3,7 +3,7 @@ import { Agent, RetryAgent, type Dispatcher, type RetryHandler } from "undici";
 import { z } from "zod";
 import type { RegistryLogin } from "./login.js";
 import { RegistryError, type RegistryFailure } from "./errors.js";
-import { formatImageReference, parseImageReference, registryApiHost, type ImageReference } from "./image-reference.js";
+import { formatImageReference, parseImageReference, registryApiHost, type ImageReference } from "../api/image-reference.js";
 import { parseWwwAuthenticate, type AuthChallenge } from "./www-authenticate.js";
 
 export interface ResolveDigestOptions {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { inspectManifest } from "../../src/registry/client.js";
-import { withDigest } from "../../src/registry/image-reference.js";
+import { withDigest } from "../../src/api/image-reference.js";
 import { result, succeeded } from "../support/cluster.js";
 import { controllerSuite } from "../support/controller-suite.js";
 import { createContextRepo } from "../support/context-repo.js";

@@ -5,7 +5,7 @@ import {
   parseImageReference,
   registryApiHost,
   type ImageReference,
-} from "../../../src/registry/image-reference.js";
+} from "../../../src/api/image-reference.js";
 
 const DIGEST = `sha256:${"a".repeat(64)}`;
 
