@@ -21,7 +21,8 @@ export type PoolObservation =
   | { found: false; reason: "PoolNotFound" | "PoolNotAllowed"; message: string };
 
 export type SettingsObservation =
-  | { ok: true; settings: BuildSettings }
+  /** vmbuild: the spec of the VMBuild the run names, that the settings came from (kept in the run's state). */
+  | { ok: true; settings: BuildSettings; vmbuild?: Record<string, unknown> }
   | { ok: false; reason: "InvalidParams" | "VMBuildNotFound"; message: string };
 
 export type PlanObservation =

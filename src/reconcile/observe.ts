@@ -65,7 +65,7 @@ export function observe(run: CustomRun, problem: string | undefined, sources: Ob
   const attempt = state?.attempt ?? 0;
   const settings: SettingsObservation = problem
     ? { ok: false, reason: "InvalidParams", message: `the CustomRun's spec is malformed: ${problem}` }
-    : settingsOf(run, caches);
+    : settingsOf(run, caches, state?.vmbuild);
   const pools: Record<string, PoolObservation> = {};
   const lookup = (key: string): PoolObservation => (pools[key] ??= poolOf(run, key, caches));
   const plan = settings.ok ? planOf(run, settings.settings, lookup) : undefined;
@@ -122,30 +122,31 @@ function planOf(run: CustomRun, settings: BuildSettings, lookup: (key: string) =
   return plan.ok ? plan : { ok: false, reason: "InvalidParams", message: plan.message };
 }
 
-function settingsOf(run: CustomRun, caches: Caches): SettingsObservation {
+/** `admitted`: the VMBuild spec the run's state kept, which a run under way goes on with. */
+function settingsOf(run: CustomRun, caches: Caches, admitted: Record<string, unknown> | undefined): SettingsObservation {
   const { customRef } = run.spec;
-  const vmbuild = customRef?.name ? caches.vmbuilds.get(customRef.name, run.metadata.namespace) : undefined;
+  const vmbuild = customRef?.name && !admitted ? caches.vmbuilds.get(customRef.name, run.metadata.namespace) : admitted;
   const known = resolved.get(run);
   if (known && known.vmbuild === vmbuild) return known.settings;
-  const settings = resolveSettingsOf(run, vmbuild);
+  const settings = resolveSettingsOf(run, vmbuild, admitted !== undefined);
   resolved.set(run, { vmbuild, settings });
   return settings;
 }
 
-function resolveSettingsOf(run: CustomRun, vmbuild: unknown): SettingsObservation {
+function resolveSettingsOf(run: CustomRun, vmbuild: unknown, admitted: boolean): SettingsObservation {
   const { customRef, customSpec } = run.spec;
-  let spec: unknown = customSpec?.spec;
-  if (customRef?.name) {
-    if (!vmbuild) {
-      return {
-        ok: false,
-        reason: "VMBuildNotFound",
-        message: `VMBuild "${customRef.name}" not found in namespace ${run.metadata.namespace}.`,
-      };
-    }
-    spec = VMBuildSchema.parse(vmbuild).spec;
+  if (!customRef?.name) return resolveSettings(customSpec?.spec, run.spec.params);
+  if (!vmbuild) {
+    return {
+      ok: false,
+      reason: "VMBuildNotFound",
+      message: `VMBuild "${customRef.name}" not found in namespace ${run.metadata.namespace}.`,
+    };
   }
-  return resolveSettings(spec, run.spec.params);
+  const spec = admitted ? vmbuild : VMBuildSchema.parse(vmbuild).spec;
+  const resolution = resolveSettings(spec, run.spec.params);
+  if (!resolution.ok) return resolution;
+  return { ...resolution, vmbuild: (spec ?? {}) as Record<string, unknown> };
 }
 
 function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {

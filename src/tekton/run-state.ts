@@ -50,6 +50,11 @@ export const RunStateSchema = z.preprocess(
     owner: z.string().optional(),
     /** How often the run was run again because the replica executing it was lost (not counted in spec.retries). */
     recoveries: z.number().int().min(0).optional(),
+    /**
+     * The spec of the VMBuild the run names, as it was when the run was admitted. Tekton keeps a TaskRun's
+     * taskSpec the same way: editing or deleting the VMBuild does not reach a run under way.
+     */
+    vmbuild: z.record(z.string(), z.unknown()).optional(),
   }),
 );
 

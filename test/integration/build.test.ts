@@ -130,6 +130,30 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(log.split("\n")).toContain("hello from aarch64");
   });
 
+  it("builds what its VMBuild said when the run was admitted, though the VMBuild is edited and then deleted mid-build", async () => {
+    await createContextRepo(repos, "kept", { Dockerfile: `FROM ${env.baseImage}\nRUN sleep 6\n` });
+    const vmbuilds = { group: "vmbuild.dev", version: "v1alpha1", plural: "vmbuilds", namespace: ns };
+    const image = `${env.registry.host}/${ns}/kept:1`;
+    const spec = { pool: "builders", gitUrl: `${git.url}/kept.git`, image, registrySecret: "registry", pullSecret: "registry", tlsVerify: false };
+    await cluster.custom.createNamespacedCustomObject({
+      ...vmbuilds,
+      body: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", metadata: { name: "kept" }, spec },
+    });
+    await cluster.createRun(ns, "kept", {}, { customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "kept" } });
+    await cluster.waitForReason(ns, "kept", ["Building"], 120_000);
+    await cluster.custom.patchNamespacedCustomObject({
+      ...vmbuilds,
+      name: "kept",
+      body: [{ op: "replace", path: "/spec/image", value: `${env.registry.host}/${ns}/edited:1` }],
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await cluster.custom.deleteNamespacedCustomObject({ ...vmbuilds, name: "kept" });
+    const run = await cluster.waitForRun(ns, "kept", 300_000);
+    expect(succeeded(run), succeeded(run)?.message).toMatchObject({ status: "True", reason: "Succeeded" });
+    expect(result(run, "IMAGE_URL")).toBe(image);
+    await h.everyVMScratched(ns);
+  });
+
   it("fails a broken build with podman's error line in the message, and still scratches the VM", async () => {
     await createContextRepo(repos, "broken", {
       Dockerfile: `FROM ${env.baseImage}\nRUN echo about to fail && exit 3\n`,

@@ -101,6 +101,7 @@ export function finish(ctx: Ctx, state: RunState, outcome: Outcome): Next<"queue
       phaseSince: nowIso,
       tried: [],
       ...(state.recoveries ? { recoveries: state.recoveries } : {}),
+      ...(state.vmbuild ? { vmbuild: state.vmbuild } : {}),
     };
     const retrying = condition(
       ctx,

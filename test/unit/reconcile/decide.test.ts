@@ -811,6 +811,15 @@ describe("decide: status bookkeeping", () => {
     });
   });
 
+  it("keeps the spec of the VMBuild a run names in extraFields from its admission on, and through a retry", () => {
+    const vmbuild = { pool: "builders", image: "registry.test/app:1" };
+    const admitted = decide(run(), { ...observe(0, [stopped("builders-0")]), settings: { ok: true, settings, vmbuild } });
+    expect(admitted.status?.extraFields).toMatchObject({ phase: "Starting", vmbuild });
+    const st = status({ ...scratchingOn("BuildFailed"), vmbuild }, "Scratching");
+    const retried = decide(run({ status: st, spec: { retries: 1 } }), observe(20, [halted("builders-0")], { heldLease: "builders-0" }));
+    expect(retried.status?.extraFields).toMatchObject({ phase: "Queued", attempt: 1, vmbuild });
+  });
+
   it("a VM deleted while starting is not written down as tried: a new VM of that name may be taken later", () => {
     const d = decide(
       run({ status: status(state("Starting", { vm: "builders-0" }), "StartingVM") }),

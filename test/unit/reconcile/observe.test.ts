@@ -124,3 +124,46 @@ describe("observe: a pool whose transport annotations are unusable", () => {
     expect(observed({ pools: [poolWith({ "vmbuild.dev/podman-connection": "telnet" })] }).plan).toMatchObject({ ok: false, reason: "PoolMisconfigured" });
   });
 });
+
+describe("observe: the VMBuild a run names", () => {
+  const spec = { pool: "builders", gitUrl: "https://git.test/app.git", image: "registry.test/app:1" };
+  const vmbuild = (image: string) => ({ metadata: { namespace: "ns", name: "app" }, spec: { ...spec, image } });
+  const byName = (extraFields?: object) => ({
+    ...rawRun,
+    spec: { customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" }, params: [] },
+    status: extraFields ? { ...rawRun.status, extraFields } : {},
+  });
+  function settings(raw: object, vmbuilds: object[]) {
+    const caches: Caches = {
+      runs: cache([raw]),
+      vmbuilds: cache(vmbuilds),
+      pools: cache([pool]),
+      vms: cache([]),
+      vmis: cache([]),
+      leases: cache([]),
+      queue: () => [],
+    };
+    const { run, problem } = parseRun(raw);
+    if (!run) throw new Error(problem);
+    return observe(run, problem, { caches, job: () => undefined, now: new Date("2026-01-01T00:01:00Z"), publicURL: "http://c" }).settings;
+  }
+
+  it("a new run: read from the cache, its spec handed on to be kept in the run's state", () => {
+    expect(settings(byName(), [vmbuild("registry.test/app:2")])).toMatchObject({
+      ok: true,
+      settings: { image: "registry.test/app:2" },
+      vmbuild: { ...spec, image: "registry.test/app:2" },
+    });
+  });
+
+  it("a run under way: the spec its state kept, whatever the VMBuild is now, or if it is gone", () => {
+    const admitted = { ...rawRun.status.extraFields, vmbuild: { ...spec, image: "registry.test/app:1" } };
+    expect(settings(byName(admitted), [vmbuild("registry.test/app:2")])).toMatchObject({ ok: true, settings: { image: "registry.test/app:1" } });
+    expect(settings(byName(admitted), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:1" } });
+  });
+
+  it("a run under way from before the spec was kept: the VMBuild as it is now", () => {
+    expect(settings(byName(rawRun.status.extraFields), [vmbuild("registry.test/app:2")])).toMatchObject({ ok: true, settings: { image: "registry.test/app:2" } });
+    expect(settings(byName(rawRun.status.extraFields), [])).toMatchObject({ ok: false, reason: "VMBuildNotFound" });
+  });
+});
