@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SETTING_NAMES, SettingsSchema, type BuildSettings } from "./settings.js";
+import { withoutCredentials } from "./git-url.js";
 
 export type ParamValue = string | string[] | Record<string, string>;
 export interface Param {
@@ -57,7 +58,8 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
       .map((p) => `[${typeof p === "number" ? p : JSON.stringify(truncate(String(p)))}]`)
       .join("");
     if (issue.input === undefined) return source.has(key) ? `${where} is empty, and it is required` : `${where} is required`;
-    const got = typeof issue.input === "string" ? ` (got ${JSON.stringify(truncate(issue.input))})` : "";
+    // A URL's password is never echoed into the status, the Events or the logs.
+    const got = typeof issue.input === "string" ? ` (got ${JSON.stringify(truncate(withoutCredentials(issue.input)))})` : "";
     return `${where}: ${issue.message}${got}`;
   });
   return invalid(messages.join("; "));

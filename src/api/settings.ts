@@ -64,6 +64,15 @@ function imageProblem(input: unknown): string {
   return "";
 }
 
+/** For a URL the pattern refused: what was likely meant, where that is plain. */
+function gitUrlHint(input: unknown): string {
+  if (typeof input !== "string") return "";
+  if (/^file:|^ext::/i.test(input)) return "; the controller fetches over the network only";
+  // "github.com/team/app": a host and a path, the scheme left out.
+  if (/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?\/\S+$/.test(input)) return `, e.g. https://${input}`;
+  return "";
+}
+
 /** Params are strings; the VMBuild spec is typed YAML. Both forms are accepted for the same field. */
 const commaList = (v: unknown) =>
   typeof v === "string"
@@ -135,7 +144,7 @@ export const settingsShape = {
     .max(2048)
     // Only network transports: file:// would read the controller's own disk, ext:: runs commands. The pattern
     // (also the CRD's) lets through what parseGitUrl then judges: exactly the URLs the fetch takes.
-    .regex(GIT_URL, { message: `expected ${GIT_URL_FORMS}` })
+    .regex(GIT_URL, { error: (issue) => `expected ${GIT_URL_FORMS}${gitUrlHint(issue.input)}` })
     .superRefine((url, ctx) => {
       const parsed = parseGitUrl(url);
       // The message goes into the run's status.

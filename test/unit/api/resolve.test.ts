@@ -54,7 +54,8 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     [[{ name: "image", value: "registry.test/Team/App:1" }], /param "image": .*: malformed repository \(lowercase letters, digits, separators\) \(got "registry.test\/Team\/App:1"\)/],
     [[{ name: "image", value: "registry.test/app:1.0+build" }], /param "image": .*: malformed tag/],
     [[{ name: "image", value: "https://registry.test/app" }], /param "image": .*: an image reference has no URL scheme/],
-    [[{ name: "gitUrl", value: "file:///etc" }], /param "gitUrl": expected an http/],
+    [[{ name: "gitUrl", value: "file:///etc" }], /param "gitUrl": expected an http.*; the controller fetches over the network only/],
+    [[{ name: "gitUrl", value: "git.test/team/app.git" }], /param "gitUrl": expected an http.*, e\.g\. https:\/\/git\.test\/team\/app\.git \(got/],
     [[{ name: "gitUrl", value: "ext::sh -c touch% /tmp/pwned" }], /param "gitUrl"/],
     [[{ name: "gitRevision", value: "--upload-pack=evil" }], /param "gitRevision"/],
     [[{ name: "buildArgs", value: ["A B=1"] }], /param "buildArgs"\["A B"\]: build arg names are letters, digits and _/],
@@ -79,6 +80,15 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     if (!r.ok) {
       expect(r.reason).toBe("InvalidParams");
       expect(r.message).toMatch(message);
+    }
+  });
+
+  it("never echoes the password of a URL it refuses", () => {
+    for (const gitUrl of ["ftp://user:s3cret@git.test/app.git", "https://user:s3cret@git.test/app with space", "https://user:s3cret@git.test"]) {
+      const r = resolveSettings(base, [{ name: "gitUrl", value: gitUrl }]);
+      expect(r.ok).toBe(false);
+      expect(r.ok || r.message).toMatch(/^param "gitUrl": .*\(got "[a-z]+:\/\/git\.test/);
+      expect(r.ok || r.message).not.toContain("s3cret");
     }
   });
 
