@@ -103,7 +103,9 @@ function decodeSafe(text: string): string {
  * An ssh URL keeps its user (`git@`: no secret, and it says how to fetch), never a password.
  */
 export function withoutCredentials(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/)([^@/]*)@/i, (_, scheme: string, info: string) =>
-    /ssh/i.test(scheme) ? `${scheme}${info.split(":")[0]}@` : scheme,
-  );
+  return url
+    .replace(/^([a-z+]+:\/\/)([^@/]*)@/i, (_, scheme: string, info: string) =>
+      /ssh/i.test(scheme) ? `${scheme}${info.split(":")[0]}@` : scheme,
+    )
+    .replace(/^([^:@/\s]+):[^@/\s]*@/, "$1@"); // user:password@host:path, which no form takes
 }

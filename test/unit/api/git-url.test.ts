@@ -167,5 +167,7 @@ describe("withoutCredentials", () => {
     ["ssh://git@git.example.com:2222/app.git", "ssh://git@git.example.com:2222/app.git"],
     ["ssh://git:secret@git.example.com/app.git", "ssh://git@git.example.com/app.git"],
     ["git@git.example.com:team/app.git", "git@git.example.com:team/app.git"],
+    ["git:secret@git.example.com:team/app.git", "git@git.example.com:team/app.git"],
+    ["git.example.com:2222/app.git", "git.example.com:2222/app.git"],
   ])("%s → %s", (url, want) => expect(withoutCredentials(url)).toBe(want));
 });

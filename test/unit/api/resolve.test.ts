@@ -84,10 +84,10 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
   });
 
   it("never echoes the password of a URL it refuses", () => {
-    for (const gitUrl of ["ftp://user:s3cret@git.test/app.git", "https://user:s3cret@git.test/app with space", "https://user:s3cret@git.test"]) {
+    for (const gitUrl of ["ftp://user:s3cret@git.test/app.git", "https://user:s3cret@git.test/app with space", "https://user:s3cret@git.test", "user:s3cret@git.test:app.git"]) {
       const r = resolveSettings(base, [{ name: "gitUrl", value: gitUrl }]);
       expect(r.ok).toBe(false);
-      expect(r.ok || r.message).toMatch(/^param "gitUrl": .*\(got "[a-z]+:\/\/git\.test/);
+      expect(r.ok || r.message).toMatch(/^param "gitUrl": .*\(got "([a-z]+:\/\/|user@)git\.test/);
       expect(r.ok || r.message).not.toContain("s3cret");
     }
   });
