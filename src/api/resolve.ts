@@ -57,7 +57,7 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
       .slice(1)
       .map((p) => `[${typeof p === "number" ? p : JSON.stringify(truncate(String(p)))}]`)
       .join("");
-    if (issue.input === undefined) return source.has(key) ? `${where} is empty, and it is required` : `${where} is required`;
+    if (issue.input === undefined) return source.has(key) && !(key in merged) ? `${where} is empty, and it is required` : `${where} is required`;
     // A URL's password is never echoed into the status, the Events or the logs.
     const got = typeof issue.input === "string" ? ` (got ${JSON.stringify(truncate(withoutCredentials(issue.input)))})` : "";
     return `${where}: ${issue.message}${got}`;
