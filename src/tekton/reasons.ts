@@ -53,8 +53,8 @@ export const REASONS = {
   Succeeded: { status: "True", meaning: "The image is built, pushed and the VM scratched.", action: "Use the IMAGE_DIGEST result." },
   InvalidParams: {
     status: "False",
-    meaning: "A param or VMBuild field is unknown or invalid; the message names it and what is allowed.",
-    action: "Fix the named field in the Pipeline task or the VMBuild.",
+    meaning: "A param, a VMBuild field or a field of the CustomRun's spec (timeout, workspaces) is unknown or invalid; the message names it and what is allowed.",
+    action: "Fix the named field in the Pipeline task, the VMBuild or the CustomRun.",
   },
   VMBuildNotFound: {
     status: "False",
