@@ -36,6 +36,9 @@ export const PHASE_DESCRIPTIONS: Record<Phase, string> = {
   scratching: "the fault hits as soon as the run reports Scratching (build and push done)",
 };
 
+/** What decide/build.ts puts first when the caches show the run's VM instance gone or going. */
+const INSTANCE_GONE = (stage: "build" | "push") => `(VM \\S+'s instance (is being deleted|was deleted|failed) during the ${stage}: )?`;
+
 export interface Expected {
   /** The Succeeded condition's reason at the end. */
   reason: string;
@@ -94,13 +97,15 @@ const TABLE: Record<Fault, Record<Phase, Omit<Cell, "fault" | "phase">>> = {
   "podman-killed": {
     queued: { notApplicable: "a queued run holds no VM: there is no podman of its own to kill" },
     starting: succeeds("the VMI fails before podman answered; KubeVirt (the stand-in) boots a new one for the running VM"),
+    // The stand-in's VM is its podman service: the instance fails and goes with it, and the message says so first
+    // when the informer has shown that by the time the job's failure is decided on.
     building: {
-      expect: { reason: "BuildFailed", message: /^podman POST \S+\/build at ssh:\/\/\S+: HTTP 200: the build's output broke off/ },
-      why: "the build's output stream breaks off; the message names podman, the VM's endpoint and the error",
+      expect: { reason: "BuildFailed", message: new RegExp(`^${INSTANCE_GONE("build")}podman POST \\S+/build at ssh://\\S+: HTTP 200: the build's output broke off`) },
+      why: "the build's output stream breaks off; the message names the VM's instance gone, podman, the VM's endpoint and the error",
     },
     pushing: {
-      expect: { reason: "PushFailed", message: /^podman POST \S+\/registry\/\S+ at ssh:\/\/\S+: no response/ },
-      why: "the push request gets no answer; the message names podman, the VM's endpoint and the error",
+      expect: { reason: "PushFailed", message: new RegExp(`^${INSTANCE_GONE("push")}podman POST \\S+/registry/\\S+ at ssh://\\S+: no response`) },
+      why: "the push request gets no answer; the message names the VM's instance gone, podman, the VM's endpoint and the error",
     },
     scratching: succeeds("the VM is being thrown away anyway; the image is pushed"),
   },
