@@ -51,6 +51,11 @@ export const ConditionSchema = z.object({
 
 export const ResultSchema = z.object({ name: z.string(), value: z.string() });
 
+// Tekton's webhook refuses a bad one; without the webhook, a run must not fall back to the default silently.
+const Timeout = z
+  .string()
+  .refine((t) => parseDuration(t) !== undefined, { message: 'expected a duration such as "1h0m0s", "90m" or "0s" (none)' });
+
 export const CustomRunSchema = z.object({
   metadata: z.object({
     name: z.string(),
@@ -69,11 +74,7 @@ export const CustomRunSchema = z.object({
       .optional(),
     params: z.array(z.object({ name: z.string(), value: ParamValue })).default([]),
     serviceAccountName: z.string().optional(),
-    // Tekton's webhook refuses a bad one; without the webhook, a run must not fall back to the default silently.
-    timeout: z
-      .string()
-      .refine((t) => parseDuration(t) !== undefined, { message: 'expected a duration such as "1h0m0s", "90m" or "0s" (none)' })
-      .optional(),
+    timeout: Timeout.optional(),
     retries: z.number().int().min(0).optional(),
     status: z.string().optional(),
     statusMessage: z.string().optional(),
@@ -143,7 +144,7 @@ function parseRunNow(raw: unknown): ParsedRun {
       customSpec: spec.customSpec,
       ...pick("status"),
       ...pick("statusMessage"),
-      ...(typeof spec.timeout === "string" && parseDuration(spec.timeout) !== undefined ? pick("timeout") : {}),
+      ...(Timeout.safeParse(spec.timeout).success ? pick("timeout") : {}),
     },
   });
   return salvaged.success ? { run: salvaged.data, problem } : { problem };
