@@ -1,4 +1,5 @@
 import type { BuildSettings } from "../api/settings.js";
+import type { Param } from "../api/resolve.js";
 import type { Slot } from "./plan.js";
 import type { WarmConfig } from "../pools/warm.js";
 import type { VMView } from "../kubevirt/vm.js";
@@ -20,9 +21,15 @@ export type PoolObservation =
     }
   | { found: false; reason: "PoolNotFound" | "PoolNotAllowed"; message: string };
 
+/** What a run's settings were resolved from, kept in its state from admission on. */
+export interface SettingsInputs {
+  /** The spec of the VMBuild the run names or embeds. */
+  vmbuild?: Record<string, unknown>;
+  params: Param[];
+}
+
 export type SettingsObservation =
-  /** vmbuild: the spec of the VMBuild the run names, that the settings came from (kept in the run's state). */
-  | { ok: true; settings: BuildSettings; vmbuild?: Record<string, unknown> }
+  | { ok: true; settings: BuildSettings; inputs: SettingsInputs }
   | { ok: false; reason: "InvalidParams" | "VMBuildNotFound"; message: string };
 
 export type PlanObservation =

@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { positionOf } from "../lease/fair-queue.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
-import { resolveSettings } from "../api/resolve.js";
+import { resolveSettings, type Param } from "../api/resolve.js";
 import { runKey, type CustomRun } from "../tekton/customrun.js";
 import type { Observation, PlanObservation, PoolObservation, SettingsObservation } from "./observation.js";
 import type { JobId, JobView } from "../jobs/jobs.js";
-import { readRunState, type SlotState } from "../tekton/run-state.js";
+import { readRunState, type RunState, type SlotState } from "../tekton/run-state.js";
 import { planSlots, type NativePool } from "./plan.js";
 import { poolKey, splitPoolKey } from "../kubevirt/pool-key.js";
 import { readWarmConfig } from "../pools/warm.js";
@@ -65,7 +65,7 @@ export function observe(run: CustomRun, problem: string | undefined, sources: Ob
   const attempt = state?.attempt ?? 0;
   const settings: SettingsObservation = problem
     ? { ok: false, reason: "InvalidParams", message: `the CustomRun's spec is malformed: ${problem}` }
-    : settingsOf(run, caches, state?.vmbuild);
+    : settingsOf(run, caches, state);
   const pools: Record<string, PoolObservation> = {};
   const lookup = (key: string): PoolObservation => (pools[key] ??= poolOf(run, key, caches));
   const plan = settings.ok ? planOf(run, settings.settings, lookup) : undefined;
@@ -122,31 +122,36 @@ function planOf(run: CustomRun, settings: BuildSettings, lookup: (key: string) =
   return plan.ok ? plan : { ok: false, reason: "InvalidParams", message: plan.message };
 }
 
-/** `admitted`: the VMBuild spec the run's state kept, which a run under way goes on with. */
-function settingsOf(run: CustomRun, caches: Caches, admitted: Record<string, unknown> | undefined): SettingsObservation {
-  const { customRef } = run.spec;
-  const vmbuild = customRef?.name && !admitted ? caches.vmbuilds.get(customRef.name, run.metadata.namespace) : admitted;
+/**
+ * A run under way goes on with the VMBuild spec and params its state kept at admission; a new run (or one
+ * admitted before params were kept) reads them from its spec and the cache.
+ */
+function settingsOf(run: CustomRun, caches: Caches, state: RunState | undefined): SettingsObservation {
+  const { customRef, customSpec } = run.spec;
+  const params = state?.params ?? run.spec.params;
+  const vmbuild =
+    state?.vmbuild ?? (customRef?.name ? caches.vmbuilds.get(customRef.name, run.metadata.namespace) : customSpec);
   const known = resolved.get(run);
   if (known && known.vmbuild === vmbuild) return known.settings;
-  const settings = resolveSettingsOf(run, vmbuild, admitted !== undefined);
+  const settings = resolveSettingsOf(run, vmbuild, state?.vmbuild !== undefined, params);
   resolved.set(run, { vmbuild, settings });
   return settings;
 }
 
-function resolveSettingsOf(run: CustomRun, vmbuild: unknown, admitted: boolean): SettingsObservation {
-  const { customRef, customSpec } = run.spec;
-  if (!customRef?.name) return resolveSettings(customSpec?.spec, run.spec.params);
-  if (!vmbuild) {
+function resolveSettingsOf(run: CustomRun, vmbuild: unknown, admitted: boolean, params: Param[]): SettingsObservation {
+  const name = run.spec.customRef?.name;
+  if (name && !vmbuild) {
     return {
       ok: false,
       reason: "VMBuildNotFound",
-      message: `VMBuild "${customRef.name}" not found in namespace ${run.metadata.namespace}.`,
+      message: `VMBuild "${name}" not found in namespace ${run.metadata.namespace}.`,
     };
   }
-  const spec = admitted ? vmbuild : VMBuildSchema.parse(vmbuild).spec;
-  const resolution = resolveSettings(spec, run.spec.params);
+  const spec = admitted ? vmbuild : VMBuildSchema.parse(vmbuild ?? {}).spec;
+  const resolution = resolveSettings(spec, params);
   if (!resolution.ok) return resolution;
-  return { ...resolution, vmbuild: (spec ?? {}) as Record<string, unknown> };
+  const inputs = { ...(spec ? { vmbuild: spec as Record<string, unknown> } : {}), params };
+  return { ...resolution, inputs };
 }
 
 function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {

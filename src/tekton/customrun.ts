@@ -40,6 +40,7 @@ export function isOurs(obj: unknown): boolean {
 }
 
 const ParamValue = z.union([z.string(), z.array(z.string()), z.record(z.string(), z.string())]);
+export const ParamSchema = z.object({ name: z.string(), value: ParamValue });
 
 export const ConditionSchema = z.object({
   type: z.string(),
@@ -72,7 +73,7 @@ export const CustomRunSchema = z.object({
     customSpec: z
       .object({ apiVersion: z.string(), kind: z.string(), spec: z.unknown().optional() })
       .optional(),
-    params: z.array(z.object({ name: z.string(), value: ParamValue })).default([]),
+    params: z.array(ParamSchema).default([]),
     serviceAccountName: z.string().optional(),
     timeout: Timeout.optional(),
     retries: z.number().int().min(0).optional(),

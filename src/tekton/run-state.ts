@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ConditionSchema, ResultSchema } from "./customrun.js";
+import { ConditionSchema, ParamSchema, ResultSchema } from "./customrun.js";
 import { parseOnce } from "../kube/parse-once.js";
 
 // What the controller keeps in status.extraFields: enough for a restarted controller to continue every run
@@ -51,10 +51,12 @@ export const RunStateSchema = z.preprocess(
     /** How often the run was run again because the replica executing it was lost (not counted in spec.retries). */
     recoveries: z.number().int().min(0).optional(),
     /**
-     * The spec of the VMBuild the run names, as it was when the run was admitted. Tekton keeps a TaskRun's
-     * taskSpec the same way: editing or deleting the VMBuild does not reach a run under way.
+     * The spec of the VMBuild the run names (or embeds), as it was when the run was admitted. Tekton keeps a
+     * TaskRun's taskSpec the same way: editing or deleting the VMBuild does not reach a run under way.
      */
     vmbuild: z.record(z.string(), z.unknown()).optional(),
+    /** The run's params at admission: Tekton's webhook refuses edits of a started TaskRun, none of a CustomRun. */
+    params: z.array(ParamSchema).optional(),
   }),
 );
 

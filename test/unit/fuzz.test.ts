@@ -69,9 +69,11 @@ describe("fuzzing the edge", () => {
           expect(parsed.problem.length).toBeGreaterThan(0);
           return;
         }
-        const settings = parsed.problem
+        const { params } = parsed.run.spec;
+        const resolution = parsed.problem
           ? ({ ok: false, reason: "InvalidParams", message: parsed.problem } as const)
-          : resolveSettings({ pool: "p", image: "r.test/i", gitUrl: "https://g.test/r" }, parsed.run.spec.params);
+          : resolveSettings({ pool: "p", image: "r.test/i", gitUrl: "https://g.test/r" }, params);
+        const settings = resolution.ok ? { ...resolution, inputs: { params } } : resolution;
         const d = decide(parsed.run, {
           now: new Date("2026-01-01T00:05:00Z"),
           publicURL: "http://vmbuild.test:8080",

@@ -83,7 +83,7 @@ function admit(ctx: Ctx): Next<"queued"> {
     queuedAt: ctx.nowIso,
     phaseSince: ctx.nowIso,
     tried: [],
-    ...(obs.settings.vmbuild ? { vmbuild: obs.settings.vmbuild } : {}),
+    ...obs.settings.inputs,
   };
   const finalizer: Action[] = hasFinalizer(run) ? [] : [{ kind: "addFinalizer" }];
   return { to: "queued", state, settings: obs.settings.settings, actions: finalizer };

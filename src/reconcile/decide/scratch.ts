@@ -102,6 +102,7 @@ export function finish(ctx: Ctx, state: RunState, outcome: Outcome): Next<"queue
       tried: [],
       ...(state.recoveries ? { recoveries: state.recoveries } : {}),
       ...(state.vmbuild ? { vmbuild: state.vmbuild } : {}),
+      ...(state.params ? { params: state.params } : {}),
     };
     const retrying = condition(
       ctx,

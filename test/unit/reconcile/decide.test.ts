@@ -127,7 +127,7 @@ function observe(seconds: number, vms: VMView[], extra: ObservationExtra = {}): 
   return {
     now: at(seconds),
     publicURL: CONTROLLER_URL,
-    settings: { ok: true, settings },
+    settings: { ok: true, settings, inputs: { params: [] } },
     plan: found.found
       ? { ok: true, slots: [{ platforms: settings.platforms, pool: POOL }] }
       : { ok: false, reason: found.reason, message: found.message },
@@ -811,13 +811,14 @@ describe("decide: status bookkeeping", () => {
     });
   });
 
-  it("keeps the spec of the VMBuild a run names in extraFields from its admission on, and through a retry", () => {
+  it("keeps the VMBuild spec and params a run was resolved from in extraFields from its admission on, and through a retry", () => {
     const vmbuild = { pool: "builders", image: "registry.test/app:1" };
-    const admitted = decide(run(), { ...observe(0, [stopped("builders-0")]), settings: { ok: true, settings, vmbuild } });
-    expect(admitted.status?.extraFields).toMatchObject({ phase: "Starting", vmbuild });
-    const st = status({ ...scratchingOn("BuildFailed"), vmbuild }, "Scratching");
+    const params = [{ name: "gitRevision", value: "v1" }];
+    const admitted = decide(run(), { ...observe(0, [stopped("builders-0")]), settings: { ok: true, settings, inputs: { vmbuild, params } } });
+    expect(admitted.status?.extraFields).toMatchObject({ phase: "Starting", vmbuild, params });
+    const st = status({ ...scratchingOn("BuildFailed"), vmbuild, params }, "Scratching");
     const retried = decide(run({ status: st, spec: { retries: 1 } }), observe(20, [halted("builders-0")], { heldLease: "builders-0" }));
-    expect(retried.status?.extraFields).toMatchObject({ phase: "Queued", attempt: 1, vmbuild });
+    expect(retried.status?.extraFields).toMatchObject({ phase: "Queued", attempt: 1, vmbuild, params });
   });
 
   it("a VM deleted while starting is not written down as tried: a new VM of that name may be taken later", () => {
@@ -1034,7 +1035,7 @@ describe("decide: fan-out over two pools (amd64 emulated, arm64 native)", () => 
     return {
       now: at(seconds),
       publicURL: CONTROLLER_URL,
-      settings: { ok: true, settings: fanout.settings },
+      settings: { ok: true, settings: fanout.settings, inputs: { params: [] } },
       plan: { ok: true, slots },
       pools: { [EMU]: pool(EMU, emu, warm), [ARM]: pool(ARM, arm) },
       held: [],
@@ -1184,7 +1185,7 @@ describe("decide: the hand-on from phase to phase is bounded", () => {
       [{ name: "platforms", value: "linux/amd64,linux/arm64" }, { name: "queueTimeout", value }],
     );
     if (!r.ok) throw new Error(r.message);
-    return { ok: true as const, settings: r.settings };
+    return { ok: true as const, settings: r.settings, inputs: { params: [] } };
   };
   const full = [stopped("builders-0", "team-b/x/uid-9/0")];
   const cases: {

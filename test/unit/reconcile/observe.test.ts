@@ -125,12 +125,17 @@ describe("observe: a pool whose transport annotations are unusable", () => {
   });
 });
 
-describe("observe: the VMBuild a run names", () => {
+describe("observe: what a run's settings come from", () => {
   const spec = { pool: "builders", gitUrl: "https://git.test/app.git", image: "registry.test/app:1" };
   const vmbuild = (image: string) => ({ metadata: { namespace: "ns", name: "app" }, spec: { ...spec, image } });
-  const byName = (extraFields?: object) => ({
+  const byName = (extraFields?: object, params: object[] = []) => ({
     ...rawRun,
-    spec: { customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" }, params: [] },
+    spec: { customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "app" }, params },
+    status: extraFields ? { ...rawRun.status, extraFields } : {},
+  });
+  const embedded = (image: string, extraFields?: object) => ({
+    ...rawRun,
+    spec: { customSpec: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", spec: { ...spec, image } } },
     status: extraFields ? { ...rawRun.status, extraFields } : {},
   });
   function settings(raw: object, vmbuilds: object[]) {
@@ -147,23 +152,32 @@ describe("observe: the VMBuild a run names", () => {
     if (!run) throw new Error(problem);
     return observe(run, problem, { caches, job: () => undefined, now: new Date("2026-01-01T00:01:00Z"), publicURL: "http://c" }).settings;
   }
+  const tag = (value: string) => [{ name: "image", value }];
 
-  it("a new run: read from the cache, its spec handed on to be kept in the run's state", () => {
-    expect(settings(byName(), [vmbuild("registry.test/app:2")])).toMatchObject({
+  it("a new run: the VMBuild from the cache and the run's params, both handed on to be kept in the run's state", () => {
+    expect(settings(byName(undefined, tag("registry.test/app:3")), [vmbuild("registry.test/app:2")])).toMatchObject({
       ok: true,
-      settings: { image: "registry.test/app:2" },
-      vmbuild: { ...spec, image: "registry.test/app:2" },
+      settings: { image: "registry.test/app:3" },
+      inputs: { vmbuild: { ...spec, image: "registry.test/app:2" }, params: tag("registry.test/app:3") },
+    });
+    expect(settings(embedded("registry.test/app:2"), [])).toMatchObject({
+      ok: true,
+      inputs: { vmbuild: { ...spec, image: "registry.test/app:2" }, params: [] },
     });
   });
 
-  it("a run under way: the spec its state kept, whatever the VMBuild is now, or if it is gone", () => {
+  it("a run under way: the spec and params its state kept, whatever the VMBuild and the run's params are now", () => {
     const admitted = { ...rawRun.status.extraFields, vmbuild: { ...spec, image: "registry.test/app:1" } };
     expect(settings(byName(admitted), [vmbuild("registry.test/app:2")])).toMatchObject({ ok: true, settings: { image: "registry.test/app:1" } });
     expect(settings(byName(admitted), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:1" } });
+    const withParams = { ...admitted, params: tag("registry.test/app:4") };
+    expect(settings(byName(withParams, tag("registry.test/app:5")), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:4" } });
+    expect(settings(embedded("registry.test/app:2", withParams), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:4" } });
   });
 
-  it("a run under way from before the spec was kept: the VMBuild as it is now", () => {
+  it("a run under way from before the spec was kept: the VMBuild and params as they are now", () => {
     expect(settings(byName(rawRun.status.extraFields), [vmbuild("registry.test/app:2")])).toMatchObject({ ok: true, settings: { image: "registry.test/app:2" } });
     expect(settings(byName(rawRun.status.extraFields), [])).toMatchObject({ ok: false, reason: "VMBuildNotFound" });
+    expect(settings(embedded("registry.test/app:2", rawRun.status.extraFields), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:2" } });
   });
 });

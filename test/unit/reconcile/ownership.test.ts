@@ -49,7 +49,7 @@ function observe(vms: VMView[], replica: ReplicaObservation, extra: { held?: str
   return {
     now: at(30),
     publicURL: "http://vmbuild.test:8080",
-    settings: { ok: true, settings },
+    settings: { ok: true, settings, inputs: { params: [] } },
     plan: { ok: true, slots: [{ platforms: settings.platforms, pool: POOL }] },
     pools: { [POOL]: { found: true, namespace: "team-a", name: "builders", vms } },
     held: [extra.held],
