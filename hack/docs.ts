@@ -42,7 +42,7 @@ export function renderParameterReference(): string {
     "A param's value is a string (lists comma-separated, booleans `\"true\"`/`\"false\"`, durations like `\"10m\"`),",
     "or a Tekton array or object param where that fits; a VMBuild uses plain YAML types.",
     "An empty string is a field not given (the VMBuild's value or the default applies), so a Pipeline can pass an",
-    "optional param through as `$(params.x)` with a default of `\"\"`.",
+    "optional param through as `$(params.x)` with a default of `\"\"`; in a VMBuild too, the default applies (or a param's value).",
     "An unknown or invalid field ends the run with reason `InvalidParams` and a message naming it.",
     "",
     "| name | type | default | meaning |",

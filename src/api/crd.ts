@@ -21,8 +21,30 @@ function structural(node: unknown): unknown {
   return out;
 }
 
+/**
+ * A field given as "" is a field not given (resolveSettings), as in params: a manifest templated with an empty
+ * value (`pullSecret: ""`) must not be refused by the apiserver for a pattern the controller never applies to it.
+ */
+function emptyAllowed(spec: JsonSchema): JsonSchema {
+  const properties = Object.entries(spec.properties as Record<string, JsonSchema>).map(([name, field]) => {
+    if (field.type !== "string") return [name, field];
+    const { minLength: _minLength, ...rest } = field;
+    return [
+      name,
+      {
+        ...rest,
+        ...(typeof field.pattern === "string" && !new RegExp(field.pattern).test("") ? { pattern: `^$|${field.pattern}` } : {}),
+        ...(Array.isArray(field.enum) ? { enum: [...(field.enum as unknown[]), ""] } : {}),
+      },
+    ];
+  });
+  return { ...spec, properties: Object.fromEntries(properties) };
+}
+
 export function vmbuildCRD(): object {
-  const spec = structural(z.toJSONSchema(SettingsSchema, { io: "input", target: "openapi-3.0", unrepresentable: "any" }));
+  const spec = emptyAllowed(
+    structural(z.toJSONSchema(SettingsSchema, { io: "input", target: "openapi-3.0", unrepresentable: "any" })) as JsonSchema,
+  );
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
@@ -50,7 +72,7 @@ export function vmbuildCRD(): object {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
                 metadata: { type: "object" },
-                spec: { ...(spec as JsonSchema), description: "Build settings; CustomRun params override them." },
+                spec: { ...spec, description: "Build settings; CustomRun params override them." },
               },
             },
           },

@@ -130,6 +130,28 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(log.split("\n")).toContain("hello from aarch64");
   });
 
+  it('takes a VMBuild whose string fields are all "" (a templated manifest): each is a field not given, the params fill it', async () => {
+    await createContextRepo(repos, "blank", { Dockerfile: `FROM ${env.baseImage}\n` });
+    const blank = ["pool", "strategy", "image", "gitUrl", "gitRevision", "contextDir", "dockerfile", "registrySecret", "pullSecret"];
+    await cluster.custom.createNamespacedCustomObject({
+      group: "vmbuild.dev",
+      version: "v1alpha1",
+      plural: "vmbuilds",
+      namespace: ns,
+      body: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", metadata: { name: "blank" }, spec: Object.fromEntries(blank.map((f) => [f, ""])) },
+    });
+    const image = `${env.registry.host}/${ns}/blank:1`;
+    await cluster.createRun(
+      ns,
+      "blank",
+      { pool: "builders", gitUrl: `${git.url}/blank.git`, image, registrySecret: "registry", pullSecret: "registry", tlsVerify: "false" },
+      { customRef: { apiVersion: "vmbuild.dev/v1alpha1", kind: "VMBuild", name: "blank" } },
+    );
+    const run = await cluster.waitForRun(ns, "blank", 300_000);
+    expect(succeeded(run), succeeded(run)?.message).toMatchObject({ status: "True", reason: "Succeeded" });
+    expect(result(run, "IMAGE_URL")).toBe(image);
+  });
+
   it("builds what its VMBuild and params said when the run was admitted, though both are edited and the VMBuild deleted mid-build", async () => {
     await createContextRepo(repos, "kept", { Dockerfile: `FROM ${env.baseImage}\nRUN sleep 6\n` });
     const vmbuilds = { group: "vmbuild.dev", version: "v1alpha1", plural: "vmbuilds", namespace: ns };
