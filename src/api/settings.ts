@@ -7,11 +7,13 @@ import { InvalidImageReferenceError, parseImageReference } from "./image-referen
 // The build settings of one run: the single source for the VMBuild spec, the CustomRun params, the types the
 // controller uses inside, and the parameter reference in the docs. Precedence: params > VMBuild > defaults.
 
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
-// The architecture names uname and Debian use, under the ones images and KubeVirt's architecture field use
-// (containerd's normalization): "linux/aarch64" must find an arm64 native pool and repeat "linux/arm64".
+const PLATFORM = /^[A-Za-z0-9]+\/[A-Za-z0-9_]+(\/[A-Za-z0-9]+)?$/;
+// Lowercase, and the architecture names uname and Debian use under the ones images and KubeVirt's architecture
+// field use (containerd's normalization, as podman applies it): "linux/AArch64" must find an arm64 native pool
+// and repeat "linux/arm64".
 const ARCH_ALIASES: Record<string, string> = { x86_64: "amd64", aarch64: "arm64", i386: "386", armhf: "arm/v7", armel: "arm/v6" };
-const canonicalPlatform = (platform: string) => {
+const canonicalPlatform = (given: string) => {
+  const platform = given.toLowerCase();
   const [os, arch = "", variant] = platform.split("/");
   const alias = ARCH_ALIASES[arch];
   if (alias === undefined) return platform;
@@ -133,7 +135,7 @@ export const settingsShape = {
         }),
     )
     .default(["linux/amd64"])
-    .describe('Platforms to build, as a list or a comma-separated string: "linux/amd64,linux/arm64". Architecture aliases are taken as their image names: x86_64 as amd64, aarch64 as arm64, i386 as 386, armhf as arm/v7, armel as arm/v6.'),
+    .describe('Platforms to build, as a list or a comma-separated string: "linux/amd64,linux/arm64". Case is ignored, and architecture aliases are taken as their image names: x86_64 as amd64, aarch64 as arm64, i386 as 386, armhf as arm/v7, armel as arm/v6.'),
   image: z
     .string()
     .max(512)

@@ -35,6 +35,15 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     expect(r).toMatchObject({ ok: true, settings: { platforms: ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/386", "linux/s390x"] } });
   });
 
+  it("lowercases platforms as podman does: Linux/ARM64 is linux/arm64, and repeats it", () => {
+    const r = resolveSettings(base, [{ name: "platforms", value: "Linux/ARM64,LINUX/X86_64,linux/Arm/V7" }]);
+    expect(r).toMatchObject({ ok: true, settings: { platforms: ["linux/arm64", "linux/amd64", "linux/arm/v7"] } });
+    expect(resolveSettings(base, [{ name: "platforms", value: "linux/arm64,Linux/AArch64" }])).toMatchObject({
+      ok: false,
+      message: 'param "platforms": platforms must not repeat: linux/arm64 is given twice',
+    });
+  });
+
   it("takes a pullSecret apart from the registrySecret; without one, none", () => {
     const none = resolveSettings(base, []);
     expect(none.ok ? none.settings.pullSecret : none.message).toBeUndefined();
