@@ -35,6 +35,11 @@ const relativePath = (what: string) =>
     })
     .refine((p) => !/[\0\r\n]/.test(p), { message: `${what} must not contain control characters` });
 
+const noRepeats = (what: string) => (items: string[], ctx: z.RefinementCtx) => {
+  const twice = items.find((item, i) => items.indexOf(item) !== i);
+  if (twice !== undefined) ctx.addIssue({ code: "custom", message: `${what} must not repeat: ${twice} is given twice` });
+};
+
 const poolRef = z.string().refine(
   (p) => {
     const parts = p.split("/");
@@ -110,11 +115,11 @@ export const settingsShape = {
       z
         .array(poolRef)
         .max(16)
-        .refine((ps) => new Set(ps).size === ps.length, { message: "pools must not repeat" }),
+        .superRefine(noRepeats("nativePools")),
     )
     .default([])
     .describe(
-      "Pools of VMs that build their own architecture natively (read from the pool template's spec.template.spec.architecture): a platform of that architecture is built there instead of on `pool`.",
+      "Pools of VMs that build their own architecture natively (read from the pool template's spec.template.spec.architecture): a platform of that architecture is built there instead of on `pool`. One pool per architecture.",
     ),
   strategy: z
     .enum(["single", "fanout"])
@@ -129,10 +134,7 @@ export const settingsShape = {
         .array(z.string().regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }).transform(canonicalPlatform))
         .min(1, { message: "at least one platform is required" })
         .max(16)
-        .superRefine((ps, ctx) => {
-          const twice = ps.find((p, i) => ps.indexOf(p) !== i);
-          if (twice) ctx.addIssue({ code: "custom", message: `platforms must not repeat: ${twice} is given twice` });
-        }),
+        .superRefine(noRepeats("platforms")),
     )
     .default(["linux/amd64"])
     .describe('Platforms to build, as a list or a comma-separated string: "linux/amd64,linux/arm64". Case is ignored, and architecture aliases are taken as their image names: x86_64 as amd64, aarch64 as arm64, i386 as 386, armhf as arm/v7, armel as arm/v6.'),

@@ -34,6 +34,18 @@ export function planSlots(
       message: `nativePools: pool ${unnamed.key} names no architecture in its template (spec.virtualMachineTemplate.spec.template.spec.architecture).`,
     };
   }
+  const shared = natives.findIndex((p, i) => natives.findIndex((q) => q.architecture === p.architecture) !== i);
+  if (shared >= 0) {
+    const second = natives[shared]!;
+    const first = natives.find((p) => p.architecture === second.architecture)!;
+    return {
+      ok: false,
+      message:
+        first.key === second.key
+          ? `nativePools: pool ${first.key} is named twice.`
+          : `nativePools: pools ${first.key} and ${second.key} both build ${second.architecture}; name one pool per architecture.`,
+    };
+  }
   const native = (platform: string) => natives.find((p) => p.architecture === platformArch(platform))?.key;
 
   if (settings.strategy === "single") {

@@ -56,6 +56,7 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
     [[{ name: "platforms", value: "linux/arm 64" }], /param "platforms"\[0\]: expected OS\/ARCH.*got "linux\/arm 64"/],
     [[{ name: "platforms", value: "linux/amd64,linux/amd64" }], /param "platforms": platforms must not repeat: linux\/amd64 is given twice/],
     [[{ name: "platforms", value: "linux/arm64,linux/aarch64" }], /param "platforms": platforms must not repeat: linux\/arm64 is given twice/],
+    [[{ name: "nativePools", value: "arm-builders,x86,arm-builders" }], /param "nativePools": nativePools must not repeat: arm-builders is given twice/],
     [[{ name: "dockerfile", value: "../../etc/passwd" }], /param "dockerfile": dockerfile must be a relative path/],
     [[{ name: "contextDir", value: "/etc" }], /param "contextDir": contextDir must be a relative path/],
     [[{ name: "image", value: "Registry.test/UPPER:1" }], /param "image": expected an image reference/],

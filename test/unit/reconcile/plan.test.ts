@@ -83,6 +83,21 @@ describe("planSlots: which VMs a run needs", () => {
       natives: [{ key: "ns/mystery", architecture: undefined }],
       error: /nativePools: pool ns\/mystery names no architecture .*spec\.template\.spec\.architecture/,
     },
+    {
+      name: "two native pools of one architecture: an error naming both, not the second one left unused",
+      strategy: "fanout",
+      platforms: two,
+      emulation: "ns/emu",
+      natives: [arm, s390, { key: "ns/arm-2", architecture: "arm64" }],
+      error: /^nativePools: pools ns\/arm and ns\/arm-2 both build arm64; name one pool per architecture\.$/,
+    },
+    {
+      name: "one native pool named twice (by NAME and by NAMESPACE/NAME): an error naming it",
+      strategy: "single",
+      platforms: ["linux/arm64"],
+      natives: [arm, arm],
+      error: /^nativePools: pool ns\/arm is named twice\.$/,
+    },
   ];
   for (const row of rows) {
     it(row.name, () => {
