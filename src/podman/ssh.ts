@@ -157,7 +157,10 @@ async function handshake(target: SshTarget, where: string, readyTimeout: number)
         // Straight to the key: by default ssh2 first asks for "none", a round trip every VM refuses.
         authHandler: ["publickey"],
         readyTimeout,
+        // A VM that dies is seen in its VMI first; the pings only catch one that hangs. ssh2 counts them unanswered
+        // even while the build's output flows, and on a starved 2-core host 3 of them (45 s) once went unanswered.
         keepaliveInterval: 15_000,
+        keepaliveCountMax: 8,
         hostVerifier: (key: Buffer) => {
           const verdict = checkHostKey(target.knownHosts, target.host, target.port, key);
           if (!verdict.ok) hostKeyProblem = verdict.message;
