@@ -17,7 +17,8 @@ const SpecObject = z.record(z.string(), z.unknown());
 /**
  * Merges defaults < VMBuild spec < params and validates the result. Tekton substitutes variables only in params,
  * so this merge is ours to do. Messages name the field and where it came from. An empty string is a field not
- * given: a Pipeline passes an optional param through as `$(params.x)` with a default of "".
+ * given: a Pipeline passes an optional param through as `$(params.x)` with a default of "". So is a null in an
+ * embedded spec (the apiserver drops those of a VMBuild).
  */
 export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]): Resolution {
   const spec = SpecObject.safeParse(vmbuildSpec ?? {});
@@ -27,7 +28,7 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
   const merged: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(spec.data)) {
     source.set(key, "spec");
-    if (value !== "") merged[key] = value;
+    if (value !== "" && value !== null) merged[key] = value;
   }
   const seen = new Set<string>();
   for (const param of params) {
@@ -57,7 +58,9 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
       .slice(1)
       .map((p) => `[${typeof p === "number" ? p : JSON.stringify(truncate(String(p)))}]`)
       .join("");
-    if (issue.input === undefined) return source.has(key) && !(key in merged) ? `${where} is empty, and it is required` : `${where} is required`;
+    if (issue.input === undefined) {
+      return source.has(key) ? `${where} is empty, and it is required` : `"${key}" is required: give the param ${key} or VMBuild spec.${key}`;
+    }
     // A URL's password is never echoed into the status, the Events or the logs.
     const got = typeof issue.input === "string" ? ` (got ${JSON.stringify(truncate(withoutCredentials(issue.input)))})` : "";
     return `${where}: ${issue.message}${got}`;

@@ -116,7 +116,7 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
 
   it("says which required field is missing", () => {
     const r = resolveSettings({ pool: "builders" }, []);
-    expect(r.ok || r.message).toMatch(/"image" is required; "gitUrl" is required/);
+    expect(r.ok || r.message).toBe('"image" is required: give the param image or VMBuild spec.image; "gitUrl" is required: give the param gitUrl or VMBuild spec.gitUrl');
   });
 
   it("takes an empty param as not given: the VMBuild's value or the default applies", () => {
@@ -143,6 +143,8 @@ describe("resolveSettings: params > VMBuild > defaults", () => {
   it("says a required field given empty is empty, and where; an unknown one stays unknown", () => {
     const params = resolveSettings({ pool: "builders", gitUrl: "" }, [{ name: "image", value: "" }]);
     expect(params.ok || params.message).toBe('param "image" is empty, and it is required; VMBuild spec.gitUrl is empty, and it is required');
+    const nulls = resolveSettings({ ...base, image: null, strategy: null }, []);
+    expect(nulls.ok || nulls.message).toBe("VMBuild spec.image is empty, and it is required");
     const unknown = resolveSettings(base, [{ name: "colour", value: "" }]);
     expect(unknown.ok || unknown.message).toMatch(/^unknown param "colour"/);
   });
