@@ -1,6 +1,7 @@
 import type { CoreV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { PodmanConnection } from "../podman/connection.js";
+import { withApiRetries } from "../kube/retry.js";
 import { knownPool, podmanConnectionFor, PoolTransportError, type PoolSecrets } from "../podman/pool-transport.js";
 import { CredentialSourceError } from "../credentials/errors.js";
 import { gitCredentialFor, resolveCredentials, type ResolvedCredentials } from "../credentials/tekton.js";
@@ -45,12 +46,13 @@ export function buildJob(
   return async (handle) => {
     let creds: ResolvedCredentials;
     try {
-      creds = await resolveCredentials(deps.core, namespace, {
+      const options = {
         serviceAccountName: run.spec.serviceAccountName,
         workspaces: run.spec.workspaces ?? [],
         registrySecret: settings.registrySecret,
         pullSecret: settings.pullSecret,
-      });
+      };
+      creds = await withApiRetries(() => resolveCredentials(deps.core, namespace, options), handle.signal);
     } catch (err) {
       const message =
         err instanceof CredentialSourceError ? err.message : `could not read the run's credentials: ${String(err)}`;
@@ -72,7 +74,7 @@ export function buildJob(
       const addresses = await handle.addresses();
       try {
         return await connectAll(
-          vms.map((vm, i) => () => podmanConnectionFor(deps.poolSecrets, knownPool(deps.caches.pools, vm.pool), addresses[i] ?? "", deps.podmanPort)),
+          vms.map((vm, i) => () => podmanConnectionFor(deps.poolSecrets, knownPool(deps.caches.pools, vm.pool), addresses[i] ?? "", deps.podmanPort, handle.signal)),
         );
       } catch (err) {
         throw new VMConnectionError(

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { apiStatus, describeApiError, isConflict, isNotFound } from "../kube/errors.js";
+import { describeApiError, isConflict, isNotFound, isTransient } from "../kube/errors.js";
 import { VMBUILD_LOG_KIND, vmbuildLogName } from "../api/vmbuild-log.js";
 import { settledWithin } from "../timing/timers.js";
 import { BoundedLog, nextSync, type SyncState } from "./log-copy.js";
@@ -135,8 +135,7 @@ class LogCopyWriter {
       }
     } catch (err) {
       this.state.grown = true;
-      const status = apiStatus(err);
-      const retry = complete && ++this.finalTries < FINAL_TRIES && (status === undefined || status === 429 || status >= 500);
+      const retry = complete && ++this.finalTries < FINAL_TRIES && isTransient(err);
       this.options.log.warn(
         { ...this.where, err: describeApiError(err), ...(complete ? { retry } : {}) },
         `writing the build log's ${VMBUILD_LOG_KIND} failed; the build goes on`,

@@ -8,6 +8,13 @@ export function apiStatus(err: unknown): number | undefined {
 export const isNotFound = (err: unknown) => apiStatus(err) === 404;
 export const isConflict = (err: unknown) => apiStatus(err) === 409;
 
+/** An API call that may succeed when tried again: no answer at all (connection refused, reset), 429 or a 5xx. */
+export function isTransient(err: unknown): boolean {
+  const status = apiStatus(err);
+  if (status !== undefined) return status === 429 || status >= 500;
+  return err instanceof Error && (err.name === "FetchError" || typeof (err as { code?: unknown }).code === "string");
+}
+
 /** A short description of an API error: status and the server's message, without the response headers. */
 export function describeApiError(err: unknown): string {
   if (err instanceof ApiException) {

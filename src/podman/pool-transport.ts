@@ -1,5 +1,6 @@
 import type { CoreV1Api, KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import { z } from "zod";
+import { withApiRetries } from "../kube/retry.js";
 import { isNotFound } from "../kube/errors.js";
 import { splitPoolKey } from "../kubevirt/pool-key.js";
 import { connectEndpoint, type PodmanConnection } from "./connection.js";
@@ -120,12 +121,13 @@ export async function podmanConnectionFor(
   pool: { namespace: string; name: string; annotations: Readonly<Record<string, string>> },
   address: string,
   podmanPort: number,
+  signal: AbortSignal,
 ): Promise<PodmanConnection> {
   const transport = parsePoolTransport(`${pool.namespace}/${pool.name}`, pool.annotations);
   if (transport.kind === "tcp") return connectEndpoint(`tcp://${address.includes(":") ? `[${address}]` : address}:${podmanPort}`);
   const source = `Secret ${pool.namespace}/${transport.secret}`;
   const readSecret = (fresh: boolean) =>
-    secrets.read(pool.namespace, transport.secret, fresh).catch((err: unknown) => {
+    withApiRetries(() => secrets.read(pool.namespace, transport.secret, fresh), signal).catch((err: unknown) => {
       if (isNotFound(err)) {
         throw new PoolTransportError(`${source}, named by pool ${pool.name}'s ${A.secret} annotation, does not exist`);
       }
