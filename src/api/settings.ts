@@ -24,6 +24,7 @@ const IMAGE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/;
 const GIT_REVISION_CHARS = /^[^\s\0~^:?*[\\]*$/;
 const BUILD_ARG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const BUILD_ARGS_MAX = 65_536;
 
 const relativePath = (what: string) =>
   z
@@ -54,6 +55,7 @@ const secretName = z.string().regex(DNS_SUBDOMAIN, { message: "expected the name
 const duration = (fallback: string) =>
   z
     .string()
+    .max(64, { message: "expected at most 64 characters" })
     .refine((d) => parseDuration(d) !== undefined, { message: 'expected a duration such as "90s", "10m" or "1h30m"' })
     .default(fallback)
     .transform((d) => parseDuration(d) ?? 0);
@@ -131,7 +133,7 @@ export const settingsShape = {
     .preprocess(
       commaList,
       z
-        .array(z.string().regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }).transform(canonicalPlatform))
+        .array(z.string().max(64, { message: "expected at most 64 characters" }).regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }).transform(canonicalPlatform))
         .min(1, { message: "at least one platform is required" })
         .max(16)
         .superRefine(noRepeats("platforms")),
@@ -181,10 +183,16 @@ export const settingsShape = {
             : issue.code === "invalid_key"
               ? "build arg names are letters, digits and _, and do not start with a digit"
               : undefined,
+      }).superRefine((args, ctx) => {
+        // Kept in the run's status and sent in podman's query string: far below what etcd and podman take.
+        const size = Object.entries(args).reduce((sum, [name, value]) => sum + name.length + value.length, 0);
+        if (size > BUILD_ARGS_MAX) {
+          ctx.addIssue({ code: "custom", message: `build args hold ${size} characters of names and values; at most ${BUILD_ARGS_MAX}` });
+        }
       }),
     )
     .default({})
-    .describe('Build arguments: a map, or a list of "NAME=value" strings.'),
+    .describe('Build arguments: a map, or a list of "NAME=value" strings; 65536 characters of names and values at most.'),
   registrySecret: secretName.describe(
     "Secret (kubernetes.io/dockerconfigjson) in the run's namespace with credentials for the push. They reach the VM only with the push, after the build's RUN steps have ended.",
   ),

@@ -150,8 +150,16 @@ function resolveSettingsOf(run: CustomRun, vmbuild: unknown, admitted: boolean, 
   const spec = admitted ? vmbuild : VMBuildSchema.parse(vmbuild ?? {}).spec;
   const resolution = resolveSettings(spec, params);
   if (!resolution.ok) return resolution;
-  const inputs = { ...(spec ? { vmbuild: spec as Record<string, unknown> } : {}), params };
-  return { ...resolution, inputs };
+  return { ...resolution, inputs: { ...(spec ? { vmbuild: notOverridden(spec as Record<string, unknown>, params) } : {}), params } };
+}
+
+/**
+ * The spec's fields that no param overrides: only what was validated is kept in the status, so a field the params
+ * replace (of any size) cannot push the run past what etcd takes.
+ */
+function notOverridden(spec: Record<string, unknown>, params: readonly Param[]): Record<string, unknown> {
+  const given = new Set(params.filter((p) => p.value !== "").map((p) => p.name));
+  return Object.fromEntries(Object.entries(spec).filter(([key]) => !given.has(key)));
 }
 
 function poolOf(run: CustomRun, key: string, caches: Caches): PoolObservation {

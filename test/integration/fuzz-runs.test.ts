@@ -101,4 +101,38 @@ describe(`${CASES} fuzzed CustomRuns against the live controller`, () => {
     await s.h.everyVMScratched(ns);
     console.log(`fuzzed runs: ${created.length} created, ${refusedByAPI} refused by the API; outcomes ${JSON.stringify(Object.fromEntries(reasons))}`);
   });
+
+  it("a run whose params near the object size etcd takes ends InvalidParams naming the field, its status written", { timeout: 120_000 }, async () => {
+    const { env, cluster, git, ns } = s;
+    // 800 KB of build args: a status that repeated them would pass etcd's 1.5 MiB and could never be written.
+    const buildArgs = Array.from({ length: 200 }, (_, i) => `ARG_${i}=${"x".repeat(4_000)}`);
+    await cluster.createRun(ns, "huge-params", {
+      pool: "builders",
+      gitUrl: `${git.url}/fuzz.git`,
+      image: `${env.registry.host}/${ns}/fuzz:huge`,
+      buildArgs,
+    });
+    // The same 800 KB in an embedded spec, overridden by a param: what the run keeps leaves it out.
+    await cluster.createRun(
+      ns,
+      "huge-overridden",
+      { buildArgs: ["A=1"], registrySecret: "registry", pullSecret: "registry", tlsVerify: "false" },
+      {
+        customRef: undefined,
+        customSpec: {
+          apiVersion: "vmbuild.dev/v1alpha1",
+          kind: "VMBuild",
+          spec: { pool: "builders", gitUrl: `${git.url}/fuzz.git`, image: `${env.registry.host}/${ns}/fuzz:overridden`, buildArgs },
+        },
+      },
+    );
+    const [huge, overridden] = await Promise.all([
+      cluster.waitForRun(ns, "huge-params", 60_000),
+      cluster.waitForRun(ns, "huge-overridden", 120_000),
+    ]);
+    expect(succeeded(huge)).toMatchObject({ status: "False", reason: "InvalidParams" });
+    expect(succeeded(huge)?.message).toMatch(/^param "buildArgs": build args hold \d+ characters of names and values; at most 65536/);
+    expect(succeeded(overridden), succeeded(overridden)?.message).toMatchObject({ status: "True", reason: "Succeeded" });
+    await s.h.everyVMScratched(ns);
+  });
 });
