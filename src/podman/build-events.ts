@@ -3,6 +3,7 @@
  * that may arrive split at any byte. The response is HTTP 200 even when the build fails, so an `error` event
  * is the only failure signal.
  */
+import { cutMiddle } from "../api/cut-middle.js";
 
 export type BuildEvent =
   | { kind: "step"; platform?: string; step: number; total: number; text: string }
@@ -123,6 +124,8 @@ export function withoutAutomaticArgs(text: string): string | undefined {
 
 const MULTI_ERROR = /^\d+ errors occurred:\n((?:\t\* .*(?:\n|$))+)$/;
 const EXIT_NOTICE = /^(?:\[[^\]]+\] )?subprocess exited with status \d+$/;
+/** Characters kept at each end of a line of a failure message. */
+const LINE_KEEP = 200;
 
 /**
  * A failed build's error and the build's last lines, each said once. podman reports one error per platform
@@ -133,7 +136,9 @@ export function buildFailureMessage(error: string, lastLines: readonly string[],
   const bullets = MULTI_ERROR.exec(error.trim())?.[1];
   const errors = bullets ? [...new Set(bullets.split("\n").filter(Boolean).map((b) => b.replace(/^\t\* /, "")))] : [error.trim()];
   const lines = lastLines.filter((line, i) => !EXIT_NOTICE.test(line) && line !== lastLines[i - 1]);
-  return `${errors.join("\n")}\nLast lines of the build:\n${lines.slice(-keep).join("\n")}`;
+  // Each line cut on its own: podman's error quotes the whole failing step, and its verdict is at the end.
+  const cut = (line: string) => cutMiddle(line, LINE_KEEP);
+  return `${errors.map(cut).join("\n")}\nLast lines of the build:\n${lines.slice(-keep).map(cut).join("\n")}`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,4 +1,5 @@
 import { parseDuration } from "../timing/duration.js";
+import { cutMiddle } from "../api/cut-middle.js";
 import { DEFAULT_TIMEOUT, FINALIZER, succeededCondition, type Condition, type CustomRun, type RunStatus } from "./customrun.js";
 import { REASONS, type Reason } from "./reasons.js";
 import type { Outcome } from "./run-state.js";
@@ -12,6 +13,9 @@ export interface StatusBase {
   nowIso: string;
 }
 
+/** A condition message is read in `tkn`, dashboards and the PipelineRun's own status; the full text is in the log. */
+export const boundedMessage = (message: string): string => cutMiddle(message, 2_000);
+
 /** The run's Succeeded condition; lastTransitionTime stays while status and reason stay the same. */
 export function condition(at: StatusBase, status: Condition["status"], reason: Reason, message: string): Condition {
   const previous = succeededCondition(at.base);
@@ -20,7 +24,7 @@ export function condition(at: StatusBase, status: Condition["status"], reason: R
     type: "Succeeded",
     status,
     reason,
-    message,
+    message: boundedMessage(message),
     lastTransitionTime: same && previous.lastTransitionTime ? previous.lastTransitionTime : at.nowIso,
   };
 }
@@ -34,7 +38,7 @@ export function progress(at: StatusBase, reason: Reason, message: string): Condi
 export function failure(reason: Reason, message: string): Outcome {
   const info = REASONS[reason];
   return {
-    condition: { type: "Succeeded", status: info.status === "True" ? "True" : "False", reason, message },
+    condition: { type: "Succeeded", status: info.status === "True" ? "True" : "False", reason, message: boundedMessage(message) },
     results: [],
     next: "finish",
   };

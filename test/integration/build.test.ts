@@ -211,4 +211,25 @@ describe("a two-platform build through the CustomRun, end to end", () => {
     expect(scratchedVMs(record).length).toBe(startedVMs(record).length);
     expect(await cluster.leases(ns)).toEqual([]);
   });
+
+  it("fails a build whose error line is 60 KB (a long RUN step) with its message cut in the middle, keeping what failed and the log's URL", async () => {
+    await createContextRepo(repos, "long-step", {
+      Dockerfile: `FROM ${env.baseImage}\nRUN echo ${"x".repeat(60_000)} >/dev/null && exit 3\n`,
+    });
+    await cluster.createRun(ns, "long-step", {
+      pool: "builders",
+      gitUrl: `${git.url}/long-step.git`,
+      image: `${env.registry.host}/${ns}/long-step:1`,
+      registrySecret: "registry",
+      pullSecret: "registry",
+      tlsVerify: "false",
+    });
+    const run = await cluster.waitForRun(ns, "long-step", 300_000);
+    const c = succeeded(run);
+    expect(c, c?.message?.slice(0, 300)).toMatchObject({ status: "False", reason: "BuildFailed" });
+    expect(c?.message?.length).toBeLessThanOrEqual(4096);
+    expect(c?.message).toMatch(/exit status 3/);
+    expect(c?.message).toMatch(new RegExp(`\nFull log: \\S+/logs/${ns}/long-step/0$`));
+    await h.everyVMScratched(ns);
+  });
 });

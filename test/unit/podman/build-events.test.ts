@@ -155,4 +155,15 @@ describe("buildFailureMessage", () => {
     expect(buildFailureMessage(error, ["1", "2", "3"], 2)).toBe("a failed\nb failed\nLast lines of the build:\n2\n3");
     expect(buildFailureMessage("plain error", ["x"])).toBe("plain error\nLast lines of the build:\nx");
   });
+
+  it("cuts the middle of each long line, keeping a quoted step's start and podman's verdict at its end", () => {
+    const step = `RUN echo ${"x".repeat(60_000)} && exit 3`;
+    const message = buildFailureMessage(`building at STEP "${step}": exit status 3`, [`STEP 2/2: ${step}`, "done"]);
+    expect(message.length).toBeLessThan(1_000);
+    const [error, heading, stepLine, last] = message.split("\n");
+    expect(error).toMatch(/^building at STEP "RUN echo x+ \.\.\. \[\d+ characters cut\] \.\.\. x+ && exit 3": exit status 3$/);
+    expect(heading).toBe("Last lines of the build:");
+    expect(stepLine).toMatch(/^STEP 2\/2: RUN echo x+ \.\.\. \[\d+ characters cut\] \.\.\. x+ && exit 3$/);
+    expect(last).toBe("done");
+  });
 });
