@@ -11,6 +11,7 @@ import { beginScratch, finish, giveBackExtraLeases, scratching } from "./scratch
 import { LEASE_START_GRACE_MS } from "../../kubevirt/scratch.js";
 import { adopt, ownedElsewhere } from "./recover.js";
 import { starting } from "./start.js";
+import { cutMiddle } from "../../api/cut-middle.js";
 
 // The reconcile decision: given a CustomRun and what was observed, what happens next. Pure: no I/O, no clock.
 
@@ -210,7 +211,9 @@ function toDecision(ctx: Ctx, step: Step): Decision {
   }
   const changed = previous?.reason !== step.condition.reason || previous?.status !== step.condition.status;
   const type = changed ? eventType(step.condition.reason ?? "", step.condition.status) : undefined;
-  const events: EventNote[] = type ? [{ type, reason: step.condition.reason ?? "", message: step.condition.message ?? "" }] : [];
+  // An Event's message is kept under 1 KiB (kube/events.ts): cut in the middle, it keeps the verdict and the log's URL.
+  const message = cutMiddle(step.condition.message ?? "", 480);
+  const events: EventNote[] = type ? [{ type, reason: step.condition.reason ?? "", message }] : [];
   // Once scratching, the run's timeout has nothing more to stop (it would requeue at once, again and again).
   const timeoutMatters = !step.final && step.state?.phase !== "Scratching";
   const strays = giveBackExtraLeases(run, ctx.obs, base);

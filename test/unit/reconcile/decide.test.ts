@@ -858,6 +858,17 @@ describe("decide: status bookkeeping", () => {
     expect(failed.events).toEqual([expect.objectContaining({ type: "Warning", reason: "BuildFailed" })]);
   });
 
+  it("an Event of a long ending message keeps its start, what failed at its end and the log's URL, under 1 KiB", () => {
+    const message = `building at STEP "RUN ${"x".repeat(3_000)}": exit status 3\nFull log: ${CONTROLLER_URL}/logs/team-a/build/0`;
+    const ending = scratchingOn("BuildFailed");
+    const withMessage = { ...ending, outcome: { ...ending.outcome!, condition: { ...ending.outcome!.condition, message } } };
+    const d = decide(run({ status: status(withMessage, "Scratching") }), observe(11, [halted("builders-0")], { heldLease: "builders-0" }));
+    expect(cond(d)?.message).toBe(message);
+    const [event] = d.events;
+    expect(event?.message.length).toBeLessThanOrEqual(1_024);
+    expect(event?.message).toMatch(/^building at STEP "RUN x+ \.\.\. \[\d+ characters cut\] \.\.\. x+": exit status 3\nFull log: \S+\/logs\/team-a\/build\/0$/);
+  });
+
   it("keeps lastTransitionTime while the reason stays the same", () => {
     const st = status(state("Building", { vm: "builders-0" }), "Building");
     const d = decide(run({ status: st }), observe(9, [ready("builders-0")], { heldLease: "builders-0", job: building }));
