@@ -12,8 +12,13 @@ export const isConflict = (err: unknown) => apiStatus(err) === 409;
 export function isTransient(err: unknown): boolean {
   const status = apiStatus(err);
   if (status !== undefined) return status === 429 || status >= 500;
-  return err instanceof Error && (err.name === "FetchError" || typeof (err as { code?: unknown }).code === "string");
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return err.name === "FetchError" || (typeof code === "string" && SYSTEM_ERROR.test(code));
 }
+
+/** Node's socket errors (ECONNREFUSED, ECONNRESET, EAI_AGAIN) and undici's (UND_ERR_SOCKET), not our own codes. */
+const SYSTEM_ERROR = /^(?:E[A-Z_]+|UND_ERR_[A-Z_]+)$/;
 
 /** A short description of an API error: status and the server's message, without the response headers. */
 export function describeApiError(err: unknown): string {

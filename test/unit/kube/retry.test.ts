@@ -17,6 +17,8 @@ describe("isTransient: what an API call may get right when tried again", () => {
     ["403", http(403), false],
     ["409", http(409), false],
     ["a bug of ours", new TypeError("x is undefined"), false],
+    ["an error of ours with a code (a Secret not found)", Object.assign(new Error("Secret ns/registry not found"), { code: "SecretNotFound" }), false],
+    ["undici's closed socket", Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" }), true],
     ["not an Error", "ECONNREFUSED", false],
   ])("%s: %s", (_, err, transient) => {
     expect(isTransient(err)).toBe(transient);
