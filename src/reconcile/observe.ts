@@ -2,7 +2,7 @@ import { z } from "zod";
 import { positionOf } from "../lease/fair-queue.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
 import { resolveSettings, type Param } from "../api/resolve.js";
-import { runKey, type CustomRun } from "../tekton/customrun.js";
+import { runKey, type CustomRun, type ParsedRun } from "../tekton/customrun.js";
 import type { Observation, PlanObservation, PoolObservation, SettingsObservation } from "./observation.js";
 import type { JobId, JobView } from "../jobs/jobs.js";
 import { readRunState, type RunState, type SlotState } from "../tekton/run-state.js";
@@ -59,13 +59,16 @@ export interface ObserveSources {
   replicas?: Pick<Replicas, "me" | "alive" | "assignee">;
 }
 
-export function observe(run: CustomRun, problem: string | undefined, sources: ObserveSources): Observation {
+export function observe(parsed: ParsedRun & { run: CustomRun }, sources: ObserveSources): Observation {
+  const { run, problem } = parsed;
   const { caches, job, now, publicURL, replicas } = sources;
   const state = readRunState(run.status?.extraFields);
   const attempt = state?.attempt ?? 0;
-  const settings: SettingsObservation = problem
-    ? { ok: false, reason: "InvalidParams", message: `the CustomRun's spec is malformed: ${problem}` }
-    : settingsOf(run, caches, state);
+  // A run under way goes on with the params it kept, whatever they were edited into since.
+  const settings: SettingsObservation =
+    problem && !(parsed.paramsOnly && state?.params)
+      ? { ok: false, reason: "InvalidParams", message: `the CustomRun's spec is malformed: ${problem}` }
+      : settingsOf(run, caches, state);
   const pools: Record<string, PoolObservation> = {};
   const lookup = (key: string): PoolObservation => (pools[key] ??= poolOf(run, key, caches));
   const plan = settings.ok ? planOf(run, settings.settings, lookup) : undefined;

@@ -43,7 +43,7 @@ export async function reconcile(deps: ReconcilerDeps, key: string): Promise<{ re
   if (replicas && !replicas.actsOn(before?.owner, deps.leading?.() ?? true)) return {};
   // Our own last write has not reached the cache: deciding on the older copy could repeat or undo its actions.
   if (deps.expectations.runBehind(raw)) return { requeueAfterMs: 100 };
-  const obs = observe(run, parsed.problem, {
+  const obs = observe(parsed, {
     caches: deps.caches,
     job: deps.job,
     now: deps.now(),

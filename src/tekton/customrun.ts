@@ -118,7 +118,8 @@ export function runKey(run: { metadata: { namespace: string; name: string } }): 
   return `${run.metadata.namespace}/${run.metadata.name}`;
 }
 
-export type ParsedRun = { run: CustomRun; problem?: string } | { run?: undefined; problem: string };
+/** `paramsOnly`: every problem is in spec.params, which a run under way no longer reads (it kept them at admission). */
+export type ParsedRun = { run: CustomRun; problem?: string; paramsOnly?: boolean } | { run?: undefined; problem: string };
 
 /**
  * Validates a CustomRun at the edge. A run whose spec is malformed (e.g. params of the wrong type) is still
@@ -131,6 +132,7 @@ export const parseRun: (raw: unknown) => ParsedRun = oncePerObject(parseRunNow);
 function parseRunNow(raw: unknown): ParsedRun {
   const parsed = CustomRunSchema.safeParse(raw);
   if (parsed.success) return { run: parsed.data };
+  const paramsOnly = parsed.error.issues.every((i) => i.path[0] === "spec" && i.path[1] === "params");
   const problem = parsed.error.issues
     .slice(0, 3)
     .map((i) => `${i.path.join(".")}: ${i.message}`)
@@ -148,5 +150,5 @@ function parseRunNow(raw: unknown): ParsedRun {
       ...(Timeout.safeParse(spec.timeout).success ? pick("timeout") : {}),
     },
   });
-  return salvaged.success ? { run: salvaged.data, problem } : { problem };
+  return salvaged.success ? { run: salvaged.data, problem, paramsOnly } : { problem };
 }

@@ -169,6 +169,8 @@ describe("a two-platform build through the CustomRun, end to end", () => {
       { name: "buildTimeout", value: "1s" },
     ];
     await cluster.patchRun(ns, "kept", { spec: { params: edited } });
+    // And then into params no run could start with: a run under way goes on with the ones it kept.
+    await cluster.patchRun(ns, "kept", { spec: { params: [{ name: "image", value: 7 }] } });
     await cluster.custom.patchNamespacedCustomObject({
       ...vmbuilds,
       name: "kept",

@@ -66,9 +66,9 @@ function observed(objects: { pools?: object[]; vms?: object[]; vmis?: object[]; 
     leases: cache(objects.leases ?? []),
     queue: () => [],
   };
-  const { run, problem } = parseRun(rawRun);
-  if (!run) throw new Error(problem);
-  return observe(run, problem, { caches, job: () => undefined, now: new Date("2026-01-01T00:01:00Z"), publicURL: "http://c" });
+  const parsed = parseRun(rawRun);
+  if (!parsed.run) throw new Error(parsed.problem);
+  return observe(parsed, { caches, job: () => undefined, now: new Date("2026-01-01T00:01:00Z"), publicURL: "http://c" });
 }
 
 describe("observe: a run's VM its pool no longer shows", () => {
@@ -148,9 +148,9 @@ describe("observe: what a run's settings come from", () => {
       leases: cache([]),
       queue: () => [],
     };
-    const { run, problem } = parseRun(raw);
-    if (!run) throw new Error(problem);
-    return observe(run, problem, { caches, job: () => undefined, now: new Date("2026-01-01T00:01:00Z"), publicURL: "http://c" }).settings;
+    const parsed = parseRun(raw);
+    if (!parsed.run) throw new Error(parsed.problem);
+    return observe(parsed, { caches, job: () => undefined, now: new Date("2026-01-01T00:01:00Z"), publicURL: "http://c" }).settings;
   }
   const tag = (value: string) => [{ name: "image", value }];
 
@@ -178,6 +178,19 @@ describe("observe: what a run's settings come from", () => {
     const withParams = { ...admitted, params: tag("registry.test/app:4") };
     expect(settings(byName(withParams, tag("registry.test/app:5")), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:4" } });
     expect(settings(embedded("registry.test/app:2", withParams), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:4" } });
+  });
+
+  it("a run under way whose params were edited into malformed ones goes on with those it kept; a new one cannot start", () => {
+    const withParams = { ...rawRun.status.extraFields, vmbuild: spec, params: tag("registry.test/app:4") };
+    const malformed = [{ name: "image", value: 7 }];
+    expect(settings(byName(withParams, malformed), [])).toMatchObject({ ok: true, settings: { image: "registry.test/app:4" } });
+    expect(settings(byName(undefined, malformed), [vmbuild("registry.test/app:2")])).toMatchObject({
+      ok: false,
+      reason: "InvalidParams",
+      message: expect.stringMatching(/^the CustomRun's spec is malformed: spec\.params\.0\.value: /),
+    });
+    const badTimeout = { ...byName(withParams, malformed), spec: { ...byName(withParams, malformed).spec, timeout: "1d" } };
+    expect(settings(badTimeout, [])).toMatchObject({ ok: false, message: expect.stringMatching(/spec\.timeout/) });
   });
 
   it("a run under way from before the spec was kept: the VMBuild and params as they are now", () => {
