@@ -14,6 +14,9 @@ export type Resolution =
 
 const SpecObject = z.record(z.string(), z.unknown());
 
+/** A param with an empty value is a field not given: it overrides neither the VMBuild's value nor the default. */
+export const overrides = (param: Param): boolean => param.value !== "";
+
 /**
  * Merges defaults < VMBuild spec < params and validates the result. Tekton substitutes variables only in params,
  * so this merge is ours to do. Messages name the field and where it came from. An empty string is a field not
@@ -34,7 +37,7 @@ export function resolveSettings(vmbuildSpec: unknown, params: readonly Param[]):
   for (const param of params) {
     if (seen.has(param.name)) return invalid(`param "${truncate(param.name)}" is given twice`);
     seen.add(param.name);
-    if (param.value === "") {
+    if (!overrides(param)) {
       if (!(param.name in merged)) source.set(param.name, "param");
       continue;
     }

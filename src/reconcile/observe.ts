@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { positionOf } from "../lease/fair-queue.js";
 import { holderIdentity, leaseName } from "../lease/holder.js";
-import { resolveSettings, type Param } from "../api/resolve.js";
+import { overrides, resolveSettings, type Param } from "../api/resolve.js";
 import { runKey, type CustomRun, type ParsedRun } from "../tekton/customrun.js";
 import type { Observation, PlanObservation, PoolObservation, SettingsObservation } from "./observation.js";
 import type { JobId, JobView } from "../jobs/jobs.js";
@@ -161,7 +161,7 @@ function resolveSettingsOf(run: CustomRun, vmbuild: unknown, admitted: boolean, 
  * replace (of any size) cannot push the run past what etcd takes.
  */
 function notOverridden(spec: Record<string, unknown>, params: readonly Param[]): Record<string, unknown> {
-  const given = new Set(params.filter((p) => p.value !== "").map((p) => p.name));
+  const given = new Set(params.filter(overrides).map((p) => p.name));
   return Object.fromEntries(Object.entries(spec).filter(([key]) => !given.has(key)));
 }
 
