@@ -52,10 +52,11 @@ const poolRef = z.string().refine(
 // A Secret in the run's namespace holding a .dockerconfigjson or .dockercfg.
 const secretName = z.string().regex(DNS_SUBDOMAIN, { message: "expected the name of a Secret" }).optional();
 
+/** A platform or a duration: a few characters, however long a hostile value is. */
+const shortString = () => z.string().max(64, { message: "expected at most 64 characters" });
+
 const duration = (fallback: string) =>
-  z
-    .string()
-    .max(64, { message: "expected at most 64 characters" })
+  shortString()
     .refine((d) => parseDuration(d) !== undefined, { message: 'expected a duration such as "90s", "10m" or "1h30m"' })
     .default(fallback)
     .transform((d) => parseDuration(d) ?? 0);
@@ -133,7 +134,7 @@ export const settingsShape = {
     .preprocess(
       commaList,
       z
-        .array(z.string().max(64, { message: "expected at most 64 characters" }).regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }).transform(canonicalPlatform))
+        .array(shortString().regex(PLATFORM, { message: "expected OS/ARCH[/VARIANT], e.g. linux/arm64" }).transform(canonicalPlatform))
         .min(1, { message: "at least one platform is required" })
         .max(16)
         .superRefine(noRepeats("platforms")),
